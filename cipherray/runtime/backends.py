@@ -1,0 +1,343 @@
+"""Execution backends: `RayBackend` (default) and `InlineBackend` (same process).
+
+A backend knows how to start each party's actor group, submit a `Call` to one
+worker, and wait for results with a timeout. Protocol and workload code never sees
+which backend runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from cipherray.runtime.call import Call
+from cipherray.runtime.config import NetworkModel, PartySpec
+from cipherray.runtime.errors import (
+    CipherrayError,
+    ConfigError,
+    PartyError,
+    PartyTimeoutError,
+    PlacementError,
+)
+from cipherray.runtime.worker import PartyWorker
+
+PARTY_RESOURCE = "party:{}"
+
+
+class Worker:
+    """A handle to one worker of a party's actor group."""
+
+    __slots__ = ("party", "index", "handle")
+
+    def __init__(self, party: str, index: int, handle: Any):
+        self.party = party
+        self.index = index
+        self.handle = handle
+
+
+class Backend:
+    """Interface every backend implements."""
+
+    name = "base"
+
+    def start(self, specs: Sequence[PartySpec], network: NetworkModel | None) -> None:
+        raise NotImplementedError
+
+    def workers(self, party: str) -> list[Worker]:
+        raise NotImplementedError
+
+    def submit(self, worker: Worker, call: Call, objects: list) -> Any:
+        """Run `call` on `worker`; returns one future, or a list when num_returns > 1."""
+        raise NotImplementedError
+
+    def get(self, futures: list, timeout: float, describe) -> list:
+        raise NotImplementedError
+
+    def wait(self, futures: list, num_returns: int, timeout: float) -> tuple[list, list]:
+        raise NotImplementedError
+
+    def is_future(self, obj: Any) -> bool:
+        raise NotImplementedError
+
+    def kill(self, party: str, index: int = 0) -> None:
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------- inline
+
+
+class InlineFuture:
+    """A finished result (or the exception that replaced it)."""
+
+    __slots__ = ("value", "error")
+
+    def __init__(self, value: Any = None, error: BaseException | None = None):
+        self.value = value
+        self.error = error
+
+
+class InlineBackend(Backend):
+    """Runs every step at once in the calling process; deterministic, for debugging."""
+
+    name = "inline"
+
+    def __init__(self) -> None:
+        self._workers: dict[str, list[Worker]] = {}
+        self._dead: set[tuple[str, int]] = set()
+
+    def start(self, specs: Sequence[PartySpec], network: NetworkModel | None) -> None:
+        for spec in specs:
+            self._workers[spec.name] = [
+                Worker(spec.name, i, PartyWorker(spec.name, i, network))
+                for i in range(spec.workers)
+            ]
+
+    def workers(self, party: str) -> list[Worker]:
+        return self._workers[party]
+
+    def submit(self, worker: Worker, call: Call, objects: list) -> Any:
+        n = call.num_returns
+        if (worker.party, worker.index) in self._dead:
+            err = PartyError(worker.party, call.step, "worker is dead")
+            return _fan(InlineFuture(error=err), n)
+        values = []
+        for obj in objects:
+            if obj.error is not None:
+                return _fan(InlineFuture(error=obj.error), n)
+            values.append(obj.value)
+        try:
+            out = worker.handle.run(call, *values)
+        except CipherrayError as e:
+            return _fan(InlineFuture(error=e), n)
+        except Exception as e:  # pragma: no cover - PartyWorker wraps these
+            return _fan(InlineFuture(error=e), n)
+        if n == 1:
+            return InlineFuture(out)
+        return [InlineFuture(v) for v in out]
+
+    def get(self, futures: list, timeout: float, describe) -> list:
+        out = []
+        for f in futures:
+            if f.error is not None:
+                raise f.error
+            out.append(f.value)
+        return out
+
+    def wait(self, futures: list, num_returns: int, timeout: float) -> tuple[list, list]:
+        return list(futures[:num_returns]), list(futures[num_returns:])
+
+    def is_future(self, obj: Any) -> bool:
+        return isinstance(obj, InlineFuture)
+
+    def call_worker(self, worker: Worker, method: str, timeout: float) -> Any:
+        if (worker.party, worker.index) in self._dead:
+            raise PartyError(worker.party, method, "worker is dead")
+        return getattr(worker.handle, method)()
+
+    def kill(self, party: str, index: int = 0) -> None:
+        self._dead.add((party, index))
+
+    def shutdown(self) -> None:
+        self._workers.clear()
+
+
+def _fan(f: InlineFuture, n: int):
+    return f if n == 1 else [f] * n
+
+
+# ---------------------------------------------------------------- ray
+
+
+class RayBackend(Backend):
+    """Party actor groups on Ray: embedded single node, or a running cluster."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, timeout_s: float = 300.0):
+        import ray
+
+        self.ray = ray
+        self.address = address
+        self.timeout_s = timeout_s
+        self._workers: dict[str, list[Worker]] = {}
+        self._actor_party: dict[str, tuple[str, int]] = {}
+        self._started_ray = False
+        self._remote_cls = None
+
+    # -- start
+    def _init_ray(self, specs: Sequence[PartySpec]) -> None:
+        ray = self.ray
+        quiet = {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}
+        if self.address is None:
+            if ray.is_initialized():
+                self._check_resources(specs, ray.cluster_resources(), "the running Ray")
+                return
+            resources = {PARTY_RESOURCE.format(s.name): float(max(s.workers, 1)) for s in specs}
+            gpus = sum(s.gpus for s in specs)
+            kwargs: dict[str, Any] = {
+                "resources": resources,
+                "num_cpus": max(os.cpu_count() or 1, 1),
+                "namespace": "cipherray",
+                **quiet,
+            }
+            if gpus:
+                kwargs["num_gpus"] = int(max(1, round(gpus + 0.4999)))
+            ray.init(**kwargs)
+            self._started_ray = True
+        else:
+            if ray.is_initialized():
+                ray.shutdown()
+            ray.init(
+                address=self.address,
+                namespace="cipherray",
+                **{k: v for k, v in quiet.items() if k != "include_dashboard"},
+            )
+            self._started_ray = True
+            self._check_resources(specs, ray.cluster_resources(), f"the cluster at {self.address}")
+
+    @staticmethod
+    def _check_resources(specs: Sequence[PartySpec], have: dict, where: str) -> None:
+        for s in specs:
+            key = PARTY_RESOURCE.format(s.name)
+            if have.get(key, 0) <= 0:
+                res = json.dumps({key: max(s.workers, 1)})
+                raise PlacementError(
+                    f"party '{s.name}' has no node in {where}: no node offers the Ray "
+                    f"resource '{key}'. Start one with:\n"
+                    f"    ray start --address=<head-ip>:6379 --resources='{res}'\n"
+                    f"(or add it to the head: ray start --head --resources='{res}')"
+                )
+
+    def start(self, specs: Sequence[PartySpec], network: NetworkModel | None) -> None:
+        ray = self.ray
+        self._init_ray(specs)
+        cls = ray.remote(PartyWorker)
+        pending = []
+        for s in specs:
+            group = []
+            for i in range(s.workers):
+                opts: dict[str, Any] = {
+                    "resources": {PARTY_RESOURCE.format(s.name): 0.001},
+                    "num_cpus": 0.01,
+                    "max_restarts": 0,
+                }
+                if s.gpus and i == 0:
+                    opts["num_gpus"] = s.gpus
+                handle = cls.options(**opts).remote(s.name, i, network)
+                group.append(Worker(s.name, i, handle))
+                self._actor_party[handle._actor_id.hex()] = (s.name, i)
+                pending.append((s.name, handle.ping.remote()))
+            self._workers[s.name] = group
+        deadline = time.monotonic() + self.timeout_s
+        for party, ref in pending:
+            left = max(deadline - time.monotonic(), 0.01)
+            try:
+                ray.get(ref, timeout=left)
+            except ray.exceptions.GetTimeoutError as e:
+                raise PartyTimeoutError(
+                    party, "start", f"actor did not start within {self.timeout_s:.0f} s"
+                ) from e
+
+    def workers(self, party: str) -> list[Worker]:
+        return self._workers[party]
+
+    def submit(self, worker: Worker, call: Call, objects: list) -> Any:
+        method = worker.handle.run
+        if call.num_returns != 1:
+            method = method.options(num_returns=call.num_returns)
+        return method.remote(call, *objects)
+
+    def _translate(self, e: BaseException, describe, fut) -> BaseException:
+        ray = self.ray
+        if isinstance(e, ray.exceptions.RayTaskError):
+            cause = e.cause if hasattr(e, "cause") else None
+            if isinstance(cause, CipherrayError):
+                return cause
+            if isinstance(cause, ray.exceptions.RayActorError):
+                e = cause
+            else:
+                party, step = describe(fut)
+                return PartyError(party, step, f"{type(cause).__name__}: {cause}")
+        if isinstance(e, ray.exceptions.RayActorError):
+            actor_id = getattr(e, "actor_id", None)
+            party, step = describe(fut)
+            if actor_id and actor_id in self._actor_party:
+                dead_party, idx = self._actor_party[actor_id]
+                if dead_party != party:
+                    return PartyError(
+                        dead_party, step, f"worker {idx} died (its result was needed by '{party}')"
+                    )
+                party = dead_party
+            return PartyError(party, step, "worker died")
+        return e
+
+    def get(self, futures: list, timeout: float, describe) -> list:
+        ray = self.ray
+        ready, pending = ray.wait(
+            list(futures), num_returns=len(futures), timeout=timeout, fetch_local=False
+        )
+        if pending:
+            party, step = describe(pending[0])
+            raise PartyTimeoutError(party, step, f"no answer within {timeout:g} s")
+        try:
+            return ray.get(list(futures), timeout=timeout)
+        except ray.exceptions.GetTimeoutError as e:  # pragma: no cover - wait covered it
+            party, step = describe(futures[0])
+            raise PartyTimeoutError(party, step, f"no answer within {timeout:g} s") from e
+        except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as e:
+            # find the future that failed to name its party and step
+            for f in futures:
+                try:
+                    ray.get(f, timeout=timeout)
+                except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as inner:
+                    raise self._translate(inner, describe, f) from None
+            raise self._translate(e, describe, futures[0]) from None
+
+    def wait(self, futures: list, num_returns: int, timeout: float) -> tuple[list, list]:
+        return self.ray.wait(
+            list(futures), num_returns=num_returns, timeout=timeout, fetch_local=False
+        )
+
+    def is_future(self, obj: Any) -> bool:
+        return isinstance(obj, self.ray.ObjectRef)
+
+    def call_worker(self, worker: Worker, method: str, timeout: float) -> Any:
+        ray = self.ray
+        ref = getattr(worker.handle, method).remote()
+        try:
+            return ray.get(ref, timeout=timeout)
+        except ray.exceptions.GetTimeoutError as e:
+            raise PartyTimeoutError(worker.party, method, f"no answer within {timeout:g} s") from e
+        except ray.exceptions.RayActorError as e:
+            raise PartyError(worker.party, method, f"worker {worker.index} died") from e
+
+    def kill(self, party: str, index: int = 0) -> None:
+        self.ray.kill(self._workers[party][index].handle, no_restart=True)
+
+    def shutdown(self) -> None:
+        ray = self.ray
+        for group in self._workers.values():
+            for w in group:
+                try:
+                    ray.kill(w.handle, no_restart=True)
+                except Exception:
+                    pass
+        self._workers.clear()
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+
+
+def make_backend(name: str, address: str | None, timeout_s: float) -> Backend:
+    if name == "ray":
+        return RayBackend(address, timeout_s)
+    if name == "inline":
+        if address is not None:
+            raise ConfigError("backend='inline' runs in this process; it takes no address")
+        return InlineBackend()
+    raise ConfigError(f"unknown backend {name!r}; use 'ray' or 'inline'")

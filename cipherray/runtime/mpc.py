@@ -1,0 +1,421 @@
+"""The MPC location and `SharedRef`: additive secret sharing over Z_2^64.
+
+A `SharedRef` holds one share per member party (each a ref to a uint64 array in
+that party's actor group) and a public *scale*: the secret is
+signed(sum of shares) / scale. The scale starts at 2^f (f fractional bits);
+multiplying by a public real c = m / 2^e multiplies the shares by the integer m and
+the scale by 2^e, and dividing by a public integer k multiplies the scale by k. So
+linear operations with public constants are exact for any number of parties and
+need no truncation protocol. Shapes are public (as in every MPC framework).
+
+Linear operations (`+`, `-`, public scalars and arrays, `sum`, `mean`, indexing,
+reshape, transpose, concatenation) are local: one task per party, no messages.
+Sharing a value costs one round of 32-byte seeds; a reveal costs one round in which
+every other member sends its share to the receiver.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cipherray.protocols import fixedpoint, linear
+from cipherray.runtime.audit import Disclosure
+from cipherray.runtime.errors import LocationError
+from cipherray.runtime.party import Party
+from cipherray.runtime.refs import Obj, PartyRef, Ref
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cipherray.runtime.runtime import Runtime
+
+_RING_LIMIT = 2**62
+
+
+class MPC:
+    """A secure-computation location over a fixed set of parties."""
+
+    def __init__(self, rt: Runtime, parties: Sequence[Party], frac_bits: int = 16):
+        if not 0 <= frac_bits <= 40:
+            raise ValueError("frac_bits must be in 0..40")
+        self._rt = rt
+        self.parties = tuple(parties)
+        self.frac_bits = int(frac_bits)
+        self.name = "mpc(" + ",".join(p.name for p in self.parties) + ")"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parties)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, MPC)
+            and other._rt is self._rt
+            and other.names == self.names
+            and other.frac_bits == self.frac_bits
+        )
+
+    def __hash__(self) -> int:
+        return hash(("mpc", self.names, self.frac_bits))
+
+    def __call__(self, fn: Callable) -> Callable[..., Any]:
+        """`mpc(fn)(*shared_refs)` runs `fn` on shares; `fn` sees SharedRefs of this
+        location (and public values) and returns SharedRefs (or a tuple of them)."""
+        step = getattr(fn, "__name__", "fn")
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            self._rt._check_open()
+            for a in list(args) + list(kwargs.values()):
+                self._check_member_value(a, step)
+            with self._rt.scope(step):
+                return fn(*args, **kwargs)
+
+        run.__name__ = f"mpc.{step}"
+        return run
+
+    def _check_member_value(self, v: Any, step: str) -> None:
+        if isinstance(v, SharedRef):
+            if v._mpc != self:
+                raise LocationError(
+                    f"step '{step}' on {self.name} was given shares of {v._mpc.name}; "
+                    "values of two MPC locations cannot be mixed"
+                )
+        elif isinstance(v, Ref):
+            raise LocationError(
+                f"step '{step}' on {self.name} was given a {type(v).__name__} at "
+                f"{v.location!r}; convert it first with .to({self.name})"
+            )
+        elif isinstance(v, list | tuple):
+            for x in v:
+                self._check_member_value(x, step)
+
+    # -- conversions
+    def _convert_from_party(self, ref: PartyRef) -> SharedRef:
+        """Steps of `PartyRef.to(mpc)` (seed-compressed sharing, one round):
+        1. the owner encodes to fixed point and splits: own share + one seed per member;
+        2. each seed goes to its member through the channel (32 bytes);
+        3. each member expands its seed into its share.
+        An owner outside the MPC location deals shares to all members (seeds for all
+        but the first, which receives its share itself)."""
+        rt = self._rt
+        owner = ref.party
+        names = self.names
+        n = len(names)
+        if owner.name in names:
+            outs = rt._run_at(
+                owner,
+                linear.share_owner,
+                (ref, n, self.frac_bits),
+                {},
+                step="share",
+                num_returns=n,
+                location=self.name,
+            )
+            own, seed_msgs = outs[0], list(outs[1:])
+            others = [p for p in self.parties if p.name != owner.name]
+            transfers = rt._channel_round(
+                "share", [(m._obj, p.name) for m, p in zip(seed_msgs, others)]
+            )
+            shares: dict[str, Obj] = {owner.name: own._obj}
+            for t, p in zip(transfers, others):
+                r = rt._run_at(p, linear.share_receiver, (t,), {}, step="share", location=self.name)
+                shares[p.name] = r._obj
+            return SharedRef(self, [shares[nm] for nm in names], 2**self.frac_bits)
+        # a non-member owner: it keeps nothing
+        outs = rt._run_at(
+            owner,
+            linear.share_owner,
+            (ref, n, self.frac_bits),
+            {},
+            step="share",
+            num_returns=n,
+            location=self.name,
+        )
+        transfers = rt._channel_round(
+            "share", [(o._obj, p.name) for o, p in zip(outs, self.parties)]
+        )
+        objs = [
+            rt._run_at(
+                p,
+                linear.share_receiver if i else _take,
+                (t,),
+                {},
+                step="share",
+                location=self.name,
+            )._obj
+            for i, (t, p) in enumerate(zip(transfers, self.parties))
+        ]
+        return SharedRef(self, objs, 2**self.frac_bits)
+
+    def concatenate(self, parts: Sequence[SharedRef], axis: int = 0) -> SharedRef:
+        parts = list(parts)
+        if not parts:
+            raise ValueError("concatenate needs at least one SharedRef")
+        for p in parts:
+            self._check_member_value(p, "concatenate")
+        scale = _lcm_all([p.scale for p in parts])
+        parts = [p._rescaled(scale) for p in parts]
+        return parts[0]._local(linear.concatenate, parts[1:], kwargs={"axis": axis}, scale=scale)
+
+
+def _take(x: Any) -> Any:
+    return x
+
+
+def _lcm_all(xs: Sequence[int]) -> int:
+    out = 1
+    for x in xs:
+        out = out * x // math.gcd(out, x)
+    return out
+
+
+class SharedRef(Ref):
+    """Shares of one value at an MPC location; the driver never sees them."""
+
+    __array_priority__ = 1000  # numpy scalars/arrays defer to our reflected operators
+
+    def __init__(self, mpc: MPC, shares: list[Obj], scale: int):
+        self._mpc = mpc
+        self._rt = mpc._rt
+        self._shares = shares
+        self.scale = int(scale)
+        self._shape: tuple | None = None
+
+    @property
+    def location(self) -> MPC:
+        return self._mpc
+
+    def __repr__(self) -> str:
+        shape = "" if self._shape is None else f", shape={self._shape}"
+        return f"SharedRef({self._mpc.name}{shape})"
+
+    # -- plumbing
+    def _local(
+        self,
+        fn: Callable,
+        others: Sequence[SharedRef] = (),
+        args: tuple = (),
+        kwargs: dict | None = None,
+        scale: int | None = None,
+        per_party: Callable[[int], tuple] | None = None,
+        step: str | None = None,
+    ) -> SharedRef:
+        """Run `fn(share_i, other_shares_i..., *args)` at every member i (no messages)."""
+        rt = self._rt
+        rt._check_open()
+        step = step or fn.__name__
+        out = []
+        for i, party in enumerate(self._mpc.parties):
+            extra = per_party(i) if per_party is not None else args
+            operands = [self._shares[i]] + [o._shares[i] for o in others]
+            r = rt._run_at(
+                party, fn, (*operands, *extra), kwargs or {}, step=step, location=self._mpc.name
+            )
+            out.append(r._obj)
+        return SharedRef(self._mpc, out, self.scale if scale is None else scale)
+
+    def _rescaled(self, scale: int) -> SharedRef:
+        if scale == self.scale:
+            return self
+        factor, rem = divmod(scale, self.scale)
+        if rem:
+            raise ValueError("internal: scale is not a multiple")
+        return self._local(linear.mul_int, args=(factor,), scale=scale, step="rescale")
+
+    def _aligned(self, other: SharedRef) -> tuple[SharedRef, SharedRef]:
+        self._mpc._check_member_value(other, "align")
+        scale = _lcm_all([self.scale, other.scale])
+        return self._rescaled(scale), other._rescaled(scale)
+
+    def _encode_public(self, value: Any) -> np.ndarray:
+        arr = fixedpoint.check_numeric(value, "public operand")
+        scaled = arr.astype(np.float64) * float(self.scale)
+        if arr.size and float(np.max(np.abs(scaled))) >= _RING_LIMIT:
+            raise OverflowError(
+                f"public operand times the scale {self.scale} leaves the 64-bit ring"
+            )
+        if np.issubdtype(arr.dtype, np.integer) and self.scale < 2**31:
+            return (arr.astype(np.int64) * np.int64(self.scale)).astype(np.uint64)
+        return np.rint(scaled).astype(np.int64).astype(np.uint64)
+
+    # -- arithmetic
+    def __add__(self, other: Any) -> SharedRef:
+        if isinstance(other, SharedRef):
+            a, b = self._aligned(other)
+            return a._local(linear.add, [b])
+        if isinstance(other, Ref):
+            return NotImplemented
+        enc = self._encode_public(other)
+        return self._local(linear.add_public, per_party=lambda i: (enc, i == 0), step="add_public")
+
+    __radd__ = __add__
+
+    def __neg__(self) -> SharedRef:
+        return self._local(linear.neg)
+
+    def __sub__(self, other: Any) -> SharedRef:
+        if isinstance(other, SharedRef):
+            a, b = self._aligned(other)
+            return a._local(linear.sub, [b])
+        if isinstance(other, Ref):
+            return NotImplemented
+        return self + (-np.asarray(other))
+
+    def __rsub__(self, other: Any) -> SharedRef:
+        return (-self) + other
+
+    def __mul__(self, other: Any) -> SharedRef:
+        if isinstance(other, SharedRef):
+            raise NotImplementedError(
+                "multiplying two shared values needs Beaver triples (the secret-sharing "
+                "engine); this location supports linear operations and public scalars"
+            )
+        if isinstance(other, Ref):
+            return NotImplemented
+        arr = fixedpoint.check_numeric(other, "public multiplier")
+        if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+            if arr.size and int(np.max(np.abs(arr.astype(np.int64)))) >= 2**31:
+                raise OverflowError("public integer multiplier too large for the ring")
+            return self._local(linear.mul_int, args=(arr.astype(np.int64),), step="mul_public")
+        if arr.ndim == 0:
+            m, e = fixedpoint.encode_public_scalar(float(arr))
+            return self._local(
+                linear.mul_int, args=(np.int64(m),), scale=self.scale << e, step="mul_public"
+            )
+        peak = float(np.max(np.abs(arr))) if arr.size else 0.0
+        e = 0 if peak == 0 else max(0, 19 - int(np.floor(np.log2(peak))))
+        m = np.rint(arr * 2.0**e).astype(np.int64)
+        return self._local(linear.mul_int, args=(m,), scale=self.scale << e, step="mul_public")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> SharedRef:
+        if isinstance(other, Ref):
+            raise NotImplementedError("division by a shared value needs the secret-sharing engine")
+        arr = fixedpoint.check_numeric(other, "public divisor")
+        if arr.ndim != 0:
+            if np.any(arr == 0):
+                raise ZeroDivisionError("division of a shared value by zero")
+            return self * (1.0 / arr.astype(np.float64))
+        c = float(arr)
+        if c == 0:
+            raise ZeroDivisionError("division of a shared value by zero")
+        if c == int(c) and abs(c) < 2**31:
+            k = int(c)
+            base = self if k > 0 else -self
+            return SharedRef(self._mpc, base._shares, self.scale * abs(k))
+        m, e = fixedpoint.encode_public_scalar(c)
+        base = self if m > 0 else -self
+        scaled = (
+            base._local(linear.mul_int, args=(np.int64(2**e),), step="div_public") if e else base
+        )
+        return SharedRef(self._mpc, scaled._shares, self.scale * abs(m))
+
+    # -- reductions and shape
+    def sum(self, axis: Any = None) -> SharedRef:
+        return self._local(linear.ring_sum, args=(axis,), step="sum")
+
+    def mean(self, axis: Any = None) -> SharedRef:
+        shape = self.shape
+        if axis is None:
+            count = int(np.prod(shape)) if shape else 1
+        else:
+            axes = (axis,) if isinstance(axis, int) else tuple(axis)
+            count = int(np.prod([shape[a] for a in axes]))
+        if count == 0:
+            raise ValueError("mean of an empty shared array")
+        return self.sum(axis) / count
+
+    def __getitem__(self, key: Any) -> SharedRef:
+        if isinstance(key, Ref):
+            raise LocationError("indices must be public values, not refs")
+        return self._local(linear.getitem, args=(key,), step="getitem")
+
+    def reshape(self, *shape: Any) -> SharedRef:
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
+        return self._local(linear.reshape, args=(tuple(shape),), step="reshape")
+
+    def transpose(self, *axes: Any) -> SharedRef:
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], tuple | list) else axes
+        return self._local(linear.transpose, args=(tuple(axes) or None,), step="transpose")
+
+    @property
+    def T(self) -> SharedRef:
+        return self.transpose()
+
+    @property
+    def shape(self) -> tuple:
+        """The public shape (asks the first member once and caches it)."""
+        if self._shape is None:
+            party = self._mpc.parties[0]
+            r = self._rt._run_at(party, linear.shape_of, (_as_ref(self, 0),), {}, step="shape")
+            self._shape = tuple(self._rt.get(r))
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    # -- leaving the MPC location
+    def to(self, location: Any) -> Ref:
+        if isinstance(location, MPC) and location == self._mpc:
+            return self
+        if isinstance(location, Party):
+            raise LocationError(
+                f"a SharedRef moves to a party only by .reveal_to({location.name!r}), "
+                "which the disclosure policy checks"
+            )
+        conv = getattr(location, "_convert_from_shared", None)
+        if conv is None:
+            raise LocationError(f"cannot convert shares of {self._mpc.name} to {location!r}")
+        return conv(self)
+
+    def reveal_to(self, party: Party | str) -> PartyRef:
+        """Reconstruct the value at `party` (policy-checked and audited). One round:
+        every other member sends its share to `party`, which adds and decodes."""
+        rt = self._rt
+        rt._check_open()
+        dst = rt.party(party)
+        d = Disclosure(
+            kind="shared",
+            source=self._mpc.name,
+            members=self._mpc.names,
+            to=dst.name,
+            step=rt._tag("reveal"),
+            tag=rt._tag("reveal"),
+            what=f"shared value (scale {self.scale})",
+        )
+        rule = rt.policy.check(d)
+        rt.audit.record(d, rule)
+        names = self._mpc.names
+        sends = [(obj, dst.name) for obj, nm in zip(self._shares, names) if nm != dst.name]
+        transfers = rt._channel_round("reveal", sends)
+        if dst.name in names:
+            own = self._shares[names.index(dst.name)]
+            operands = [own, *transfers]
+        else:  # a non-member receiver gets every share
+            operands = transfers
+            operands = [operands[0], *operands[1:]]
+        return rt._run_at(
+            dst,
+            linear.reconstruct_decode,
+            tuple(operands),
+            {"scale": self.scale},
+            step="reveal",
+            location=self._mpc.name,
+        )
+
+
+def _as_ref(s: SharedRef, i: int) -> Obj:
+    return s._shares[i]
+
+
+SharedTensor = SharedRef

@@ -1,0 +1,90 @@
+"""A party: a named trust domain with its own actor group."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from cipherray.runtime.config import PartySpec
+from cipherray.runtime.refs import PartyRef
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cipherray.runtime.runtime import Runtime
+
+
+class Party:
+    """`party(fn)(*args)` runs `fn` in this party's actor group and returns a PartyRef."""
+
+    def __init__(self, rt: Runtime, spec: PartySpec):
+        self._rt = rt
+        self.spec = spec
+        self.name = spec.name
+        self._rr = itertools.cycle(range(spec.workers))
+
+    @property
+    def workers(self) -> int:
+        return self.spec.workers
+
+    def _next_worker(self) -> int:
+        return next(self._rr)
+
+    def __call__(
+        self, fn: Callable, *, name: str | None = None, num_returns: int = 1
+    ) -> Callable[..., Any]:
+        """Wrap `fn` to run here. `num_returns > 1` gives a tuple of PartyRefs."""
+        if not callable(fn):
+            raise TypeError(f"party {self.name}: expected a function, got {type(fn).__name__}")
+        step = name or getattr(fn, "__name__", "fn")
+
+        def remote(*args: Any, **kwargs: Any) -> Any:
+            return self._rt._run_at(self, fn, args, kwargs, step=step, num_returns=num_returns)
+
+        remote.__name__ = f"{self.name}.{step}"
+        return remote
+
+    def map(
+        self,
+        fn: Callable,
+        items: Iterable[Any],
+        workers: int | None = None,
+        window: int | None = None,
+    ) -> Iterator[PartyRef]:
+        """Run `fn(item)` for each item on this party's worker pool, yielding a PartyRef per
+        item in order. At most `window` calls are in flight (default 2 per worker), so a
+        stream of thousands of items (shards, virtual clients) keeps memory bounded:
+        a new call starts only after the oldest result has been handed out."""
+        self._rt._check_open()
+        n_workers = self.spec.workers if workers is None else int(workers)
+        if not 1 <= n_workers <= self.spec.workers:
+            raise ValueError(
+                f"party {self.name}: workers must be in 1..{self.spec.workers}, got {workers}"
+            )
+        window = 2 * n_workers if window is None else int(window)
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        step = getattr(fn, "__name__", "fn")
+        rt = self._rt
+        pool = itertools.cycle(range(n_workers))
+        inflight: deque[PartyRef] = deque()
+        for item in items:
+            if len(inflight) >= window:
+                head = inflight.popleft()
+                rt._wait_ready(head)
+                yield head
+            ref = rt._run_at(self, fn, (item,), {}, step=f"map/{step}", worker=next(pool))
+            inflight.append(ref)
+        while inflight:
+            head = inflight.popleft()
+            rt._wait_ready(head)
+            yield head
+
+    def __repr__(self) -> str:
+        return f"Party({self.name!r}, workers={self.spec.workers})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Party) and other.name == self.name and other._rt is self._rt
+
+    def __hash__(self) -> int:
+        return hash(("party", self.name))
