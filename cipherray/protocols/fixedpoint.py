@@ -43,7 +43,7 @@ def encode(x: np.ndarray, frac_bits: int = DEFAULT_FRAC_BITS, what: str = "input
     arr = check_numeric(x, what)
     limit = max_abs(frac_bits)
     if arr.size:
-        peak = float(np.max(np.abs(arr.astype(np.float64))))
+        peak = max(abs(float(arr.max())), abs(float(arr.min())))
         if peak >= limit:
             raise OverflowError(
                 f"{what} has magnitude {peak:.3g}, beyond the fixed-point range "
@@ -51,9 +51,10 @@ def encode(x: np.ndarray, frac_bits: int = DEFAULT_FRAC_BITS, what: str = "input
                 "fractional bits"
             )
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
-        return (arr.astype(np.int64) << np.int64(frac_bits)).astype(np.uint64)
-    scaled = np.rint(arr.astype(np.float64) * float(2**frac_bits))
-    return scaled.astype(np.int64).astype(np.uint64)
+        return (arr.astype(np.int64) << np.int64(frac_bits)).view(np.uint64)
+    scaled = np.multiply(arr, float(2**frac_bits), dtype=np.float64)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.int64).view(np.uint64)
 
 
 def to_signed(ring: np.ndarray) -> np.ndarray:

@@ -40,12 +40,30 @@ def random_bytes(seed: bytes, nbytes: int, stream: int = 0) -> bytes:
     return enc.update(bytes(nbytes)) + enc.finalize()
 
 
+_CHUNK = 1 << 20
+_ZEROS = bytes(_CHUNK)
+
+
 def random_ring(seed: bytes, shape: int | Sequence[int], stream: int = 0) -> np.ndarray:
-    """Uniform elements of Z_2^64 (dtype uint64) of the given shape, from `seed`."""
+    """Uniform elements of Z_2^64 (dtype uint64) of the given shape, from `seed`.
+
+    The keystream is written straight into the result array, 1 MiB at a time."""
+    if len(seed) != SEED_BYTES:
+        raise ValueError(f"PRG seed must be {SEED_BYTES} bytes, got {len(seed)}")
     shape = (shape,) if isinstance(shape, int | np.integer) else tuple(int(s) for s in shape)
     count = int(np.prod(shape, dtype=np.int64))
-    buf = random_bytes(seed, 8 * count, stream)
-    return np.frombuffer(buf, dtype="<u8").reshape(shape).copy()
+    nbytes = 8 * count
+    # update_into needs room for one extra block beyond the data
+    out = np.empty(nbytes + 16, dtype=np.uint8)
+    nonce = int(stream).to_bytes(8, "big") + bytes(8)
+    enc = Cipher(algorithms.AES(seed), modes.CTR(nonce)).encryptor()
+    view = memoryview(out)
+    pos = 0
+    while pos < nbytes:
+        n = min(_CHUNK, nbytes - pos)
+        pos += enc.update_into(_ZEROS[:n] if n < _CHUNK else _ZEROS, view[pos : pos + n + 15])
+    enc.finalize()
+    return out[:nbytes].view("<u8").reshape(shape)
 
 
 def fresh_ring(shape: int | Sequence[int]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -108,9 +109,13 @@ class InlineBackend(Backend):
             return _fan(InlineFuture(error=err), n)
         values = []
         for obj in objects:
-            if obj.error is not None:
-                return _fan(InlineFuture(error=obj.error), n)
-            values.append(obj.value)
+            if isinstance(obj, InlineFuture):
+                if obj.error is not None:
+                    return _fan(InlineFuture(error=obj.error), n)
+                obj = obj.value
+            values.append(obj)
+        for ib in call.inbound:  # a message is a copy, never an alias of the sender's data
+            values[ib.slot] = pickle.loads(pickle.dumps(values[ib.slot], protocol=5))
         try:
             out = worker.handle.run(call, *values)
         except CipherrayError as e:
@@ -188,6 +193,7 @@ class RayBackend(Backend):
             }
             if gpus:
                 kwargs["num_gpus"] = int(max(1, round(gpus + 0.4999)))
+            _export_sys_path()
             ray.init(**kwargs)
             self._started_ray = True
         else:
@@ -279,16 +285,11 @@ class RayBackend(Backend):
 
     def get(self, futures: list, timeout: float, describe) -> list:
         ray = self.ray
-        ready, pending = ray.wait(
-            list(futures), num_returns=len(futures), timeout=timeout, fetch_local=False
-        )
-        if pending:
-            party, step = describe(pending[0])
-            raise PartyTimeoutError(party, step, f"no answer within {timeout:g} s")
         try:
             return ray.get(list(futures), timeout=timeout)
-        except ray.exceptions.GetTimeoutError as e:  # pragma: no cover - wait covered it
-            party, step = describe(futures[0])
+        except ray.exceptions.GetTimeoutError as e:
+            _, pending = ray.wait(list(futures), num_returns=len(futures), timeout=0)
+            party, step = describe(pending[0] if pending else futures[0])
             raise PartyTimeoutError(party, step, f"no answer within {timeout:g} s") from e
         except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as e:
             # find the future that failed to name its party and step
@@ -331,6 +332,18 @@ class RayBackend(Backend):
         self._workers.clear()
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
+
+
+def _export_sys_path() -> None:
+    """Let the embedded Ray's workers import what the driver can (a test module, a
+    script's sibling modules): workers inherit PYTHONPATH from the driver."""
+    import sys
+
+    extra = [p for p in sys.path if p and os.path.isdir(p) and "site-packages" not in p]
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    merged = current + [p for p in extra if p not in current]
+    if merged:
+        os.environ["PYTHONPATH"] = os.pathsep.join(merged)
 
 
 def make_backend(name: str, address: str | None, timeout_s: float) -> Backend:

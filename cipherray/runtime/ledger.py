@@ -19,25 +19,34 @@ class Message:
     src: str
     dst: str
     tag: str
+    round: int = 1
     nbytes: int | None = None
 
 
 @dataclass
 class Ledger:
     messages: dict[int, Message] = field(default_factory=dict)
-    rounds: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     compute_s: float = 0.0
     network_s: float = 0.0
     _refresh: object = None  # callable pulling worker statistics
 
     # -- recording (driver side)
-    def add_round(self, tag: str, edges: list[tuple[int, str, str]]) -> None:
-        """One protocol round under `tag`: every (msg_id, src, dst) message of one step."""
-        if not edges:
-            return
-        self.rounds[tag] += 1
-        for msg_id, src, dst in edges:
-            self.messages[msg_id] = Message(msg_id, src, dst, tag)
+    def add_messages(self, tag: str, edges: list[tuple[int, str, str, int]]) -> None:
+        """Record messages (msg_id, src, dst, round) sent under protocol `tag`.
+
+        `round` is the message's communication depth in the run (1 + the longest chain
+        of rounds its sender depends on). Messages with the same depth travel
+        concurrently, so the rounds of a tag are its distinct depths."""
+        for msg_id, src, dst, rnd in edges:
+            self.messages[msg_id] = Message(msg_id, src, dst, tag, rnd)
+
+    @property
+    def rounds(self) -> dict[str, int]:
+        """Communication rounds per protocol tag."""
+        depths: dict[str, set[int]] = defaultdict(set)
+        for m in self.messages.values():
+            depths[m.tag].add(m.round)
+        return {t: len(d) for t, d in sorted(depths.items())}
 
     def merge(self, msg_id: int, nbytes: int) -> None:
         m = self.messages.get(msg_id)
@@ -60,7 +69,13 @@ class Ledger:
 
     @property
     def total_rounds(self) -> int:
-        return sum(self.rounds.values())
+        """Rounds of the whole run: distinct communication depths over all messages."""
+        return len({m.round for m in self.messages.values()})
+
+    @property
+    def critical_rounds(self) -> int:
+        """The deepest chain of dependent rounds (the latency a WAN would multiply)."""
+        return max((m.round for m in self.messages.values()), default=0)
 
     def edges(self) -> pd.DataFrame:
         """Bytes and messages per (from, to) edge."""
@@ -80,11 +95,12 @@ class Ledger:
         """Rounds, messages and bytes per protocol tag."""
         self._sync()
         agg: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        rounds = self.rounds
         for m in self.messages.values():
             agg[m.tag][0] += 1
             agg[m.tag][1] += m.nbytes or 0
         rows = [
-            {"tag": t, "rounds": self.rounds.get(t, 0), "messages": v[0], "bytes": v[1]}
+            {"tag": t, "rounds": rounds.get(t, 0), "messages": v[0], "bytes": v[1]}
             for t, v in sorted(agg.items())
         ]
         return pd.DataFrame(rows, columns=["tag", "rounds", "messages", "bytes"])
@@ -123,6 +139,5 @@ class Ledger:
     def reset(self) -> None:
         self._sync()
         self.messages.clear()
-        self.rounds.clear()
         self.compute_s = 0.0
         self.network_s = 0.0

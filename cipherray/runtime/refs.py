@@ -32,13 +32,14 @@ class Obj:
 class Transfer:
     """An `Obj` on its way to another party through the channel (message `msg_id`)."""
 
-    __slots__ = ("obj", "dst", "tag", "msg_id")
+    __slots__ = ("obj", "dst", "tag", "msg_id", "round")
 
-    def __init__(self, obj: Obj, dst: str, tag: str, msg_id: int):
+    def __init__(self, obj: Obj, dst: str, tag: str, msg_id: int, round: int = 1):
         self.obj = obj
         self.dst = dst
         self.tag = tag
         self.msg_id = msg_id
+        self.round = round
 
 
 class Ref:

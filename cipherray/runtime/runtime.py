@@ -66,6 +66,7 @@ class Runtime:
         self.policy = DisclosurePolicy()
         self._ids = itertools.count(1)
         self._scope: list[str] = []
+        self._depth: dict[int, int] = {}  # step_id -> communication depth
         self.started = time.time()
 
     # ------------------------------------------------------------ public
@@ -200,16 +201,20 @@ class Runtime:
             )
 
     def _channel_round(self, tag: str, sends: Sequence[tuple[Obj, str]]) -> list[Transfer]:
-        """One communication round: each (obj, dst) becomes a counted message."""
+        """One communication round: each (obj, dst) becomes a counted message.
+
+        All messages of one call travel concurrently; the round's number is 1 + the
+        deepest communication depth among the sending steps."""
         tag = self._tag(tag)
+        rnd = 1 + max((self._depth.get(obj.step_id, 0) for obj, _ in sends), default=0)
         out, edges = [], []
         for obj, dst in sends:
             if obj.party == dst:
                 raise LocationError("a channel message must go to another party")
             msg_id = next(self._ids)
-            out.append(Transfer(obj, dst, tag, msg_id))
-            edges.append((msg_id, obj.party, dst))
-        self.ledger.add_round(tag, edges)
+            out.append(Transfer(obj, dst, tag, msg_id, rnd))
+            edges.append((msg_id, obj.party, dst, rnd))
+        self.ledger.add_messages(tag, edges)
         return out
 
     def _run_at(
@@ -270,6 +275,13 @@ class Runtime:
             if not packed:  # no refs at all: the arguments travel as they are
                 objects, p_args, p_kwargs = list(args), (), kwargs
         step_id = next(self._ids)
+        depth = 0
+        for o in inputs_objs:
+            depth = max(depth, self._depth.get(o.step_id, 0))
+        for t in transfers:
+            depth = max(depth, t.round)
+        if depth:
+            self._depth[step_id] = depth
         full_step = self._tag(step)
         call = Call(fn, full_step, step_id, p_args, p_kwargs, tuple(inbound), num_returns, packed)
         w_index = party._next_worker() if worker is None else worker

@@ -1,0 +1,204 @@
+"""Runtime overheads, measured side by side with bare Ray in one run.
+
+    python bench/runtime.py [--calls 1000] [--mb 100] [--sum-n 10000000] [--out bench/out]
+
+1. a party step (`party(fn)(x)` then `rt.get`) vs a bare Ray actor call doing the same
+   work: median of `--calls` calls each, interleaved;
+2. a 100 MB cross-party transfer of shares (sender's step emits it, the channel
+   delivers it, the receiver reads it) vs bare `ray.put` + `ray.get` of the same bytes;
+3. secure sum of 3 x `--sum-n` float64 values held by 3 parties (share, add, reveal)
+   vs numpy's plain sum of the same values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from workfns import BareActor, consume, emit, local_data, make_share, size, work  # noqa: E402
+
+import cipherray as cr  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--mb", type=int, default=100)
+    ap.add_argument("--sum-n", type=int, default=10_000_000)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--out", default="bench/out")
+    args = ap.parse_args()
+    import ray
+
+    rt = cr.init(["a", "b", "c"], timeout_s=600)
+    a, b, c = rt.parties
+    bare = ray.remote(BareActor).options(resources={"party:a": 0.001}, num_cpus=0.01).remote()
+    x_small = np.arange(16, dtype=np.float64)
+    # warm up both paths
+    for _ in range(50):
+        rt.get(a(work)(x_small))
+        ray.get(bare.run.remote(x_small))
+    ours, theirs = [], []
+    for _ in range(args.calls):
+        t = time.perf_counter()
+        rt.get(a(work)(x_small))
+        ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ray.get(bare.run.remote(x_small))
+        theirs.append(time.perf_counter() - t)
+    step = {
+        "ours_median_ms": statistics.median(ours) * 1e3,
+        "bare_ray_median_ms": statistics.median(theirs) * 1e3,
+    }
+    step["ratio"] = step["ours_median_ms"] / step["bare_ray_median_ms"]
+    print("party step", step)
+
+    # 2. 100 MB transfer of shares
+    nbytes = args.mb * 1_000_000
+    share_at_a = a(make_share)(nbytes)
+    rt.get(a(consume)(share_at_a))
+    blob = make_share(nbytes)
+
+    def deliver(obj):
+        (tr,) = rt._channel_round("bench/transfer", [(obj, "b")])
+        return rt.get(rt._run_at(b, consume, (tr,), {}, step="receive"))
+
+    def run_existing():
+        assert deliver(share_at_a._obj) == nbytes
+
+    def run_emit():
+        msg = a(emit)(share_at_a)  # the sender writes the share into the store
+        assert deliver(msg._obj) == nbytes
+
+    def run_bare():
+        ref = ray.put(blob)
+        assert ray.get(ref).nbytes == nbytes
+
+    bare_b = ray.remote(BareActor).options(resources={"party:b": 0.001}, num_cpus=0.01).remote()
+    blob_ref = ray.put(blob)
+
+    def run_bare_actors():  # the same path with bare Ray actors: emit at a, consume at b
+        msg = bare.emit.remote(blob_ref)
+        assert ray.get(bare_b.consume.remote(msg)) == nbytes
+
+    times: dict[str, list[float]] = {"existing": [], "emit": [], "bare": [], "bare_actors": []}
+    fns = {
+        "existing": run_existing,
+        "emit": run_emit,
+        "bare": run_bare,
+        "bare_actors": run_bare_actors,
+    }
+    for i in range(args.repeats):
+        order = list(fns)[i % 4 :] + list(fns)[: i % 4]
+        for name in order:
+            t = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t)
+    transfer = {
+        "mb": args.mb,
+        "repeats": args.repeats,
+        "ours_existing_share_s": statistics.median(times["existing"]),
+        "ours_emit_and_deliver_s": statistics.median(times["emit"]),
+        "bare_put_get_s": statistics.median(times["bare"]),
+        "bare_actor_emit_consume_s": statistics.median(times["bare_actors"]),
+    }
+    transfer["ratio_vs_bare_actors"] = (
+        transfer["ours_emit_and_deliver_s"] / transfer["bare_actor_emit_consume_s"]
+    )
+    transfer["ratio"] = transfer["ours_emit_and_deliver_s"] / transfer["bare_put_get_s"]
+    transfer["ratio_existing"] = transfer["ours_existing_share_s"] / transfer["bare_put_get_s"]
+    transfer["ledger_bytes_per_transfer"] = int(
+        rt.ledger.by_tag().set_index("tag").loc["bench/transfer", "bytes"]
+    ) // (2 * args.repeats)
+    print("transfer", transfer)
+
+    # 3. secure sum of 3 x n values
+    n = args.sum_n
+    mpc = rt.mpc(a, b, c)
+    data = [p(local_data)(i, n) for i, p in enumerate((a, b, c))]
+    rt.get([p(size)(d) for p, d in zip((a, b, c), data)])
+    rt.ledger.reset()
+    t = time.perf_counter()
+    shared = [d.to(mpc) for d in data]
+    total = (shared[0] + shared[1] + shared[2]).sum()
+    secure = float(rt.get(total.reveal_to(a)))
+    t_secure = time.perf_counter() - t
+    plain_arrays = np.concatenate([local_data(i, n) for i in range(3)])
+    reps = []
+    for _ in range(5):
+        t = time.perf_counter()
+        plain = float(np.sum(plain_arrays))
+        reps.append(time.perf_counter() - t)
+    t_plain = min(reps)
+    secure_sum = {
+        "values": 3 * n,
+        "secure_s": t_secure,
+        "numpy_s": t_plain,
+        "ratio": t_secure / t_plain,
+        "abs_error": abs(secure - plain),
+        "bytes_sent": rt.ledger.total_bytes,
+        "rounds": rt.ledger.total_rounds,
+    }
+    print("secure sum", secure_sum)
+    rt.shutdown()
+
+    data_out = {
+        "machine": common.machine(),
+        "command": "python bench/runtime.py " + " ".join(sys.argv[1:]),
+        "party_step": step,
+        "transfer_100mb": transfer,
+        "secure_sum": secure_sum,
+    }
+    table = [
+        {
+            "what": f"party step, median of {args.calls}",
+            "cipherray": f"{step['ours_median_ms']:.3f} ms",
+            "baseline": f"bare Ray actor call {step['bare_ray_median_ms']:.3f} ms",
+            "ratio": f"{step['ratio']:.2f}x",
+            "target": "<= 1.5x",
+        },
+        {
+            "what": f"{args.mb} MB cross-party transfer of shares (sender writes + channel "
+            "delivers + receiver reads)",
+            "cipherray": f"{transfer['ours_emit_and_deliver_s'] * 1e3:.1f} ms",
+            "baseline": f"ray.put + ray.get {transfer['bare_put_get_s'] * 1e3:.1f} ms",
+            "ratio": f"{transfer['ratio']:.2f}x",
+            "target": "<= 1.3x",
+        },
+        {
+            "what": f"{args.mb} MB: the same emit + deliver path on bare Ray actors",
+            "cipherray": f"{transfer['ours_emit_and_deliver_s'] * 1e3:.1f} ms",
+            "baseline": f"bare actor emit + consume {transfer['bare_actor_emit_consume_s'] * 1e3:.1f} ms",
+            "ratio": f"{transfer['ratio_vs_bare_actors']:.2f}x",
+            "target": "(report)",
+        },
+        {
+            "what": f"{args.mb} MB share already at the sender, delivered (what reveal_to does)",
+            "cipherray": f"{transfer['ours_existing_share_s'] * 1e3:.1f} ms",
+            "baseline": f"ray.put + ray.get {transfer['bare_put_get_s'] * 1e3:.1f} ms",
+            "ratio": f"{transfer['ratio_existing']:.2f}x",
+            "target": "(report)",
+        },
+        {
+            "what": f"secure sum of 3 x {n:,} float64 (3 parties)",
+            "cipherray": f"{t_secure:.2f} s, {secure_sum['bytes_sent']:,} B, "
+            f"{secure_sum['rounds']} rounds",
+            "baseline": f"numpy sum {t_plain * 1e3:.1f} ms",
+            "ratio": f"{secure_sum['ratio']:.0f}x",
+            "target": "report",
+        },
+    ]
+    common.write(
+        args.out, "runtime", data_out, table, ["what", "cipherray", "baseline", "ratio", "target"]
+    )
+
+
+if __name__ == "__main__":
+    main()

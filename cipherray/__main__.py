@@ -1,0 +1,5 @@
+import sys
+
+from cipherray.cli import main
+
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""`cipherray run|bench|cluster ...` (also `python -m cipherray ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _network(value: str | None):
+    if value is None:
+        return None
+    if value.startswith("{"):
+        return json.loads(value)
+    return value
+
+
+def _cmd_run_quickstart(args: argparse.Namespace) -> int:
+    from cipherray.workloads.quickstart import QuickstartConfig, run
+
+    cfg = QuickstartConfig(
+        hospitals=args.parties.split(","),
+        backend=args.backend,
+        address=args.address,
+        network=_network(args.network),
+        workers=args.workers,
+        timeout_s=args.timeout,
+        progress=not args.no_progress,
+        graph=args.graph,
+    )
+    report = run(cfg)
+    first = cfg.hospitals[0]
+    print(f"Joint statistics of {len(cfg.hospitals)} hospitals, revealed to {first} only:\n")
+    print(report["result"].to_string(index=False))
+    print("\nLedger (what crossed between parties):")
+    print(report["ledger_text"])
+    print(
+        f"\nreveals audited: {report['reveals']}   backend: {report['backend']}   "
+        f"time: {report['seconds_total']:.2f} s (start-up {report['seconds_init']:.2f} s)"
+    )
+    if args.graph:
+        print(f"task graph written to {args.graph}")
+    if args.json:
+        out = {
+            "result": report["result"].to_dict(orient="records"),
+            "ledger": report["ledger"].to_dict(orient="records"),
+            "seconds_total": report["seconds_total"],
+            "seconds_init": report["seconds_init"],
+            "backend": report["backend"],
+        }
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+WORKLOADS = {"quickstart": _cmd_run_quickstart}
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    script = Path(args.bench_dir) / f"{args.name}.py"
+    if not script.exists():
+        print(f"no benchmark {script}; run from the repository root", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(script), *args.rest])
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    parties = [p for p in args.parties.split(",") if p]
+    if args.action == "head-command":
+        res = json.dumps({f"party:{p}": args.workers for p in parties})
+        print(f"ray start --head --resources='{res}'")
+        return 0
+    res = {f"party:{p}": args.workers for p in parties}
+    cmd = ["ray", "start", "--head", f"--resources={json.dumps(res)}"]
+    print(" ".join(cmd))
+    return subprocess.call(cmd) if args.action == "start-head" else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cipherray", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a workload")
+    r.add_argument("workload", choices=sorted(WORKLOADS))
+    r.add_argument("--parties", default="h1,h2,h3", help="comma-separated party names")
+    r.add_argument("--address", default=None, help="None: embedded Ray; 'auto' or ray://...")
+    r.add_argument("--backend", default="ray", choices=["ray", "inline"])
+    r.add_argument("--network", default=None, help="lan, wan or a JSON dict")
+    r.add_argument("--workers", type=int, default=1, help="workers per party")
+    r.add_argument("--timeout", type=float, default=120.0, help="seconds before a wait fails")
+    r.add_argument("--graph", default=None, help="write the task graph (.dot or .json)")
+    r.add_argument("--json", default=None, help="write the report as JSON")
+    r.add_argument("--no-progress", action="store_true")
+
+    b = sub.add_parser("bench", help="run a benchmark script from bench/")
+    b.add_argument("name")
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.add_argument("--bench-dir", default=os.environ.get("CIPHERRAY_BENCH_DIR", "bench"))
+
+    c = sub.add_parser("cluster", help="cluster helpers")
+    c.add_argument("action", choices=["head-command", "start-head"])
+    c.add_argument("--parties", required=True)
+    c.add_argument("--workers", type=int, default=2)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return WORKLOADS[args.workload](args)
+    if args.command == "bench":
+        return _cmd_bench(args)
+    return _cmd_cluster(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Shared fixtures. Ray runtimes are module-scoped: starting Ray costs seconds."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import cipherray as cr  # noqa: E402
+
+BACKENDS = ["inline", "ray"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def rt(request):
+    """A three-party runtime on each backend (the conformance suite runs on both)."""
+    runtime = cr.init(
+        {"a": {"workers": 2}, "b": {"workers": 1}, "c": {"workers": 1}},
+        backend=request.param,
+        timeout_s=60,
+    )
+    yield runtime
+    runtime.shutdown()
+
+
+@pytest.fixture
+def inline_rt():
+    runtime = cr.init(["a", "b", "c"], backend="inline")
+    yield runtime
+    runtime.shutdown()
