@@ -9,10 +9,12 @@ with cr.init(parties=["bank", "insurer"]) as rt:
 """
 
 from cipherray.runtime import (
+    HE,
     MPC,
     CipherrayError,
     ConfigError,
     DisclosureError,
+    EncryptedRef,
     InputError,
     LocationError,
     Party,
@@ -37,6 +39,8 @@ __all__ = [
     "CipherrayError",
     "ConfigError",
     "DisclosureError",
+    "EncryptedRef",
+    "HE",
     "InputError",
     "LocationError",
     "Party",

@@ -13,6 +13,7 @@ from cipherray.runtime.errors import (
     ShutdownError,
     StepError,
 )
+from cipherray.runtime.he import HE, EncryptedRef
 from cipherray.runtime.mpc import MPC, SharedRef, SharedTensor
 from cipherray.runtime.party import Party
 from cipherray.runtime.refs import PartyRef, Ref
@@ -23,6 +24,8 @@ __all__ = [
     "CipherrayError",
     "ConfigError",
     "DisclosureError",
+    "EncryptedRef",
+    "HE",
     "InputError",
     "LocationError",
     "Party",

@@ -37,13 +37,30 @@ _RING_LIMIT = 2**62
 class MPC:
     """A secure-computation location over a fixed set of parties."""
 
-    def __init__(self, rt: Runtime, parties: Sequence[Party], frac_bits: int = 16):
+    def __init__(
+        self,
+        rt: Runtime,
+        parties: Sequence[Party],
+        frac_bits: int = 16,
+        dealer: Party | None = None,
+    ):
         if not 0 <= frac_bits <= 40:
             raise ValueError("frac_bits must be in 0..40")
         self._rt = rt
         self.parties = tuple(parties)
         self.frac_bits = int(frac_bits)
+        self.dealer = dealer
         self.name = "mpc(" + ",".join(p.name for p in self.parties) + ")"
+        self._engine = None
+
+    @property
+    def engine(self) -> Any:
+        """The protocols' Engine on this runtime (see protocols/mpc/engine.py)."""
+        if self._engine is None:
+            from cipherray.runtime.mpc_engine import RuntimeEngine
+
+            self._engine = RuntimeEngine(self)
+        return self._engine
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -231,6 +248,18 @@ class SharedRef(Ref):
         self._mpc._check_member_value(other, "align")
         scale = _lcm_all([self.scale, other.scale])
         return self._rescaled(scale), other._rescaled(scale)
+
+    def _normalised_pow16(self) -> SharedRef:
+        """The same value with a public scale that is a power of 16 (for Paillier's
+        base-16 exponents): multiply the shares by a small power of two."""
+        if self.scale & (self.scale - 1):
+            raise ValueError(
+                f"scale {self.scale} is not a power of two (a public division is pending); "
+                "this conversion needs the secret-sharing engine's truncation"
+            )
+        bits = self.scale.bit_length() - 1
+        target = -(-bits // 4) * 4
+        return self._rescaled(1 << target) if target != bits else self
 
     def _encode_public(self, value: Any) -> np.ndarray:
         arr = fixedpoint.check_numeric(value, "public operand")

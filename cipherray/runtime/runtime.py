@@ -88,8 +88,12 @@ class Runtime:
                 f"unknown party {name!r}; parties are {list(self._parties)}"
             ) from None
 
-    def mpc(self, *parties: Party | str, frac_bits: int = 16) -> Any:
-        """An MPC location: additive secret sharing over Z_2^64 among `parties`."""
+    def mpc(
+        self, *parties: Party | str, frac_bits: int = 16, dealer: Party | str | None = None
+    ) -> Any:
+        """An MPC location: additive secret sharing over Z_2^64 among `parties`.
+        `dealer` names a party that plays the trusted dealer of correlated randomness
+        (Beaver triples) for multiplications."""
         from cipherray.runtime.mpc import MPC
 
         self._check_open()
@@ -101,7 +105,16 @@ class Runtime:
         names = [p.name for p in members]
         if len(set(names)) != len(names):
             raise ConfigError(f"an MPC location lists a party twice: {names}")
-        return MPC(self, members, frac_bits)
+        dealer_party = None if dealer is None else self.party(dealer)
+        return MPC(self, members, frac_bits, dealer=dealer_party)
+
+    def he(self, keyholder: Party | str, bits: int = 2048, insecure: bool = False) -> Any:
+        """An HE location: Paillier under a key pair generated inside `keyholder`'s actor
+        (2048-bit n by default; smaller only with insecure=True, for tests)."""
+        from cipherray.runtime.he import HE
+
+        self._check_open()
+        return HE(self, self.party(keyholder), bits=bits, insecure=insecure)
 
     def get(self, ref: Any, timeout: float | None = None) -> Any:
         """The value of a PartyRef (or a list/tuple of them). Shared or encrypted

@@ -1,0 +1,1 @@
+"""Secure computation on additive shares over Z_2^64, written against `Engine`."""
