@@ -1,0 +1,330 @@
+"""Batched big-integer arithmetic (Montgomery multiplication, modexp, fixed-base comb).
+
+Data layout: on a backend (NumPy for the host build, CuPy for the GPU) a batch of ``count``
+numbers of ``L`` 32-bit limbs is a uint64 array of shape ``(L // 2, count)``: word k of an
+element holds limbs 2k and 2k + 1 (little-endian), words are major so GPU threads read coalesced
+and every load brings two limbs. Exponents are uint32 arrays ``(limbs, count)``. :func:`ints_to_limbs` / :func:`limbs_to_ints` convert between Python
+ints and the row layout ``(count, L)``; :meth:`MontContext.put` / :meth:`MontContext.get` move
+ints to / from a backend in the limb-major layout.
+
+Supported limb counts: 8, 16, 32, 64, 128 (256 ... 4096-bit moduli); one compiled module per
+limb count. All kernels are in ``bigint.cu`` / ``bigint.cuh``; the host build runs the same source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ._build import get_backend
+
+SIZES = (8, 16, 32, 64, 128)
+SOURCE = "bigint.cu"
+
+try:  # optional, faster host-side precomputation
+    import gmpy2 as _gmpy2
+except ImportError:  # pragma: no cover
+    _gmpy2 = None
+
+# kernel -> argument types (count is appended)
+_SIG = {
+    "montmul": "pipiipiipu",
+    "mulmod": "pipiipiipup",
+    "modexp": "pipiipiiiipuppii",
+    "fixed_base": "pipiiiiippupii",
+    "one_plus_xn": "pipip",
+    "reduce2": "pipipup",
+    "dec_finish": "pippipuu",
+    "row_table": "ppipupi",
+    "straus": "ppipppqiipup",
+}
+
+
+# Montgomery multiplication variants (compile-time switches of bigint.cuh): "fios" (default),
+# "cios" (separate product / reduction passes), "fios_smem" (shared-memory streaming of the
+# a operand already from 2048-bit moduli on, instead of 4096-bit), "ptx" / "ptx_smem" (GPU
+# only: the rows as PTX carry chains; on the host these are the same as "fios").
+_VARIANTS = {
+    "fios": (),
+    "cios": (("CR_CIOS", 1),),
+    "fios_smem": (("CR_SMEM_MIN", 64),),
+    "ptx": (("CR_PTX", 1),),
+    "ptx_smem": (("CR_PTX", 1), ("CR_SMEM_MIN", 64)),
+}
+# Variant used by MontContext(variant="auto"), per limb count. From bench/gpu.py on an H200
+# (Montgomery multiplications/s, 2^21 x 2048-bit / 2^20 x 4096-bit): 2048-bit ptx 5.4e8,
+# fios 4.3-4.4e8, fios_smem 4.5e8, cios 3.8e8; 4096-bit ptx 1.10e8, fios 1.0e8, cios 3.9e7.
+# Smaller sizes use the 2048-bit choice.
+DEFAULT_VARIANT = {8: "ptx", 16: "ptx", 32: "ptx", 64: "ptx", 128: "ptx"}
+
+
+def limbs_for_bits(bits: int) -> int:
+    """Smallest supported limb count L with 32 * L >= bits."""
+    for n in SIZES:
+        if 32 * n >= bits:
+            return n
+    raise ValueError(f"{bits}-bit operands exceed the largest supported size (4096 bits)")
+
+
+def ints_to_limbs(values: Iterable[Any], limbs: int) -> np.ndarray:
+    """Non-negative ints (Python int, numpy object array, gmpy2 mpz) -> uint32 (count, limbs)."""
+    width = 4 * limbs
+    vals = values.ravel() if isinstance(values, np.ndarray) else values
+    try:
+        buf = b"".join([int(v).to_bytes(width, "little") for v in vals])
+    except OverflowError as e:
+        raise ValueError(f"a value is negative or does not fit in {limbs} limbs") from e
+    return np.frombuffer(buf, dtype="<u4").reshape(-1, limbs).astype(np.uint32, copy=False)
+
+
+def limbs_to_ints(arr: np.ndarray) -> np.ndarray:
+    """uint32 (count, limbs) little-endian limbs -> 1-D numpy object array of Python ints."""
+    a = np.ascontiguousarray(arr, dtype="<u4")
+    if a.ndim == 1:
+        a = a[None, :]
+    width = 4 * a.shape[1]
+    mv = memoryview(a.tobytes())
+    out = np.empty(a.shape[0], dtype=object)
+    fb = int.from_bytes
+    out[:] = [fb(mv[i : i + width], "little") for i in range(0, len(mv), width)]
+    return out
+
+
+def _words(limbs32: np.ndarray) -> np.ndarray:
+    """uint32 limbs (..., L) -> uint64 limb pairs (..., L // 2) (little-endian)."""
+    return np.ascontiguousarray(limbs32, dtype="<u4").view("<u8").astype(np.uint64, copy=False)
+
+
+def _ld(a) -> int:
+    return a.strides[0] // a.itemsize if a.ndim == 2 else 1
+
+
+def _step(a) -> int:
+    return 1 if a.ndim == 2 else 0
+
+
+def _count(*arrays) -> int:
+    counts = {a.shape[1] for a in arrays if a.ndim == 2}
+    if len(counts) > 1:
+        raise ValueError(f"batch sizes differ: {sorted(counts)}")
+    return counts.pop() if counts else 1
+
+
+def _powmod(b: int, e: int, m: int) -> int:
+    if _gmpy2 is not None:
+        return int(_gmpy2.powmod(b, e, m))
+    return pow(b, e, m)
+
+
+class MontContext:
+    """A modulus m (odd, < 2^4096) prepared for Montgomery arithmetic on one backend."""
+
+    def __init__(
+        self, m: int, backend: str | Any = "auto", limbs: int | None = None, variant: str = "auto"
+    ) -> None:
+        m = int(m)
+        if m <= 1 or m % 2 == 0:
+            raise ValueError("Montgomery modulus must be odd and > 1")
+        self.m = m
+        self.limbs = n = limbs or limbs_for_bits(m.bit_length())
+        if m.bit_length() > 32 * n:
+            raise ValueError("modulus does not fit the limb count")
+        self.backend = get_backend(backend)
+        if variant == "auto":
+            variant = DEFAULT_VARIANT.get(n, "fios")
+        self.variant = variant
+        if variant not in _VARIANTS:
+            raise ValueError(f"variant must be one of {sorted(_VARIANTS)}")
+        self.defines = (("BI_N", n), *_VARIANTS[variant])
+        self.R = 1 << (32 * n)
+        self.minv = (-pow(m, -1, 1 << 32)) % (1 << 32)
+        self.r2 = self.R * self.R % m
+        self.one_m = self.R % m
+        put = self.backend.asarray
+        self.words = w = n // 2
+        self.m_arr = put(_words(ints_to_limbs([m], n)[0]))
+        self.consts = put(_words(ints_to_limbs([self.r2, self.one_m, 1], n).reshape(-1)))
+        self.consts_r3 = put(_words(ints_to_limbs([self.r2, self.R**3 % m, 1], n).reshape(-1)))
+        self.unit = self.consts[2 * w :]
+
+    # -- moving data -------------------------------------------------------------------
+    def put(self, values: Iterable[Any], limbs: int | None = None):
+        """Ints -> backend word array (limbs // 2, count)."""
+        host = _words(ints_to_limbs(values, limbs or self.limbs))
+        xp = self.backend.xp
+        return xp.ascontiguousarray(self.backend.asarray(host).T)
+
+    def put32(self, values: Iterable[Any], limbs: int):
+        """Ints (e.g. exponents) -> backend uint32 limb array (limbs, count)."""
+        host = ints_to_limbs(values, limbs)
+        return self.backend.xp.ascontiguousarray(self.backend.asarray(host).T)
+
+    def get(self, arr) -> np.ndarray:
+        """Backend word array (limbs // 2, count) -> numpy object array of ints."""
+        host = self.backend.to_host(arr)
+        return limbs_to_ints(np.ascontiguousarray(host.T).view(np.uint32))
+
+    def empty(self, count: int, limbs: int | None = None):
+        return self.backend.xp.empty(((limbs or self.limbs) // 2, count), dtype=np.uint64)
+
+    def launch(self, kernel: str, args: list, count: int) -> None:
+        self.backend.launch(SOURCE, self.defines, kernel, _SIG[kernel], args, count)
+
+    # -- elementwise -------------------------------------------------------------------
+    def mont_mul(self, a, b, out=None):
+        """a * b * R^-1 mod m (either operand may be a single (limbs,) value, broadcast)."""
+        count = _count(a, b)
+        out = self.empty(count) if out is None else out
+        self.launch(
+            "montmul",
+            [out, _ld(out), a, _ld(a), _step(a), b, _ld(b), _step(b), self.m_arr, self.minv],
+            count,
+        )
+        return out
+
+    def mulmod(self, a, b, out=None):
+        """a * b mod m, normal form in and out."""
+        count = _count(a, b)
+        out = self.empty(count) if out is None else out
+        self.launch(
+            "mulmod",
+            [out, _ld(out), a, _ld(a), _step(a), b, _ld(b), _step(b), self.m_arr, self.minv,
+             self.consts],
+            count,
+        )  # fmt: skip
+        return out
+
+    def to_mont(self, a, out=None):
+        return self.mont_mul(a, self.consts[: self.words], out)
+
+    def from_mont(self, a, out=None):
+        return self.mont_mul(a, self.unit, out)
+
+    def reduce_wide(self, c, out=None):
+        """c mod m for c with 2 * limbs limbs (word array (L, count))."""
+        count = c.shape[1]
+        out = self.empty(count) if out is None else out
+        self.launch(
+            "reduce2",
+            [out, _ld(out), c, _ld(c), self.m_arr, self.minv, self.consts_r3],
+            count,
+        )
+        return out
+
+    # -- exponentiation ----------------------------------------------------------------
+    def modexp(self, base, exps, ebits: int, w: int | None = None, out=None, chunk=None):
+        """base^e mod m with a fixed window; exps: (elimbs, count) or (elimbs,) broadcast."""
+        count = _count(base, exps)
+        if w is None:
+            w = 3 if ebits <= 16 else 4 if ebits <= 128 else 5 if ebits <= 1536 else 6
+        out = self.empty(count) if out is None else out
+        elimbs = exps.shape[0]
+        if chunk is None:
+            budget = (1 << 30) if self.backend.name == "gpu" else (1 << 26)
+            chunk = max(1, min(count, budget // ((1 << w) * self.limbs * 4)))
+        xp = self.backend.xp
+        tbl = xp.empty(((1 << w) * self.words, min(chunk, count)), dtype=np.uint64)
+        for s in range(0, count, chunk):
+            e = min(count, s + chunk)
+            o = out[:, s:e]
+            b = base[:, s:e] if base.ndim == 2 else base
+            x = exps[:, s:e] if exps.ndim == 2 else exps
+            t = tbl[:, : e - s]
+            self.launch(
+                "modexp",
+                [o, _ld(o), b, _ld(b), _step(b), x, _ld(x), _step(x), elimbs, ebits, self.m_arr,
+                 self.minv, self.consts, t, _ld(t), w],
+                e - s,
+            )  # fmt: skip
+        return out
+
+    def fixed_base_table(self, g: int, ebits: int, w: int = 8):
+        """Comb table for g: entry (i, d) = g^(d * 2^(w i)) * R mod m, i < ceil(ebits / w)."""
+        nwin = (ebits + w - 1) // w
+        m = self.m
+        mpz = _gmpy2.mpz if _gmpy2 is not None else int
+        entries = []
+        gi = mpz(int(g) % m)
+        for _ in range(nwin):
+            e = mpz(self.one_m)
+            for _d in range(1 << w):
+                entries.append(e)
+                e = e * gi % m
+            gi = _powmod(gi, 1 << w, m) if _gmpy2 is None else _gmpy2.powmod(gi, 1 << w, m)
+        table = self.backend.asarray(_words(ints_to_limbs(entries, self.limbs).reshape(-1)))
+        return FixedBaseTable(table=table, nwin=nwin, w=w, ebits=ebits)
+
+    def fixed_base_pow(self, tab: FixedBaseTable, exps, mulin=None, out=None):
+        """g^e (* mulin) mod m for every exponent; exps (elimbs, count) with e < 2^tab.ebits."""
+        count = exps.shape[1]
+        mulin = self.unit if mulin is None else mulin
+        out = self.empty(count) if out is None else out
+        self.launch(
+            "fixed_base",
+            [out, _ld(out), exps, _ld(exps), 1, exps.shape[0], tab.nwin, tab.w, tab.table,
+             self.m_arr, self.minv, mulin, _ld(mulin), _step(mulin)],
+            count,
+        )  # fmt: skip
+        return out
+
+    def prod_tree(self, x, groups: int):
+        """In-place product over axis 0 of x viewed as (groups, M) elements, Montgomery form.
+
+        x: (words, groups * M) with element k * M + j. Returns the view x[:, :M].
+        """
+        total = x.shape[1]
+        M = total // groups
+        k = groups
+        while k > 1:
+            h = k // 2
+            a = x[:, : h * M]
+            b = x[:, (k - h) * M : k * M]
+            self.mont_mul(a, b, out=a)
+            k -= h
+        return x[:, :M]
+
+
+class FixedBaseTable:
+    """Device/host copy of a fixed-base comb table (see MontContext.fixed_base_table)."""
+
+    def __init__(self, table, nwin: int, w: int, ebits: int) -> None:
+        self.table, self.nwin, self.w, self.ebits = table, nwin, w, ebits
+
+
+# -- convenience on Python ints ---------------------------------------------------------------
+def _as_list(values) -> list:
+    return list(values.ravel()) if isinstance(values, np.ndarray) else list(values)
+
+
+def mulmod_ints(m: int, a, b, backend: str = "auto") -> np.ndarray:
+    """[a_i * b_i mod m] for ints a_i, b_i < m."""
+    ctx = MontContext(m, backend)
+    return ctx.get(ctx.mulmod(ctx.put(_as_list(a)), ctx.put(_as_list(b))))
+
+
+def montmul_ints(m: int, a, b, backend: str = "auto") -> np.ndarray:
+    """[a_i * b_i * R^-1 mod m], R = 2^(32 L)."""
+    ctx = MontContext(m, backend)
+    return ctx.get(ctx.mont_mul(ctx.put(_as_list(a)), ctx.put(_as_list(b))))
+
+
+def powmod_ints(m: int, bases, exps, backend: str = "auto", w: int | None = None) -> np.ndarray:
+    """[b_i ^ e_i mod m] (per-element exponents, e_i >= 0)."""
+    ctx = MontContext(m, backend)
+    exps = [int(e) for e in _as_list(exps)]
+    ebits = max(1, max((e.bit_length() for e in exps), default=1))
+    el = (ebits + 31) // 32
+    ex = ctx.put32(exps, limbs=el)
+    return ctx.get(ctx.modexp(ctx.put([int(b) % m for b in _as_list(bases)]), ex, ebits, w))
+
+
+def fixed_base_pow_ints(m: int, g: int, exps, backend: str = "auto", w: int = 8) -> np.ndarray:
+    """[g ^ e_i mod m] with a comb table (one base, many exponents)."""
+    ctx = MontContext(m, backend)
+    exps = [int(e) for e in _as_list(exps)]
+    ebits = max(1, max((e.bit_length() for e in exps), default=1))
+    tab = ctx.fixed_base_table(g, ebits, w)
+    el = (ebits + 31) // 32
+    return ctx.get(ctx.fixed_base_pow(tab, ctx.put32(exps, limbs=el)))

@@ -1,0 +1,308 @@
+"""Paillier on the GPU (or on the host build of the same kernels), on plain ints.
+
+Scheme (identical to the CPU path in ``cipherray.protocols.paillier``): g = n + 1,
+encryption ``c = (1 + m n) * hs^a mod n^2`` with ``hs`` a fixed public base in Z*_{n^2} and ``a``
+a short random exponent (DJN style, ``rand_bits`` bits); decryption by CRT:
+``m_p = L_p(c^(p-1) mod p^2) * hp mod p`` with ``L_p(x) = (x - 1) / p`` and
+``hp = L_p(g^(p-1) mod p^2)^-1 mod p`` (same for q), recombined with CRT.
+
+Every function comes in two flavours:
+
+* ``encrypt(n, hs, m, a, rand_bits)`` etc. take and return numpy object arrays (or lists) of
+  Python ints; conversion and host<->device transfers are included.
+* ``PaillierGpu(...).encrypt_limbs(...)`` etc. take and return backend arrays in the
+  limb-major layout of :mod:`.bigint` (shape ``(limbs, count)``) and keep data on the device.
+
+Negative plaintext scalars (``scalar_mul``, ``matvec``): ``c^k`` with ``k < 0`` is computed as
+``(c^-1)^|k|``; the modular inverses are taken on the host (``gmpy2.invert`` or ``pow(x, -1, m)``)
+-- per element for ``scalar_mul``, once per output for ``matvec`` (the kernel accumulates
+positive and negative exponents separately).
+
+``backend``: ``"auto"`` (GPU when CuPy sees one, else host build), ``"gpu"`` or ``"host"``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from . import bigint as bi
+from ._build import get_backend
+
+try:
+    import gmpy2 as _gmpy2
+except ImportError:  # pragma: no cover
+    _gmpy2 = None
+
+
+def _inv(x: int, m: int) -> int:
+    return int(_gmpy2.invert(x, m)) if _gmpy2 is not None else pow(x, -1, m)
+
+
+def _ints(values) -> list[int]:
+    if isinstance(values, np.ndarray):
+        values = values.ravel()
+    return [int(v) for v in values]
+
+
+def _obj(values) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+class PaillierGpu:
+    """Per-key state on one backend: Montgomery contexts, comb table, CRT constants.
+
+    Public-key operations need ``n`` (and ``hs`` for encryption); decryption needs ``p, q``.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        hs: int | None = None,
+        rand_bits: int = 448,
+        p: int | None = None,
+        q: int | None = None,
+        backend: str | Any = "auto",
+        comb_w: int = 8,
+    ) -> None:
+        self.n = n = int(n)
+        self.nsq = n * n
+        self.backend = get_backend(backend)
+        self.ctx = bi.MontContext(self.nsq, self.backend)
+        self.half = self.ctx.limbs // 2
+        self.n_arr = self.backend.asarray(bi._words(bi.ints_to_limbs([n], self.half)[0]))
+        self.rand_bits = rand_bits
+        self.hs = None if hs is None else int(hs)
+        self._tab = None
+        self.comb_w = comb_w
+        self.p = self.q = None
+        if p is not None and q is not None:
+            self._init_private(int(p), int(q))
+
+    # -- keys ----------------------------------------------------------------------------
+    def _init_private(self, p: int, q: int) -> None:
+        if p * q != self.n:
+            raise ValueError("p * q != n")
+        self.p, self.q = p, q
+        nl = max(bi.limbs_for_bits((p * p).bit_length()), bi.limbs_for_bits((q * q).bit_length()))
+        self.ctx_p = bi.MontContext(p * p, self.backend, limbs=nl)
+        self.ctx_q = bi.MontContext(q * q, self.backend, limbs=nl)
+        h = nl // 2
+        RH = 1 << (32 * h)
+        g = self.n + 1
+
+        def hfun(x: int) -> int:
+            xsq = x * x
+            return _inv((bi._powmod(g, x - 1, xsq) - 1) // x, x)
+
+        hp, hq = hfun(p), hfun(q)
+        prm = [p, pow(p, -1, RH), hp * RH % p, q, pow(q, -1, RH), hq * RH % q,
+               _inv(q, p) * RH % p]  # fmt: skip
+        self.crt_prm = self.backend.asarray(bi._words(bi.ints_to_limbs(prm, h).reshape(-1)))
+        self.p_minv = (-pow(p, -1, 1 << 32)) % (1 << 32)
+        self.q_minv = (-pow(q, -1, 1 << 32)) % (1 << 32)
+        self.exp_p = self.backend.asarray(bi.ints_to_limbs([p - 1], (p.bit_length() + 31) // 32)[0])
+        self.exp_q = self.backend.asarray(bi.ints_to_limbs([q - 1], (q.bit_length() + 31) // 32)[0])
+
+    def table(self):
+        if self._tab is None:
+            if self.hs is None:
+                raise ValueError("encryption needs the public base hs")
+            self._tab = self.ctx.fixed_base_table(self.hs, self.rand_bits, self.comb_w)
+        return self._tab
+
+    # -- limb-array (device-resident) API --------------------------------------------------
+    def encrypt_limbs(self, m_limbs, a_limbs):
+        """m_limbs: words (L/4, count) of plaintexts in [0, n); a_limbs: uint32
+        (ceil(rand_bits/32), count). Returns ciphertext words (L/2, count)."""
+        count = m_limbs.shape[1]
+        mulin = self.ctx.empty(count)
+        self.ctx.launch(
+            "one_plus_xn", [mulin, bi._ld(mulin), m_limbs, bi._ld(m_limbs), self.n_arr], count
+        )
+        return self.ctx.fixed_base_pow(self.table(), a_limbs, mulin=mulin)
+
+    def decrypt_limbs(self, c_limbs):
+        """c_limbs: words (>= L_p, count) of ciphertexts mod n^2 -> plaintext words (< n)."""
+        if self.p is None:
+            raise ValueError("decryption needs p and q")
+        count = c_limbs.shape[1]
+        cp, cq = self.ctx_p, self.ctx_q
+        nl = cp.limbs
+        xp = self.backend.xp
+        cw = c_limbs
+        if cw.shape[0] < nl:  # pad (c has 2 * nl limbs = nl words)
+            cw = xp.zeros((nl, count), dtype=np.uint64)
+            cw[: c_limbs.shape[0]] = c_limbs
+        elif cw.shape[0] > nl:
+            cw = cw[:nl]
+        ep, eq = self.exp_p, self.exp_q
+        x_p = cp.modexp(cp.reduce_wide(cw), ep, self.p.bit_length())
+        x_q = cq.modexp(cq.reduce_wide(cw), eq, self.q.bit_length())
+        out = cp.empty(count)
+        cp.launch(
+            "dec_finish",
+            [out, bi._ld(out), x_p, x_q, bi._ld(x_p), self.crt_prm, self.p_minv, self.q_minv],
+            count,
+        )
+        return out
+
+    def add_limbs(self, c1, c2):
+        return self.ctx.mulmod(c1, c2)
+
+    def scalar_mul_limbs(self, c_limbs, k_abs_limbs, kbits: int = 64):
+        """c^k for non-negative k given as uint32 (ceil(kbits/32), count) limbs."""
+        return self.ctx.modexp(c_limbs, k_abs_limbs, kbits, w=4)
+
+    def sum_limbs(self, c_limbs, groups: int):
+        """Product over the leading `groups` blocks of c_limbs viewed as (groups, M)."""
+        x = self.ctx.to_mont(c_limbs)
+        r = self.ctx.prod_tree(x, groups)
+        return self.ctx.from_mont(r)
+
+    def matvec_limbs(self, c_limbs, X: np.ndarray, group: int | None = None):
+        """Montgomery-form (pos, neg) products: prod_r c_r^{max(X,0)}, prod_r c_r^{max(-X,0)}."""
+        ctx = self.ctx
+        X = np.ascontiguousarray(X, dtype=np.int64)
+        rows, J = X.shape
+        if c_limbs.shape[1] != rows:
+            raise ValueError(f"X has {rows} rows but there are {c_limbs.shape[1]} ciphertexts")
+        G = group or (32 if self.backend.name == "gpu" else 8)
+        ngroups = (rows + G - 1) // G
+        xp = self.backend.xp
+        with np.errstate(over="ignore"):
+            xabs = np.where(X < 0, -X, X).view(np.uint64)
+        xabs_d = self.backend.asarray(np.ascontiguousarray(xabs))
+        xneg_d = self.backend.asarray((X < 0).astype(np.uint8))
+        tbl = xp.empty(rows * 16 * ctx.words, dtype=np.uint64)
+        ctx.launch(
+            "row_table",
+            [tbl, c_limbs, bi._ld(c_limbs), ctx.m_arr, ctx.minv, ctx.consts, 4],
+            rows,
+        )
+        count = ngroups * J
+        acc_pos = ctx.empty(count)
+        acc_neg = ctx.empty(count)
+        ctx.launch(
+            "straus",
+            [acc_pos, acc_neg, bi._ld(acc_pos), tbl, xabs_d, xneg_d, rows, J, G, ctx.m_arr,
+             ctx.minv, ctx.consts],
+            count,
+        )  # fmt: skip
+        del tbl
+        pos = ctx.from_mont(ctx.prod_tree(acc_pos, ngroups))
+        neg = ctx.from_mont(ctx.prod_tree(acc_neg, ngroups))
+        return pos, neg
+
+    # -- int API -------------------------------------------------------------------------
+    def encrypt(self, m_ints, a_exponents) -> np.ndarray:
+        ms = [v % self.n for v in _ints(m_ints)]
+        a = _ints(a_exponents)
+        if any(x < 0 or x.bit_length() > self.rand_bits for x in a):
+            raise ValueError(f"randomness exponents must be in [0, 2^{self.rand_bits})")
+        if len(ms) != len(a):
+            raise ValueError("m and a differ in length")
+        m_l = self.ctx.put(ms, limbs=self.half)
+        a_l = self.ctx.put32(a, limbs=(self.rand_bits + 31) // 32)
+        return self.ctx.get(self.encrypt_limbs(m_l, a_l))
+
+    def decrypt(self, c_ints) -> np.ndarray:
+        c = _ints(c_ints)
+        if any(x < 0 or x >= self.nsq for x in c):
+            raise ValueError("ciphertexts must lie in [0, n^2)")
+        cl = self.ctx_p.put(c, limbs=2 * self.ctx_p.limbs)
+        return self.ctx_p.get(self.decrypt_limbs(cl))
+
+    def add(self, c1, c2) -> np.ndarray:
+        return self.ctx.get(self.add_limbs(self.ctx.put(_ints(c1)), self.ctx.put(_ints(c2))))
+
+    def scalar_mul(self, c, k) -> np.ndarray:
+        cs = _ints(c)
+        ks = _ints(k)
+        if len(cs) != len(ks):
+            raise ValueError("c and k differ in length")
+        if any(abs(x) >= 1 << 64 for x in ks):
+            raise ValueError("scalars must fit in 64 bits (|k| < 2^64)")
+        cs = [_inv(ci, self.nsq) if ki < 0 else ci for ci, ki in zip(cs, ks)]
+        kl = self.ctx.put32([abs(x) for x in ks], limbs=2)
+        return self.ctx.get(self.scalar_mul_limbs(self.ctx.put(cs), kl))
+
+    def matvec(self, X, c) -> np.ndarray:
+        """X.T @ c in the exponent: out_j = prod_r c_r^X[r, j] mod n^2 (X int64, shape (R, J))."""
+        pos, neg = self.matvec_limbs(self.ctx.put(_ints(c)), np.asarray(X))
+        pos_i, neg_i = self.ctx.get(pos), self.ctx.get(neg)
+        out = [pi if ni == 1 else pi * _inv(int(ni), self.nsq) % self.nsq
+               for pi, ni in zip(pos_i, neg_i)]  # fmt: skip
+        return _obj(out)
+
+
+@lru_cache(maxsize=8)
+def _cached(n: int, hs, rand_bits: int, p, q, backend: str) -> PaillierGpu:
+    return PaillierGpu(n, hs=hs, rand_bits=rand_bits, p=p, q=q, backend=backend)
+
+
+def _key(n, hs=None, rand_bits=448, p=None, q=None, backend="auto") -> PaillierGpu:
+    b = get_backend(backend).name
+    return _cached(int(n), None if hs is None else int(hs), int(rand_bits),
+                   None if p is None else int(p), None if q is None else int(q), b)  # fmt: skip
+
+
+def encrypt(n: int, hs: int, m_ints, a_exponents, rand_bits: int, backend: str = "auto"):
+    """c_i = (1 + m_i n) * hs^(a_i) mod n^2 (fixed-base comb on hs); numpy object array."""
+    return _key(n, hs, rand_bits, backend=backend).encrypt(m_ints, a_exponents)
+
+
+def decrypt_crt(p: int, q: int, c, backend: str = "auto") -> np.ndarray:
+    """Plaintexts in [0, n) of ciphertexts c under n = p q (CRT; exponentiations on device)."""
+    return _key(int(p) * int(q), p=p, q=q, backend=backend).decrypt(c)
+
+
+def add(nsq: int, c1, c2, backend: str = "auto") -> np.ndarray:
+    """Homomorphic addition: c1_i * c2_i mod n^2."""
+    ctx = bi.MontContext(int(nsq), backend)
+    return ctx.get(ctx.mulmod(ctx.put(_ints(c1)), ctx.put(_ints(c2))))
+
+
+def _nsq_key(nsq: int, backend: str) -> PaillierGpu:
+    n = _isqrt_exact(int(nsq))
+    return _key(n, backend=backend)
+
+
+def _isqrt_exact(nsq: int) -> int:
+    from math import isqrt
+
+    n = isqrt(nsq)
+    if n * n != nsq:
+        raise ValueError("nsq is not a perfect square n^2")
+    return n
+
+
+def scalar_mul(nsq: int, c, k, backend: str = "auto") -> np.ndarray:
+    """c_i^k_i mod n^2 for 64-bit signed k_i (negative k: inverse of c_i on the host)."""
+    return _nsq_key(nsq, backend).scalar_mul(c, k)
+
+
+def sum(nsq: int, c, axis: int | None = None, backend: str = "auto"):  # noqa: A001
+    """Homomorphic sum (product of ciphertexts mod n^2) along ``axis`` (None: all)."""
+    arr = np.asarray(c, dtype=object)
+    key = _nsq_key(nsq, backend)
+    if axis is None:
+        flat = arr.reshape(-1)
+        if flat.size == 0:
+            return 1
+        return key.ctx.get(key.sum_limbs(key.ctx.put(_ints(flat)), flat.size))[0]
+    arr = np.moveaxis(arr, axis, 0)
+    K, rest = arr.shape[0], arr.shape[1:]
+    if K == 0:
+        return np.ones(rest, dtype=object)
+    r = key.ctx.get(key.sum_limbs(key.ctx.put(_ints(arr.reshape(K, -1))), K))
+    return r.reshape(rest) if rest else r[0]
+
+
+def matvec(nsq: int, X, c, backend: str = "auto") -> np.ndarray:
+    """Encrypted X.T @ c: out_j = prod_r c_r^X[r, j] mod n^2, X int64 of shape (rows, J)."""
+    return _nsq_key(nsq, backend).matvec(X, c)

@@ -1,0 +1,116 @@
+"""Host build of the bigint kernels (same source as the GPU) against Python ints."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from cipherray.gpu_kernels import bigint as bi
+
+RNG = random.Random(20261127)
+
+
+def _modulus(bits: int) -> int:
+    return RNG.getrandbits(bits) | 1 | (1 << (bits - 1))
+
+
+def test_limb_conversion_roundtrip():
+    vals = [0, 1, 2**32 - 1, 2**32, 2**2048 - 1, RNG.getrandbits(1500)]
+    limbs = bi.ints_to_limbs(np.array(vals, dtype=object), 64)
+    assert limbs.shape == (6, 64) and limbs.dtype == np.uint32
+    assert limbs[3, 0] == 0 and limbs[3, 1] == 1
+    assert list(bi.limbs_to_ints(limbs)) == vals
+    with pytest.raises(ValueError):
+        bi.ints_to_limbs([2**2048], 64)
+    with pytest.raises(ValueError):
+        bi.ints_to_limbs([-1], 64)
+
+
+@pytest.mark.parametrize("bits", [256, 2048, 4096])
+def test_montmul_and_mulmod(bits):
+    m = _modulus(bits)
+    edge = [0, 1, 2, m - 1, m - 2]
+    a = edge + [RNG.randrange(m) for _ in range(40)] + [m - 1] * 5
+    b = [m - 1] * 5 + [RNG.randrange(m) for _ in range(40)] + edge
+    R = 1 << (32 * bi.limbs_for_bits(bits))
+    rinv = pow(R, -1, m)
+    got = bi.montmul_ints(m, a, b, backend="host")
+    assert list(got) == [x * y * rinv % m for x, y in zip(a, b)]
+    got = bi.mulmod_ints(m, a, b, backend="host")
+    assert list(got) == [x * y % m for x, y in zip(a, b)]
+
+
+@pytest.mark.parametrize("bits", [2048, 4096])
+def test_modexp(bits):
+    m = _modulus(bits)
+    bases = [0, 1, m - 1, 2] + [RNG.randrange(m) for _ in range(4)]
+    exps = [5, 0, 3, 2**64 - 1] + [RNG.getrandbits(RNG.choice([1, 17, 64, 200])) for _ in range(4)]
+    got = bi.powmod_ints(m, bases, exps, backend="host")
+    assert list(got) == [pow(x, e, m) for x, e in zip(bases, exps)]
+
+
+def test_modexp_broadcast_exponent_and_windows():
+    m = _modulus(2048)
+    ctx = bi.MontContext(m, "host")
+    bases = [RNG.randrange(m) for _ in range(5)]
+    e = RNG.getrandbits(300)
+    ex = ctx.backend.asarray(bi.ints_to_limbs([e], 10)[0])
+    for w in (1, 4, 6):
+        got = ctx.get(ctx.modexp(ctx.put(bases), ex, 300, w=w))
+        assert list(got) == [pow(x, e, m) for x in bases]
+
+
+@pytest.mark.parametrize("bits,w", [(2048, 8), (4096, 8), (4096, 5)])
+def test_fixed_base_comb(bits, w):
+    m = _modulus(bits)
+    g = RNG.randrange(2, m)
+    exps = [0, 1, 2**448 - 1, 2**447] + [RNG.getrandbits(448) for _ in range(6)]
+    got = bi.fixed_base_pow_ints(m, g, exps, backend="host", w=w)
+    assert list(got) == [pow(g, e, m) for e in exps]
+
+
+def test_reduce_wide():
+    m = _modulus(2048)
+    ctx = bi.MontContext(m, "host")
+    cs = [0, 1, m, 2**4096 - 1] + [RNG.getrandbits(4096) for _ in range(6)]
+    got = ctx.get(ctx.reduce_wide(ctx.put(cs, limbs=2 * ctx.limbs)))
+    assert list(got) == [c % m for c in cs]
+
+
+def test_product_tree():
+    m = _modulus(4096)
+    ctx = bi.MontContext(m, "host")
+    K, M = 7, 3
+    vals = [RNG.randrange(m) for _ in range(K * M)]
+    x = ctx.to_mont(ctx.put(vals))
+    got = ctx.get(ctx.from_mont(ctx.prod_tree(x, K)))
+    want = []
+    for j in range(M):
+        acc = 1
+        for k in range(K):
+            acc = acc * vals[k * M + j] % m
+        want.append(acc)
+    assert list(got) == want
+
+
+def test_rejects_bad_moduli():
+    with pytest.raises(ValueError):
+        bi.MontContext(2**100, "host")
+    with pytest.raises(ValueError):
+        bi.MontContext(2**4097 + 1, "host")
+
+
+@pytest.mark.parametrize("variant", ["fios", "cios", "fios_smem", "ptx", "ptx_smem"])
+def test_variants_agree(variant):
+    # on the host "ptx*" and "*_smem" compile to the portable core; "cios" is its own code
+    for bits in (2048, 4096):
+        m = _modulus(bits)
+        ctx = bi.MontContext(m, "host", variant=variant)
+        a = [0, 1, m - 1] + [RNG.randrange(m) for _ in range(13)]
+        b = [m - 1] * 3 + [RNG.randrange(m) for _ in range(13)]
+        got = ctx.get(ctx.mulmod(ctx.put(a), ctx.put(b)))
+        assert list(got) == [x * y % m for x, y in zip(a, b)]
+    with pytest.raises(ValueError):
+        bi.MontContext(m, "host", variant="nope")
