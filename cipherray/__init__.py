@@ -34,6 +34,15 @@ from cipherray.runtime import (
 
 __version__ = "0.1.0"
 
+
+def mpc_concatenate(parts, axis: int = 0):
+    """Concatenate SharedRefs of one MPC location (also `cipherray.mpc.concatenate`)."""
+    parts = list(parts)
+    if not parts or not isinstance(parts[0], SharedRef):
+        raise TypeError("mpc_concatenate expects a non-empty list of SharedRefs")
+    return parts[0].location.concatenate(parts, axis=axis)
+
+
 __all__ = [
     "MPC",
     "CipherrayError",
@@ -57,4 +66,5 @@ __all__ = [
     "StepError",
     "__version__",
     "init",
+    "mpc_concatenate",
 ]

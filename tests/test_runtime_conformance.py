@@ -151,8 +151,10 @@ def test_mixing_mpc_locations_and_wrong_arguments(rt):
         a(lambda v: v)(x)
     with pytest.raises(cr.LocationError):
         x.to(a)
-    with pytest.raises(NotImplementedError, match="Beaver"):
-        x * x
+    m3 = rt.mpc(a, b, c)  # three members and no dealer: no source of Beaver triples
+    z = a(make)([1.0]).to(m3)
+    with pytest.raises(cr.ConfigError, match="dealer"):
+        z * z
 
 
 def test_get_refuses_shared_values(rt):

@@ -24,7 +24,7 @@ import numpy as np
 
 from cipherray.protocols import fixedpoint, linear
 from cipherray.runtime.audit import Disclosure
-from cipherray.runtime.errors import LocationError
+from cipherray.runtime.errors import ConfigError, LocationError
 from cipherray.runtime.party import Party
 from cipherray.runtime.refs import Obj, PartyRef, Ref
 
@@ -43,15 +43,45 @@ class MPC:
         parties: Sequence[Party],
         frac_bits: int = 16,
         dealer: Party | None = None,
+        provider: Any = None,
     ):
-        if not 0 <= frac_bits <= 40:
-            raise ValueError("frac_bits must be in 0..40")
+        if not 0 <= frac_bits <= 30:
+            raise ValueError("frac_bits must be in 0..30 (products need 2f bits)")
         self._rt = rt
         self.parties = tuple(parties)
         self.frac_bits = int(frac_bits)
         self.dealer = dealer
         self.name = "mpc(" + ",".join(p.name for p in self.parties) + ")"
         self._engine = None
+        self._provider = provider
+
+    @property
+    def provider(self) -> Any:
+        """Correlated randomness for multiplications and comparisons: a DealerProvider
+        when the location has a dealer, else a PaillierProvider for two members."""
+        from cipherray.protocols.mpc import providers
+
+        if self._provider is None:
+            if self.dealer is not None:
+                self._provider = providers.DealerProvider()
+            elif len(self.parties) == 2:
+                self._provider = providers.PaillierProvider()
+            else:
+                raise ConfigError(
+                    f"{self.name}: multiplying shared values needs correlated randomness; "
+                    "create the location with rt.mpc(..., dealer='<party>')"
+                )
+        elif self._provider == "paillier":
+            self._provider = providers.PaillierProvider()
+        elif self._provider == "dealer":
+            self._provider = providers.DealerProvider()
+        return self._provider
+
+    def preprocess(self, plan: Sequence[tuple[str, Sequence[Any]]]) -> int:
+        """Offline phase: generate the correlated randomness a known workload needs,
+        e.g. [("mul", [(1000,), (1000,)]), ("matmul", [(64, 30), (30, 1)])]; online
+        operations then consume it in order. Returns how many items are pooled."""
+        return self.provider.preprocess(self.engine, plan)
 
     @property
     def engine(self) -> Any:
@@ -300,32 +330,38 @@ class SharedRef(Ref):
 
     def __mul__(self, other: Any) -> SharedRef:
         if isinstance(other, SharedRef):
-            raise NotImplementedError(
-                "multiplying two shared values needs Beaver triples (the secret-sharing "
-                "engine); this location supports linear operations and public scalars"
-            )
+            return self._secure_mul(other)
         if isinstance(other, Ref):
             return NotImplemented
         arr = fixedpoint.check_numeric(other, "public multiplier")
+        shape = _bshape(self._shape, arr.shape)
         if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
             if arr.size and int(np.max(np.abs(arr.astype(np.int64)))) >= 2**31:
                 raise OverflowError("public integer multiplier too large for the ring")
-            return self._local(linear.mul_int, args=(arr.astype(np.int64),), step="mul_public")
+            out = self._local(linear.mul_int, args=(arr.astype(np.int64),), step="mul_public")
+            out._shape = shape
+            return out
         if arr.ndim == 0:
             m, e = fixedpoint.encode_public_scalar(float(arr))
-            return self._local(
+            out = self._local(
                 linear.mul_int, args=(np.int64(m),), scale=self.scale << e, step="mul_public"
             )
+            out._shape = shape
+            return out
         peak = float(np.max(np.abs(arr))) if arr.size else 0.0
         e = 0 if peak == 0 else max(0, 19 - int(np.floor(np.log2(peak))))
         m = np.rint(arr * 2.0**e).astype(np.int64)
-        return self._local(linear.mul_int, args=(m,), scale=self.scale << e, step="mul_public")
+        out = self._local(linear.mul_int, args=(m,), scale=self.scale << e, step="mul_public")
+        out._shape = shape
+        return out
 
     __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> SharedRef:
+        if isinstance(other, SharedRef):
+            return self * other.reciprocal()
         if isinstance(other, Ref):
-            raise NotImplementedError("division by a shared value needs the secret-sharing engine")
+            return NotImplemented
         arr = fixedpoint.check_numeric(other, "public divisor")
         if arr.ndim != 0:
             if np.any(arr == 0):
@@ -344,6 +380,210 @@ class SharedRef(Ref):
             base._local(linear.mul_int, args=(np.int64(2**e),), step="div_public") if e else base
         )
         return SharedRef(self._mpc, scaled._shares, self.scale * abs(m))
+
+    # -- secure operations (Beaver triples, truncation, comparisons): protocols/mpc
+    @property
+    def _pp(self) -> Any:
+        from cipherray.protocols.mpc.engine import PerParty
+
+        return PerParty(self._shares)
+
+    def _wrap(self, pp: Any, shape: tuple | None) -> SharedRef:
+        out = SharedRef(self._mpc, list(pp), 2**self._mpc.frac_bits)
+        out._shape = None if shape is None else tuple(shape)
+        return out
+
+    def _normalised(self) -> SharedRef:
+        """The same value at scale 2^f: a pending public factor 2^e or divisor k is
+        applied with the truncation protocol (local for 2 members)."""
+        from cipherray.protocols.mpc import truncation
+
+        mpc = self._mpc
+        target = 2**mpc.frac_bits
+        if self.scale == target:
+            return self
+        k, rem = divmod(self.scale, target)
+        if rem or k < 1:  # pragma: no cover - scales only grow by integer factors
+            raise ValueError(f"internal: scale {self.scale} is not a multiple of 2^f")
+        shape = self.shape
+        prov = mpc.provider if len(mpc.parties) > 2 else None
+        if k & (k - 1) == 0:
+            pp = truncation.truncate(
+                mpc.engine, self._pp, k.bit_length() - 1, prov, shape=shape, tag="rescale"
+            )
+        else:
+            pp = truncation.divide_public(mpc.engine, self._pp, k, prov, shape=shape, tag="rescale")
+        return self._wrap(pp, shape)
+
+    def _operand(self, other: Any, what: str) -> SharedRef:
+        self._mpc._check_member_value(other, what)
+        return other._normalised()
+
+    def _secure_mul(self, other: SharedRef) -> SharedRef:
+        """Beaver multiplication: 1 round (+1 truncation round for 3+ members)."""
+        from cipherray.protocols.mpc import arithmetic
+
+        y = self._operand(other, "mul")
+        x = self._normalised()
+        mpc = self._mpc
+        sx, sy = x.shape, y.shape
+        pp = arithmetic.mul(
+            mpc.engine,
+            x._pp,
+            y._pp,
+            mpc.provider,
+            x_shape=sx,
+            y_shape=sy,
+            frac_bits=mpc.frac_bits,
+            tag="mul",
+        )
+        return self._wrap(pp, _bshape(sx, sy))
+
+    def __matmul__(self, other: Any) -> SharedRef:
+        from cipherray.protocols.mpc import arithmetic
+        from cipherray.protocols.mpc.ring import matmul_shape
+
+        mpc = self._mpc
+        x = self._normalised()
+        sx = x.shape
+        if isinstance(other, SharedRef):
+            y = self._operand(other, "matmul")
+            sy = y.shape
+            pp = arithmetic.matmul(
+                mpc.engine,
+                x._pp,
+                y._pp,
+                mpc.provider,
+                x_shape=sx,
+                y_shape=sy,
+                frac_bits=mpc.frac_bits,
+                tag="matmul",
+            )
+            return self._wrap(pp, matmul_shape(sx, sy))
+        if isinstance(other, Ref):
+            return NotImplemented
+        w = np.asarray(other)
+        prov = mpc.provider if len(mpc.parties) > 2 else None
+        pp = arithmetic.matmul_public(
+            mpc.engine,
+            x._pp,
+            w,
+            prov,
+            x_shape=sx,
+            side="right",
+            frac_bits=mpc.frac_bits,
+            tag="matmul_public",
+        )
+        return self._wrap(pp, matmul_shape(sx, w.shape))
+
+    def __rmatmul__(self, other: Any) -> SharedRef:
+        from cipherray.protocols.mpc import arithmetic
+        from cipherray.protocols.mpc.ring import matmul_shape
+
+        if isinstance(other, Ref):
+            return NotImplemented
+        mpc = self._mpc
+        x = self._normalised()
+        sx = x.shape
+        w = np.asarray(other)
+        prov = mpc.provider if len(mpc.parties) > 2 else None
+        pp = arithmetic.matmul_public(
+            mpc.engine,
+            x._pp,
+            w,
+            prov,
+            x_shape=sx,
+            side="left",
+            frac_bits=mpc.frac_bits,
+            tag="matmul_public",
+        )
+        return self._wrap(pp, matmul_shape(w.shape, sx))
+
+    def _compare(self, name: str, other: Any) -> SharedRef:
+        from cipherray.protocols.mpc import compare
+
+        mpc = self._mpc
+        x = self._normalised()
+        sx = x.shape
+        if isinstance(other, SharedRef):
+            y = self._operand(other, name)
+            yv, sy = y._pp, y.shape
+        elif isinstance(other, Ref):
+            raise LocationError(f"cannot compare a SharedRef with a {type(other).__name__}")
+        else:
+            yv = fixedpoint.check_numeric(other, "public comparand")
+            sy = yv.shape
+        fn = getattr(compare, name)
+        pp = fn(
+            mpc.engine,
+            x._pp,
+            yv,
+            mpc.provider,
+            x_shape=sx,
+            y_shape=sy,
+            frac_bits=mpc.frac_bits,
+            tag=name,
+        )
+        return self._wrap(pp, _bshape(sx, sy))
+
+    def __lt__(self, other: Any) -> SharedRef:
+        return self._compare("lt", other)
+
+    def __le__(self, other: Any) -> SharedRef:
+        return self._compare("le", other)
+
+    def __gt__(self, other: Any) -> SharedRef:
+        return self._compare("gt", other)
+
+    def __ge__(self, other: Any) -> SharedRef:
+        return self._compare("ge", other)
+
+    def __eq__(self, other: Any) -> SharedRef:  # type: ignore[override]
+        return self._compare("eq", other)
+
+    __hash__ = object.__hash__
+
+    def _unary(self, module: str, name: str, **kwargs: Any) -> SharedRef:
+        import importlib
+
+        mod = importlib.import_module(f"cipherray.protocols.mpc.{module}")
+        mpc = self._mpc
+        x = self._normalised()
+        shape = x.shape
+        pp = getattr(mod, name)(
+            mpc.engine,
+            x._pp,
+            mpc.provider,
+            shape=shape,
+            frac_bits=mpc.frac_bits,
+            tag=name,
+            **kwargs,
+        )
+        return self._wrap(pp, shape)
+
+    def relu(self) -> SharedRef:
+        """max(x, 0): one comparison and one multiplication."""
+        return self._unary("compare", "relu")
+
+    def sigmoid(self) -> SharedRef:
+        """Piecewise-linear logistic function, max abs error 1e-3 on all reals."""
+        return self._unary("functions", "sigmoid")
+
+    def tanh(self) -> SharedRef:
+        """2 sigmoid(2x) - 1, max abs error 2e-3 on all reals."""
+        return self._unary("functions", "tanh")
+
+    def exp(self) -> SharedRef:
+        """e^x on [-16, 4], abs error <= 2e-3 * max(1, e^x)."""
+        return self._unary("functions", "exp")
+
+    def reciprocal(self) -> SharedRef:
+        """1/x on [0.05, 1000], abs error <= 1e-3 * max(1, 1/x)."""
+        return self._unary("functions", "reciprocal")
+
+    def sqrt(self) -> SharedRef:
+        """Square root; domain and error in protocols/mpc/functions.py."""
+        return self._unary("functions", "sqrt")
 
     # -- reductions and shape
     def sum(self, axis: Any = None) -> SharedRef:
@@ -441,6 +681,12 @@ class SharedRef(Ref):
             step="reveal",
             location=self._mpc.name,
         )
+
+
+def _bshape(a: tuple | None, b: tuple | None) -> tuple | None:
+    if a is None or b is None:
+        return None
+    return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
 
 
 def _as_ref(s: SharedRef, i: int) -> Obj:

@@ -89,11 +89,16 @@ class Runtime:
             ) from None
 
     def mpc(
-        self, *parties: Party | str, frac_bits: int = 16, dealer: Party | str | None = None
+        self,
+        *parties: Party | str,
+        frac_bits: int = 16,
+        dealer: Party | str | None = None,
+        provider: Any = None,
     ) -> Any:
         """An MPC location: additive secret sharing over Z_2^64 among `parties`.
         `dealer` names a party that plays the trusted dealer of correlated randomness
-        (Beaver triples) for multiplications."""
+        (Beaver triples) for multiplications; `provider` may also be "dealer",
+        "paillier" (two members, no dealer) or a Provider object."""
         from cipherray.runtime.mpc import MPC
 
         self._check_open()
@@ -106,7 +111,12 @@ class Runtime:
         if len(set(names)) != len(names):
             raise ConfigError(f"an MPC location lists a party twice: {names}")
         dealer_party = None if dealer is None else self.party(dealer)
-        return MPC(self, members, frac_bits, dealer=dealer_party)
+        if dealer_party is not None and dealer_party.name in names:
+            raise ConfigError(
+                f"the dealer '{dealer_party.name}' must not be a member of the MPC location: "
+                "a member that knows the triples could open everyone's masked values"
+            )
+        return MPC(self, members, frac_bits, dealer=dealer_party, provider=provider)
 
     def he(self, keyholder: Party | str, bits: int = 2048, insecure: bool = False) -> Any:
         """An HE location: Paillier under a key pair generated inside `keyholder`'s actor

@@ -1,0 +1,229 @@
+"""Boolean (XOR-shared) circuits: AND gates, A2B via a parallel-prefix adder, B2A of bits.
+
+XOR sharing: a uint64 word w is held as w = w_0 ^ w_1 ^ ... ^ w_{n-1}. XOR, shifts
+and AND with a public mask are member-local; an AND of two shared words costs one
+binary Beaver triple (a, b, c = a & b) and one round.
+
+The sign of an additively shared x (its bit 63) is extracted without revealing x:
+
+1. A2B inputs (local): member i's additive share x_i is a trivially XOR-shared word
+   (member i holds x_i, every other member holds 0): n shared words W_0..W_{n-1}
+   with x = W_0 + ... + W_{n-1} mod 2^64.
+2. Carry-save reduction (n >= 3): a 3:2 compressor replaces (a, b, c) by
+   (a ^ b ^ c, maj(a, b, c) << 1), maj = ((a ^ c) & (b ^ c)) ^ c — one AND, one round
+   per level, all compressors of a level batched into one AND. Levels L(n): L(2) = 0,
+   L(3) = 1, L(4) = 2, L(5) = 3, L(6) = 3, ...
+3. Kogge-Stone adder on the last two words A, B: G = A & B (1 round), P = A ^ B;
+   then for s = 1, 2, 4, 8, 16, 32: G ^= P & (G << s), P &= P << s — both ANDs of a
+   level batched into one round (the last level needs only G): 7 rounds.
+4. The sign bit: msb = bit 63 of (A ^ B) ^ (G << 1).
+5. B2A (1 round): with a random bit r shared both ways, open c = msb ^ r (XOR-open),
+   then msb = c + r - 2cr = c + (1 - 2c) r on the arithmetic shares of r.
+
+Rounds of `ltz_bit`: L(n) + 7 + 1 (8 for 2 members, 9 for 3). Bytes: an AND of w
+words opens 2w words (16w bytes) from every member to every other; per element the
+adder ANDs 1 + 5 * 2 + 1 = 12 words, the carry-save levels one word per compressor,
+and B2A opens one word: `ltz_bytes(n)` = 8 * (2 * (12 + C(n)) + 1) bytes per element
+per ordered pair of members (200 for 2 members, 216 for 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cipherray.protocols.mpc import common
+from cipherray.protocols.mpc.engine import Engine, PerParty
+from cipherray.protocols.mpc.providers import Provider
+
+_ONE = np.uint64(1)
+_KS_SHIFTS = (1, 2, 4, 8, 16, 32)
+
+
+def csa_levels(n: int) -> int:
+    """Carry-save levels to reduce n words to 2."""
+    levels = 0
+    while n > 2:
+        n = n - n // 3
+        levels += 1
+    return levels
+
+
+def _csa_words(n: int) -> int:
+    words = 0
+    while n > 2:
+        words += n // 3
+        n = n - n // 3
+    return words
+
+
+def ltz_bytes(n: int) -> int:
+    """Bytes per element sent from one member to one other member by `ltz_bit`."""
+    return 8 * (2 * (1 + 2 * (len(_KS_SHIFTS) - 1) + 1 + _csa_words(n)) + 1)
+
+
+def msb_rounds(n: int) -> int:
+    """Rounds of `msb_xor` (A2B of the sign bit)."""
+    return csa_levels(n) + 1 + len(_KS_SHIFTS)
+
+
+def ltz_rounds(n: int) -> int:
+    """Rounds of `ltz_bit`: A2B sign + B2A."""
+    return msb_rounds(n) + 1
+
+
+# ------------------------------------------------------------ member-local steps
+
+
+@common.member_step
+def _xmask2(i: int, x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple:
+    return (x ^ a, y ^ b)
+
+
+@common.member_step
+def _beaver_and(i: int, opened: tuple, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """z_i = c_i ^ (e & b_i) ^ (d & a_i) (^ e & d at member 0)."""
+    e, d = opened
+    z = c ^ (e & b) ^ (d & a)
+    if i == 0:
+        z = z ^ (e & d)
+    return z
+
+
+@common.member_step
+def _a2b_inputs(i: int, x: np.ndarray, n: int) -> np.ndarray:
+    """Step 1: rows W_0..W_{n-1}; member i holds its share in row i, zeros elsewhere."""
+    out = np.zeros((n,) + np.shape(x), dtype=np.uint64)
+    out[i] = x
+    return out
+
+
+@common.member_step
+def _csa_prepare(i: int, w: np.ndarray, q: int) -> tuple:
+    a, b, c = w[:q], w[q : 2 * q], w[2 * q : 3 * q]
+    return a ^ c, b ^ c
+
+
+@common.member_step
+def _csa_finish(i: int, w: np.ndarray, q: int, m: np.ndarray) -> np.ndarray:
+    a, b, c = w[:q], w[q : 2 * q], w[2 * q : 3 * q]
+    maj = m ^ c
+    return np.concatenate([a ^ b ^ c, maj << _ONE, w[3 * q :]])
+
+
+@common.member_step
+def _ks_start(i: int, w: np.ndarray) -> tuple:
+    return w[0], w[1]
+
+
+@common.member_step
+def _xor(i: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a ^ b
+
+
+@common.member_step
+def _ks_level_prepare(i: int, g: np.ndarray, p: np.ndarray, s: int, last: bool) -> tuple:
+    s64 = np.uint64(s)
+    if last:
+        return p, g << s64
+    return np.stack([p, p]), np.stack([g << s64, p << s64])
+
+
+@common.member_step
+def _ks_level_finish(i: int, g: np.ndarray, res: np.ndarray, last: bool) -> tuple:
+    if last:
+        return g ^ res, None
+    return g ^ res[0], res[1]
+
+
+@common.member_step
+def _sign(i: int, p0: np.ndarray, g: np.ndarray) -> np.ndarray:
+    return ((p0 ^ (g << _ONE)) >> np.uint64(63)) & _ONE
+
+
+@common.member_step
+def _b2a_finish(i: int, c: np.ndarray, ra: np.ndarray) -> np.ndarray:
+    """Step 5: c + (1 - 2c) r (member 0 adds c)."""
+    c = c & _ONE
+    out = (_ONE - np.uint64(2) * c) * ra
+    if i == 0:
+        out = out + c
+    return out
+
+
+# ------------------------------------------------------------------ protocols
+
+
+def and_(
+    engine: Engine,
+    x: PerParty,
+    y: PerParty,
+    provider: Provider,
+    shape: Any,
+    tag: str = "and",
+) -> PerParty:
+    """x & y on XOR-shared uint64 words of public `shape`: 1 round.
+
+    1. (a, b, c) = provider.and_triple(shape), c = a & b.
+    2. e_i = x_i ^ a_i, d_i = y_i ^ b_i.  3. XOR-open (e, d) together (1 round).
+    4. z_i = c_i ^ (e & b_i) ^ (d & a_i) (^ e & d at member 0)."""
+    a, b, c = provider.and_triple(engine, shape)
+    masked = engine.local(_xmask2, x, y, a, b, step=f"{tag}/mask")
+    opened = engine.open(masked, step=f"{tag}/open", op="xor")
+    return engine.local(_beaver_and, opened, a, b, c, step=f"{tag}/combine")
+
+
+def msb_xor(
+    engine: Engine, x: PerParty, provider: Provider, *, shape: Any = None, tag: str = "a2b"
+) -> PerParty:
+    """XOR shares (0/1 words) of bit 63 of additively shared x: steps 1-4, msb_rounds(n)."""
+    s = common.shape_of(engine, x, shape, "x")
+    n = engine.n
+    # 1
+    w = engine.local(_a2b_inputs, x, n, step=f"{tag}/inputs")
+    m = n
+    # 2
+    level = 0
+    while m > 2:
+        q = m // 3
+        t, u = engine.local(_csa_prepare, w, q, num_returns=2, step=f"{tag}/csa")
+        prod = and_(engine, t, u, provider, (q,) + s, tag=f"{tag}/csa{level}")
+        w = engine.local(_csa_finish, w, q, prod, step=f"{tag}/csa")
+        m = m - q
+        level += 1
+    # 3
+    a, b = engine.local(_ks_start, w, num_returns=2, step=f"{tag}/ks")
+    g = and_(engine, a, b, provider, s, tag=f"{tag}/ks0")
+    p0 = engine.local(_xor, a, b, step=f"{tag}/ks")
+    p = p0
+    for s_ in _KS_SHIFTS:
+        last = s_ == _KS_SHIFTS[-1]
+        left, right = engine.local(
+            _ks_level_prepare, g, p, s_, last, num_returns=2, step=f"{tag}/ks"
+        )
+        res = and_(engine, left, right, provider, s if last else (2,) + s, tag=f"{tag}/ks{s_}")
+        g, p = engine.local(_ks_level_finish, g, res, last, num_returns=2, step=f"{tag}/ks")
+    # 4
+    return engine.local(_sign, p0, g, step=f"{tag}/sign")
+
+
+def b2a(
+    engine: Engine, bits: PerParty, provider: Provider, *, shape: Any, tag: str = "b2a"
+) -> PerParty:
+    """Arithmetic shares (integers 0/1) of XOR-shared bits (0/1 words): step 5, 1 round."""
+    ra, rb = provider.random_bit(engine, shape)
+    masked = engine.local(_xor, bits, rb, step=f"{tag}/mask")
+    c = engine.open(masked, step=f"{tag}/open", op="xor")
+    return engine.local(_b2a_finish, c, ra, step=f"{tag}/finish")
+
+
+def ltz_bit(
+    engine: Engine, x: PerParty, provider: Provider, *, shape: Any = None, tag: str = "ltz"
+) -> PerParty:
+    """Arithmetic shares of the integer bit [x < 0] (x read as signed int64).
+
+    Rounds: ltz_rounds(n) = L(n) + 8 (8 for 2 members, 9 for 3)."""
+    s = common.shape_of(engine, x, shape, "x")
+    bits = msb_xor(engine, x, provider, shape=s, tag=f"{tag}/a2b")
+    return b2a(engine, bits, provider, shape=s, tag=f"{tag}/b2a")
