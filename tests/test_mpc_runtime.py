@@ -100,3 +100,5 @@ def test_two_party_paillier_triples_without_dealer(rt):
     np.testing.assert_allclose(rt.get((x * y).reveal_to(b)), XA * XB, atol=2e-3)
     tags = set(rt.ledger.by_tag()["tag"])
     assert any(t.startswith("offline/") for t in tags)
+    with pytest.raises(cr.ConfigError, match="dealer"):
+        _ = x > y  # comparisons need binary triples: a dealer

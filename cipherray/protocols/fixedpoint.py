@@ -52,7 +52,8 @@ def encode(x: np.ndarray, frac_bits: int = DEFAULT_FRAC_BITS, what: str = "input
             )
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
         return (arr.astype(np.int64) << np.int64(frac_bits)).view(np.uint64)
-    scaled = np.multiply(arr, float(2**frac_bits), dtype=np.float64)
+    scaled = np.empty(arr.shape, dtype=np.float64)
+    np.multiply(arr, float(2**frac_bits), out=scaled)
     np.rint(scaled, out=scaled)
     return scaled.astype(np.int64).view(np.uint64)
 

@@ -129,7 +129,7 @@ class Ledger:
         lines = [s.to_string(index=False), "", self.by_tag().to_string(index=False), ""]
         lines.append(
             f"rounds: {self.total_rounds}   compute: {self.compute_s:.3f} s   "
-            f"simulated network: {self.network_s:.3f} s"
+            f"simulated network (summed over receiving steps): {self.network_s:.3f} s"
         )
         return "\n".join(lines)
 

@@ -499,9 +499,19 @@ class SharedRef(Ref):
         )
         return self._wrap(pp, matmul_shape(w.shape, sx))
 
+    def _need_binary(self, what: str) -> None:
+        prov = self._mpc.provider
+        if not (prov.supports("and") and prov.supports("bit")):
+            raise ConfigError(
+                f"{what} on {self._mpc.name} needs binary (AND) triples and random bits, "
+                f"which {type(prov).__name__} does not make: create the location with "
+                "rt.mpc(..., dealer='<party>')"
+            )
+
     def _compare(self, name: str, other: Any) -> SharedRef:
         from cipherray.protocols.mpc import compare
 
+        self._need_binary(f"comparison '{name}'")
         mpc = self._mpc
         x = self._normalised()
         sx = x.shape
@@ -547,6 +557,8 @@ class SharedRef(Ref):
         import importlib
 
         mod = importlib.import_module(f"cipherray.protocols.mpc.{module}")
+        if name != "exp":
+            self._need_binary(name)
         mpc = self._mpc
         x = self._normalised()
         shape = x.shape
