@@ -217,7 +217,7 @@ def main() -> None:
         {
             "what": "the same under network='wan' (40 ms, 100 Mbit/s)",
             "cipherray": f"{lr['wan']['seconds_per_epoch']:.2f} s/epoch, accuracy "
-            f"{lr['wan']['accuracy']:.4f}, network delay summed over receivers {lr["wan"]["network_s"]:.1f} s",
+            f"{lr['wan']['accuracy']:.4f}, network delay summed over receivers {lr['wan']['network_s']:.1f} s",
             "baseline": "",
             "ratio": "",
             "target": "report",
