@@ -26,6 +26,8 @@ is exact and has less overhead there.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 _CHUNK = 1024
@@ -66,6 +68,17 @@ def _exact_to_ring(f: np.ndarray) -> np.ndarray:
     return f.astype(np.int64).view(np.uint64)
 
 
+_GPU_MIN = 1 << 27  # products this large go to a GPU when the worker has one
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu() -> bool:
+    """Whether this process sees a CUDA GPU through CuPy (cached; False without CuPy)."""
+    from cipherray.gpu_kernels import available
+
+    return available()
+
+
 def matmul_u64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact matrix product mod 2^64 of uint64 (or int64) arrays, 1-D or 2-D, like `a @ b`.
 
@@ -84,6 +97,16 @@ def matmul_u64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out_shape = _out_shape(a.shape, b.shape)
     if m * k * n <= _SMALL or k == 0:
         return np.matmul(a2, b2).reshape(out_shape)
+    if m * k * n >= _GPU_MIN and _gpu():
+        # a worker with a GPU: the int8 / fp64 limb-split GEMMs of gpu_kernels.ring64
+        import cupy
+
+        from cipherray.gpu_kernels import ring64
+
+        out = ring64.matmul(
+            cupy.asarray(np.ascontiguousarray(a2)), cupy.asarray(np.ascontiguousarray(b2))
+        )
+        return cupy.asnumpy(out).astype(np.uint64, copy=False).reshape(out_shape)
     out = np.zeros((m, n), dtype=np.uint64)
     for s in range(0, k, _CHUNK):
         e = min(k, s + _CHUNK)
