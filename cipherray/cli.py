@@ -190,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
-        return WORKLOADS[args.workload](args)
+        from cipherray.runtime.errors import CipherrayError
+
+        try:
+            return WORKLOADS[args.workload](args)
+        except CipherrayError as e:
+            print(f"cipherray {args.workload}: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
     if args.command == "bench":
         return _cmd_bench(args)
     return _cmd_cluster(args)
