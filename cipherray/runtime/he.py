@@ -130,7 +130,7 @@ class HE:
         owner = ref.party
         pk = self.public_key_at(owner)
         k = owner.workers
-        if k == 1:
+        if k == 1 or owner.spec.gpus:  # one worker, or the party's GPU worker does it all
             c = rt._run_at(owner, _encrypt, (pk, ref), {}, step="he/encrypt", location=self.name)
         else:  # spread the work over the party's workers
             parts = rt._run_at(owner, _split, (ref, k), {}, step="he/split", num_returns=k)

@@ -28,6 +28,11 @@ class Party:
         return self.spec.workers
 
     def _next_worker(self) -> int:
+        """Round robin over the workers; a party with a GPU runs its steps on worker 0,
+        the one that holds the GPU (its key material and device buffers stay there).
+        `map` still spreads items over the whole pool."""
+        if self.spec.gpus:
+            return 0
         return next(self._rr)
 
     def __call__(

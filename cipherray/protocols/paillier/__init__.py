@@ -18,6 +18,7 @@ No Ray import here.
 """
 
 from .arith import get_num_threads, set_num_threads
+from .backend import get_backend, set_backend
 from .cipher_array import CipherArray, concatenate, validate_ciphertexts
 from .encoding import BASE, DEFAULT_PRECISION, decode, encode
 from .errors import EncodingOverflowError, KeyMismatchError
@@ -37,6 +38,8 @@ __all__ = [
     "PublicKey",
     "RandomnessPool",
     "concatenate",
+    "get_backend",
+    "set_backend",
     "decode",
     "default_rand_bits",
     "encode",

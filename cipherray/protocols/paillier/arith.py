@@ -25,6 +25,8 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
+from . import backend as _backend
+
 _ONE = mpz(1)
 
 _NUM_THREADS = max(1, int(os.environ.get("CIPHERRAY_PAILLIER_THREADS", "1") or 1))
@@ -79,6 +81,8 @@ def _encrypt_raw(pk, m_ints: list, r_pows: list) -> list:
 
 def _decrypt_raw(sk, c_list: list) -> list:
     """CRT decryption: m_p = L_p(c^(p-1) mod p^2) * hp mod p (same for q), then CRT."""
+    if _backend.use_gpu(len(c_list)):
+        return _backend.decrypt(sk, c_list)
     p, q, psq, qsq = sk.p, sk.q, sk.psquare, sk.qsquare
     xp = _powmod_base_list([c % psq for c in c_list], p - 1, psq)
     xq = _powmod_base_list([c % qsq for c in c_list], q - 1, qsq)
@@ -89,6 +93,8 @@ def _decrypt_raw(sk, c_list: list) -> list:
 
 
 def _add_raw(a: list, b: list, nsq: mpz) -> list:
+    if _backend.use_gpu(len(a)):
+        return _backend.add(a, b, nsq)
     return [x * y % nsq for x, y in zip(a, b)]
 
 
@@ -130,6 +136,8 @@ def _pow_abs(pairs: list, nsq: mpz, release_gil: bool) -> list:
 
 def _scalar_mul_raw(c: list, k: list, nsq: mpz) -> list:
     """c_i^(k_i) mod nsq for signed Python-int k_i."""
+    if _backend.use_gpu(len(c)) and _backend.fits_int64(k):
+        return _backend.scalar_mul(c, k, nsq)
     pairs = list(zip(c, k))
     if _NUM_THREADS > 1:
         out = _split_map(lambda ch: _pow_abs(ch, nsq, True), pairs)
@@ -203,6 +211,8 @@ def _multiexp(bases: list, exps: list, nsq: mpz) -> mpz:
 
 def _matmul_raw(bases: list, exp_columns: list[list[int]], nsq: mpz) -> list:
     """For each column of signed exponents e: prod_i bases[i]^e[i] mod nsq."""
+    if _backend.use_gpu(len(bases)) and all(_backend.fits_int64(col) for col in exp_columns):
+        return _backend.matmul(bases, exp_columns, nsq)
     inv = None
     if any(e < 0 for col in exp_columns for e in col):
         inv = _batch_invert(bases, nsq)

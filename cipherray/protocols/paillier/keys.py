@@ -25,6 +25,7 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
+from . import backend as _backend
 from . import randomness as _rnd
 from .arith import _decrypt_raw, _encrypt_raw
 
@@ -151,8 +152,11 @@ class PublicKey:
 
         arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
         enc, exp, kind = encode(self, arr, precision=precision, exponent=exponent)
-        r = _rnd.fresh_randomness(self, len(enc))
-        flat = _encrypt_raw(self, enc, r)
+        if _backend.use_gpu(len(enc)) and self.pool_size < len(enc):
+            flat = _backend.encrypt(self, enc)  # same DJN scheme, on the GPU
+        else:
+            r = _rnd.fresh_randomness(self, len(enc))
+            flat = _encrypt_raw(self, enc, r)
         data = np.fromiter(flat, dtype=object, count=len(flat)).reshape(arr.shape)
         return CipherArray._wrap(self, data, exp, kind)
 
