@@ -131,7 +131,15 @@ class _Job:
         return rt._run_at(dst, _take, (msg,), {}, step=f"psi/{tag}")
 
     def _chunked(self, party: Any, parts: tuple, key: Any, what: str) -> Any:
-        outs = list(party.map(steps.blind_chunk, [(p, key) for p in parts]))
+        """Blind the chunks on the party's workers (one chunk per worker, submitted at
+        once so that both parties' chunks run concurrently), then join them."""
+        rt = self.rt
+        outs = [
+            rt._run_at(
+                party, steps.blind_chunk, ((p, key),), {}, step=what, worker=i % party.workers
+            )
+            for i, p in enumerate(parts)
+        ]
         return party(steps.concat, name=f"{what}/concat")(*outs)
 
     def run(self) -> dict:
@@ -181,8 +189,7 @@ class _Job:
 
         # 5. blind the peer's points again
         def double(p: Any, m: Any) -> Any:
-            parts = p(steps.split, num_returns=p.workers)(m, p.workers)
-            parts = parts if isinstance(parts, tuple) else (parts,)
+            parts = p(steps.split, num_returns=p.workers)(m, p.workers) if p.workers > 1 else (m,)
             return self._chunked(p, parts, keys[p.name], "psi/double_blind")
 
         d_a_at_b = double(b, m_a_at_b)  # A's points under k_A, k_B
