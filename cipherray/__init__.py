@@ -8,29 +8,9 @@ with cr.init(parties=["bank", "insurer"]) as rt:
     ...
 """
 
-from cipherray.runtime import (
-    HE,
-    MPC,
-    CipherrayError,
-    ConfigError,
-    DisclosureError,
-    EncryptedRef,
-    InputError,
-    LocationError,
-    Party,
-    PartyError,
-    PartyRef,
-    PartyTimeoutError,
-    PlacementError,
-    RangeError,
-    Ref,
-    Runtime,
-    SharedRef,
-    SharedTensor,
-    ShutdownError,
-    StepError,
-    init,
-)
+from cipherray.runtime import *  # noqa: F403 - the public face is the runtime's API
+from cipherray.runtime import SharedRef
+from cipherray.runtime import __all__ as _runtime_all
 
 __version__ = "0.1.0"
 
@@ -43,28 +23,4 @@ def mpc_concatenate(parts, axis: int = 0):
     return parts[0].location.concatenate(parts, axis=axis)
 
 
-__all__ = [
-    "MPC",
-    "CipherrayError",
-    "ConfigError",
-    "DisclosureError",
-    "EncryptedRef",
-    "HE",
-    "InputError",
-    "LocationError",
-    "Party",
-    "PartyError",
-    "PartyRef",
-    "PartyTimeoutError",
-    "PlacementError",
-    "RangeError",
-    "Ref",
-    "Runtime",
-    "SharedRef",
-    "SharedTensor",
-    "ShutdownError",
-    "StepError",
-    "__version__",
-    "init",
-    "mpc_concatenate",
-]
+__all__ = [*_runtime_all, "__version__", "mpc_concatenate"]

@@ -419,85 +419,54 @@ class SharedRef(Ref):
         self._mpc._check_member_value(other, what)
         return other._normalised()
 
-    def _secure_mul(self, other: SharedRef) -> SharedRef:
-        """Beaver multiplication: 1 round (+1 truncation round for 3+ members)."""
+    def _beaver(self, op: str, other: SharedRef) -> SharedRef:
+        """`mul` or `matmul` of two shared values with Beaver triples: 1 round (+1
+        truncation round for 3+ members)."""
         from cipherray.protocols.mpc import arithmetic
+        from cipherray.protocols.mpc.ring import matmul_shape
 
-        y = self._operand(other, "mul")
+        y = self._operand(other, op)
         x = self._normalised()
         mpc = self._mpc
         sx, sy = x.shape, y.shape
-        pp = arithmetic.mul(
-            mpc.engine,
-            x._pp,
-            y._pp,
-            mpc.provider,
-            x_shape=sx,
-            y_shape=sy,
-            frac_bits=mpc.frac_bits,
-            tag="mul",
-        )
-        return self._wrap(pp, _bshape(sx, sy))
+        pp = getattr(arithmetic, op)(
+            mpc.engine, x._pp, y._pp, mpc.provider, x_shape=sx, y_shape=sy,
+            frac_bits=mpc.frac_bits, tag=op,
+        )  # fmt: skip
+        return self._wrap(pp, _bshape(sx, sy) if op == "mul" else matmul_shape(sx, sy))
+
+    def _secure_mul(self, other: SharedRef) -> SharedRef:
+        return self._beaver("mul", other)
+
+    def _public_matmul(self, w: Any, side: str) -> SharedRef:
+        """x @ W (side "right") or W @ x ("left") for a public matrix W: local, then the
+        truncation (0 rounds for 2 members, 1 for 3+)."""
+        from cipherray.protocols.mpc import arithmetic
+        from cipherray.protocols.mpc.ring import matmul_shape
+
+        mpc = self._mpc
+        x = self._normalised()
+        sx = x.shape
+        w = np.asarray(w)
+        prov = mpc.provider if len(mpc.parties) > 2 else None
+        pp = arithmetic.matmul_public(
+            mpc.engine, x._pp, w, prov, x_shape=sx, side=side, frac_bits=mpc.frac_bits,
+            tag="matmul_public",
+        )  # fmt: skip
+        shape = matmul_shape(sx, w.shape) if side == "right" else matmul_shape(w.shape, sx)
+        return self._wrap(pp, shape)
 
     def __matmul__(self, other: Any) -> SharedRef:
-        from cipherray.protocols.mpc import arithmetic
-        from cipherray.protocols.mpc.ring import matmul_shape
-
-        mpc = self._mpc
-        x = self._normalised()
-        sx = x.shape
         if isinstance(other, SharedRef):
-            y = self._operand(other, "matmul")
-            sy = y.shape
-            pp = arithmetic.matmul(
-                mpc.engine,
-                x._pp,
-                y._pp,
-                mpc.provider,
-                x_shape=sx,
-                y_shape=sy,
-                frac_bits=mpc.frac_bits,
-                tag="matmul",
-            )
-            return self._wrap(pp, matmul_shape(sx, sy))
+            return self._beaver("matmul", other)
         if isinstance(other, Ref):
             return NotImplemented
-        w = np.asarray(other)
-        prov = mpc.provider if len(mpc.parties) > 2 else None
-        pp = arithmetic.matmul_public(
-            mpc.engine,
-            x._pp,
-            w,
-            prov,
-            x_shape=sx,
-            side="right",
-            frac_bits=mpc.frac_bits,
-            tag="matmul_public",
-        )
-        return self._wrap(pp, matmul_shape(sx, w.shape))
+        return self._public_matmul(other, "right")
 
     def __rmatmul__(self, other: Any) -> SharedRef:
-        from cipherray.protocols.mpc import arithmetic
-        from cipherray.protocols.mpc.ring import matmul_shape
-
         if isinstance(other, Ref):
             return NotImplemented
-        mpc = self._mpc
-        x = self._normalised()
-        sx = x.shape
-        w = np.asarray(other)
-        prov = mpc.provider if len(mpc.parties) > 2 else None
-        pp = arithmetic.matmul_public(
-            mpc.engine,
-            x._pp,
-            w,
-            prov,
-            x_shape=sx,
-            side="left",
-            frac_bits=mpc.frac_bits,
-            tag="matmul_public",
-        )
-        return self._wrap(pp, matmul_shape(w.shape, sx))
+        return self._public_matmul(other, "left")
 
     def _need_binary(self, what: str) -> None:
         prov = self._mpc.provider
