@@ -282,6 +282,8 @@ def prepare_ids(
             piece = s.str.len().astype("int64").astype("str") + ":" + s
             comp = piece if comp is None else comp + piece
         enc_arr = pa.compute.cast(pa.array(comp, type=pa.large_string()), pa.large_binary())
+    if isinstance(enc_arr, pa.ChunkedArray):  # large inputs come back chunked
+        enc_arr = enc_arr.combine_chunks()
     n_dup = 0
     dup_pairs = np.empty((0, 2), np.int64)
     if dedup and len(enc_arr):
