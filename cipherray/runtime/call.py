@@ -77,3 +77,8 @@ def unpack(args: tuple, kwargs: dict, values: tuple) -> tuple[tuple, dict]:
         return v
 
     return tuple(walk(a) for a in args), {k: walk(v) for k, v in kwargs.items()}
+
+
+def receive(x: Any) -> Any:
+    """The step that makes a channel message a value of the receiving party."""
+    return x

@@ -22,6 +22,7 @@ import numpy as np
 
 from cipherray.protocols import he_conversions as hc
 from cipherray.runtime.audit import Disclosure
+from cipherray.runtime.call import receive
 from cipherray.runtime.errors import DisclosureError, LocationError
 from cipherray.runtime.party import Party
 from cipherray.runtime.refs import Obj, PartyRef, Ref
@@ -56,10 +57,6 @@ def _concat(*parts: Any) -> Any:
 
 def _decrypt(sk: Any, c: Any) -> np.ndarray:
     return sk.decrypt(c)
-
-
-def _take(x: Any) -> Any:
-    return x
 
 
 def _shape(c: Any) -> tuple:
@@ -119,7 +116,7 @@ class HE:
                 "he/public_key", [(self._pk[self.keyholder.name], party.name)]
             )
             obj = rt._run_at(
-                party, _take, (msg,), {}, step="he/public_key", location=self.name
+                party, receive, (msg,), {}, step="he/public_key", location=self.name
             )._obj
             self._pk[party.name] = obj
         return obj
@@ -226,7 +223,7 @@ class EncryptedRef(Ref):
                     "decrypt them; use .reveal_to(keyholder), which the policy checks"
                 )
             (msg,) = rt._channel_round("he/send", [(self._obj, location.name)])
-            r = rt._run_at(location, _take, (msg,), {}, step="he/receive", location=self._he.name)
+            r = rt._run_at(location, receive, (msg,), {}, step="he/receive", location=self._he.name)
             return EncryptedRef(self._he, r._obj, location)
         from cipherray.runtime.mpc import MPC
 

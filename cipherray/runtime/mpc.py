@@ -24,6 +24,7 @@ import numpy as np
 
 from cipherray.protocols import fixedpoint, linear
 from cipherray.runtime.audit import Disclosure
+from cipherray.runtime.call import receive
 from cipherray.runtime.errors import ConfigError, LocationError
 from cipherray.runtime.party import Party
 from cipherray.runtime.refs import Obj, PartyRef, Ref
@@ -189,7 +190,7 @@ class MPC:
         objs = [
             rt._run_at(
                 p,
-                linear.share_receiver if i else _take,
+                linear.share_receiver if i else receive,
                 (t,),
                 {},
                 step="share",
@@ -208,10 +209,6 @@ class MPC:
         scale = _lcm_all([p.scale for p in parts])
         parts = [p._rescaled(scale) for p in parts]
         return parts[0]._local(linear.concatenate, parts[1:], kwargs={"axis": axis}, scale=scale)
-
-
-def _take(x: Any) -> Any:
-    return x
 
 
 def _lcm_all(xs: Sequence[int]) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cipherray.protocols.mpc.engine import DEALER, PerParty, combine
+from cipherray.runtime.call import receive
 from cipherray.runtime.errors import ConfigError
 from cipherray.runtime.refs import Obj
 
@@ -24,10 +25,6 @@ def _local_step(fn: Callable, i: int, *args: Any, **kwargs: Any) -> Any:
 
 def _combine_step(op: str, *values: Any) -> Any:
     return combine(list(values), op)
-
-
-def _take(x: Any) -> Any:
-    return x
 
 
 class RuntimeEngine:
@@ -109,7 +106,7 @@ class RuntimeEngine:
         if value.party != s.name:
             raise ValueError(f"handle lives at '{value.party}', not '{s.name}'")
         (msg,) = rt._channel_round(step, [(value, d.name)])
-        return rt._run_at(d, _take, (msg,), {}, step=step, location=self.mpc.name)._obj
+        return rt._run_at(d, receive, (msg,), {}, step=step, location=self.mpc.name)._obj
 
     def run_at(self, who: Any, fn: Callable, *args: Any, num_returns: int = 1, step: str = "run"):
         p = self._party(who)

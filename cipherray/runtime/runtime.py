@@ -16,7 +16,7 @@ from typing import Any
 
 from cipherray.runtime.audit import AuditLog, Disclosure, DisclosurePolicy
 from cipherray.runtime.backends import Backend, make_backend
-from cipherray.runtime.call import Call, Inbound, pack
+from cipherray.runtime.call import Call, Inbound, pack, receive
 from cipherray.runtime.config import NetworkModel, parse_network, parse_parties
 from cipherray.runtime.errors import (
     ConfigError,
@@ -32,10 +32,6 @@ from cipherray.runtime.party import Party
 from cipherray.runtime.refs import Obj, PartyRef, Ref, Transfer
 
 DEFAULT_TIMEOUT_S = 300.0
-
-
-def _identity(x: Any) -> Any:
-    return x
 
 
 class Runtime:
@@ -357,7 +353,7 @@ class Runtime:
         rule = self.policy.check(d)
         self.audit.record(d, rule)
         (msg,) = self._channel_round("reveal", [(ref._obj, dst.name)])
-        return self._run_at(dst, _identity, (msg,), {}, step="receive")
+        return self._run_at(dst, receive, (msg,), {}, step="receive")
 
 
 def _hashable(x: Any) -> bool:

@@ -28,7 +28,6 @@ class PartyWorker:
         self.network = network
         self._records: list[tuple] = []
         self._dropped = 0
-        self._ctx: dict[str, Any] = {}
 
     def run(self, call: Call, *values: Any) -> Any:
         start = time.time()
