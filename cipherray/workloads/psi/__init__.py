@@ -1,0 +1,1 @@
+"""`cipherray run psi`: private set intersection of parties' files on the runtime."""
