@@ -49,6 +49,9 @@ def main() -> None:
     res["checks"]["bank_worker_sees_gpu"] = bool(rt.get(bank(has_gpu)()))
     res["checks"]["insurer_worker_sees_no_gpu"] = not rt.get(insurer(has_gpu)())
     he = rt.he(keyholder=bank)  # 2048-bit key, generated inside the bank's GPU worker
+    t = time.perf_counter()
+    rt.get(bank(values)(512).to(he).reveal_to(bank))  # warm-up: kernel compilation
+    res["timings"]["gpu_warmup_s"] = time.perf_counter() - t
     n = args.n
     t = time.perf_counter()
     enc_bank = bank(values)(n).to(he)  # encrypted on the bank's GPU

@@ -240,7 +240,8 @@ class RayBackend(Backend):
                 }
                 if s.gpus and i == 0:
                     opts["num_gpus"] = s.gpus
-                handle = cls.options(**opts).remote(s.name, i, network)
+                has_gpu = bool(s.gpus) and i == 0
+                handle = cls.options(**opts).remote(s.name, i, network, not has_gpu)
                 group.append(Worker(s.name, i, handle))
                 self._actor_party[handle._actor_id.hex()] = (s.name, i)
                 pending.append((s.name, handle.ping.remote()))

@@ -22,7 +22,18 @@ MAX_RECORDS = 200_000
 
 
 class PartyWorker:
-    def __init__(self, party: str, index: int, network: NetworkModel | None = None):
+    def __init__(
+        self,
+        party: str,
+        index: int,
+        network: NetworkModel | None = None,
+        hide_gpus: bool = False,
+    ):
+        if hide_gpus:
+            # a worker without a GPU share must not use a GPU that happens to be on its
+            # node (Ray leaves CUDA_VISIBLE_DEVICES alone for zero-GPU actors); this runs
+            # in the actor's own process before anything imports CuPy
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
         self.party = party
         self.index = index
         self.network = network
