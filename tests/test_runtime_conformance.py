@@ -233,6 +233,8 @@ def test_party_map_is_ordered_and_bounded(rt):
     assert outs == [i * i for i in range(20)]
     with pytest.raises(ValueError):
         list(a.map(abs, [1], workers=5))
+    refs = list(a.map(abs, [-1, -2, -3], progress=True))  # with a progress bar
+    assert rt.get(refs) == [1, 2, 3]
 
 
 def test_step_errors_name_party_and_step(rt):

@@ -55,11 +55,13 @@ class Party:
         items: Iterable[Any],
         workers: int | None = None,
         window: int | None = None,
+        progress: bool = False,
     ) -> Iterator[PartyRef]:
         """Run `fn(item)` for each item on this party's worker pool, yielding a PartyRef per
         item in order. At most `window` calls are in flight (default 2 per worker), so a
         stream of thousands of items (shards, virtual clients) keeps memory bounded:
-        a new call starts only after the oldest result has been handed out."""
+        a new call starts only after the oldest result has been handed out.
+        `progress=True` shows a progress bar (tqdm) of finished items."""
         self._rt._check_open()
         n_workers = self.spec.workers if workers is None else int(workers)
         if not 1 <= n_workers <= self.spec.workers:
@@ -73,17 +75,29 @@ class Party:
         rt = self._rt
         pool = itertools.cycle(range(n_workers))
         inflight: deque[PartyRef] = deque()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            total = len(items) if hasattr(items, "__len__") else None
+            bar = tqdm(total=total, desc=f"{self.name}.map({step})", leave=False)
         for item in items:
             if len(inflight) >= window:
                 head = inflight.popleft()
                 rt._wait_ready(head)
+                if bar is not None:
+                    bar.update()
                 yield head
             ref = rt._run_at(self, fn, (item,), {}, step=f"map/{step}", worker=next(pool))
             inflight.append(ref)
         while inflight:
             head = inflight.popleft()
             rt._wait_ready(head)
+            if bar is not None:
+                bar.update()
             yield head
+        if bar is not None:
+            bar.close()
 
     def __repr__(self) -> str:
         return f"Party({self.name!r}, workers={self.spec.workers})"
