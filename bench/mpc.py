@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from workfns import consume, emit, make_share, size  # noqa: E402
+from workfns import deliver, emit, make_share, size  # noqa: E402
 
 import cipherray as cr  # noqa: E402
 from cipherray.workloads.vfl.ss_logreg import VflLogregConfig, plaintext_reference, run  # noqa: E402
@@ -81,14 +81,7 @@ def bench_mul(rt, n: int) -> dict:
     sa, sb = a(make_share)(half), b(make_share)(half)
     rt.get([a(size)(sa), b(size)(sb)])
     t = time.perf_counter()
-    ma, mb = a(emit)(sa), b(emit)(sb)
-    ta, tb = rt._channel_round("bench_move", [(ma._obj, b.name), (mb._obj, a.name)])
-    rt.get(
-        [
-            rt._run_at(b, consume, (ta,), {}, step="recv"),
-            rt._run_at(a, consume, (tb,), {}, step="recv"),
-        ]
-    )
+    deliver(rt, [(a(emit)(sa), b), (b(emit)(sb), a)], "bench_move")
     t_move = time.perf_counter() - t
     budget = 10 * (t_numpy + t_move)
     return {

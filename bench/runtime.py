@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from workfns import BareActor, consume, emit, local_data, make_share, size, work  # noqa: E402
+from workfns import BareActor, consume, deliver, emit, local_data, make_share, size, work  # noqa: E402
 
 import cipherray as cr  # noqa: E402
 
@@ -66,16 +66,12 @@ def main() -> None:
     rt.get(a(consume)(share_at_a))
     blob = make_share(nbytes)
 
-    def deliver(obj):
-        (tr,) = rt._channel_round("bench/transfer", [(obj, "b")])
-        return rt.get(rt._run_at(b, consume, (tr,), {}, step="receive"))
-
     def run_existing():
-        assert deliver(share_at_a._obj) == nbytes
+        assert deliver(rt, [(share_at_a, b)], "bench/transfer") == [nbytes]
 
     def run_emit():
         msg = a(emit)(share_at_a)  # the sender writes the share into the store
-        assert deliver(msg._obj) == nbytes
+        assert deliver(rt, [(msg, b)], "bench/transfer") == [nbytes]
 
     def run_bare():
         ref = ray.put(blob)

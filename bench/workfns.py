@@ -41,3 +41,12 @@ def local_data(i: int, n: int) -> np.ndarray:
 
 def size(v) -> int:
     return int(v.size)
+
+
+def deliver(rt, sends: list, tag: str) -> list[int]:
+    """Send each (PartyRef, destination Party) through the runtime's channel in one
+    round; each destination reads its message. Returns the bytes each one received."""
+    msgs = rt._channel_round(tag, [(ref._obj, dst.name) for ref, dst in sends])
+    return rt.get(
+        [rt._run_at(dst, consume, (m,), {}, step="receive") for m, (_, dst) in zip(msgs, sends)]
+    )

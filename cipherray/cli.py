@@ -136,14 +136,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
     parties = [p for p in args.parties.split(",") if p]
-    if args.action == "head-command":
-        res = json.dumps({f"party:{p}": args.workers for p in parties})
-        print(f"ray start --head --resources='{res}'")
-        return 0
-    res = {f"party:{p}": args.workers for p in parties}
-    cmd = ["ray", "start", "--head", f"--resources={json.dumps(res)}"]
-    print(" ".join(cmd))
-    return subprocess.call(cmd) if args.action == "start-head" else 0
+    res = json.dumps({f"party:{p}": args.workers for p in parties})
+    print(f"ray start --head --resources='{res}'")
+    if args.action == "start-head":
+        return subprocess.call(["ray", "start", "--head", f"--resources={res}"])
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,8 @@
-"""Local steps of linear operations on additive shares over Z_2^64.
-
-Each function runs at one party on that party's share (uint64 arrays; arithmetic
-wraps mod 2^64). Linear operations need no communication: adding shares adds the
-secrets; a public constant is added by the first party only; multiplying every
-share by a public integer multiplies the secret.
+"""Member-local steps of the runtime's shared values that `protocols.mpc.common` does
+not already provide: seed-compressed sharing, sums, reshapes, concatenation, and the
+reconstruction at the receiver of a reveal. Each runs at one party on its own share
+(uint64 arrays; arithmetic wraps mod 2^64); the `i` argument is the member index the
+engine passes. Linear steps need no communication.
 """
 
 from __future__ import annotations
@@ -27,48 +26,20 @@ def share_receiver(msg: tuple) -> np.ndarray:
     return sharing.share_from_seed(seed, shape)
 
 
-def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.add(a, b, dtype=np.uint64)
-
-
-def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.subtract(a, b, dtype=np.uint64)
-
-
-def neg(a: np.ndarray) -> np.ndarray:
-    return np.negative(a, dtype=np.uint64) if a.dtype == np.uint64 else -a
-
-
-def mul_int(a: np.ndarray, m: Any) -> np.ndarray:
-    """Multiply a share by a public integer (scalar or array), wrapping mod 2^64."""
-    m_ring = np.asarray(m, dtype=np.int64).astype(np.uint64)
-    return np.multiply(a, m_ring, dtype=np.uint64)
-
-
-def add_public(a: np.ndarray, p_ring: np.ndarray, first: bool) -> np.ndarray:
-    """Only the first party adds the encoded public constant."""
-    if not first:
-        return np.broadcast_to(a, np.broadcast_shapes(a.shape, np.shape(p_ring))).copy()
-    return np.add(a, np.asarray(p_ring, dtype=np.uint64), dtype=np.uint64)
-
-
-def ring_sum(a: np.ndarray, axis: Any) -> np.ndarray:
+def ring_sum(i: int, a: np.ndarray, axis: Any) -> np.ndarray:
     return np.asarray(np.sum(a, axis=axis, dtype=np.uint64))
 
 
-def getitem(a: np.ndarray, key: Any) -> np.ndarray:
-    return np.asarray(a[key])
-
-
-def reshape(a: np.ndarray, shape: Any) -> np.ndarray:
+def reshape(i: int, a: np.ndarray, shape: Any) -> np.ndarray:
     return a.reshape(shape)
 
 
-def transpose(a: np.ndarray, axes: Any) -> np.ndarray:
+def transpose(i: int, a: np.ndarray, axes: Any) -> np.ndarray:
     return np.transpose(a, axes)
 
 
-def concatenate(*parts: np.ndarray, axis: int = 0) -> np.ndarray:
+def concatenate(i: int, *parts_and_axis: Any) -> np.ndarray:
+    *parts, axis = parts_and_axis
     return np.concatenate(parts, axis=axis)
 
 

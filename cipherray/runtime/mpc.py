@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cipherray.protocols import fixedpoint, linear
+from cipherray.protocols.mpc import common
 from cipherray.runtime.audit import Disclosure
 from cipherray.runtime.call import receive
 from cipherray.runtime.errors import ConfigError, LocationError
@@ -152,53 +153,24 @@ class MPC:
         but the first, which receives its share itself)."""
         rt = self._rt
         owner = ref.party
-        names = self.names
-        n = len(names)
-        if owner.name in names:
-            outs = rt._run_at(
-                owner,
-                linear.share_owner,
-                (ref, n, self.frac_bits),
-                {},
-                step="share",
-                num_returns=n,
-                location=self.name,
-            )
-            own, seed_msgs = outs[0], list(outs[1:])
-            others = [p for p in self.parties if p.name != owner.name]
-            transfers = rt._channel_round(
-                "share", [(m._obj, p.name) for m, p in zip(seed_msgs, others)]
-            )
-            shares: dict[str, Obj] = {owner.name: own._obj}
-            for t, p in zip(transfers, others):
-                r = rt._run_at(p, linear.share_receiver, (t,), {}, step="share", location=self.name)
-                shares[p.name] = r._obj
-            return SharedRef(self, [shares[nm] for nm in names], 2**self.frac_bits)
-        # a non-member owner: it keeps nothing
         outs = rt._run_at(
-            owner,
-            linear.share_owner,
-            (ref, n, self.frac_bits),
-            {},
-            step="share",
-            num_returns=n,
-            location=self.name,
-        )
+            owner, linear.share_owner, (ref, len(self.parties), self.frac_bits), {},
+            step="share", num_returns=len(self.parties), location=self.name,
+        )  # fmt: skip
+        shares: dict[str, Obj] = {}
+        if owner.name in self.names:  # the owner keeps the first output, its own share
+            shares[owner.name] = outs[0]._obj
+            receivers = [p for p in self.parties if p.name != owner.name]
+            messages, expand = outs[1:], [linear.share_receiver] * len(receivers)
+        else:  # a non-member owner keeps nothing: the first member gets the full share
+            receivers, messages = list(self.parties), outs
+            expand = [receive] + [linear.share_receiver] * (len(receivers) - 1)
         transfers = rt._channel_round(
-            "share", [(o._obj, p.name) for o, p in zip(outs, self.parties)]
+            "share", [(m._obj, p.name) for m, p in zip(messages, receivers)]
         )
-        objs = [
-            rt._run_at(
-                p,
-                linear.share_receiver if i else receive,
-                (t,),
-                {},
-                step="share",
-                location=self.name,
-            )._obj
-            for i, (t, p) in enumerate(zip(transfers, self.parties))
-        ]
-        return SharedRef(self, objs, 2**self.frac_bits)
+        for t, p, fn in zip(transfers, receivers, expand):
+            shares[p.name] = rt._run_at(p, fn, (t,), {}, step="share", location=self.name)._obj
+        return SharedRef(self, [shares[nm] for nm in self.names], 2**self.frac_bits)
 
     def concatenate(self, parts: Sequence[SharedRef], axis: int = 0) -> SharedRef:
         parts = list(parts)
@@ -208,7 +180,7 @@ class MPC:
             self._check_member_value(p, "concatenate")
         scale = _lcm_all([p.scale for p in parts])
         parts = [p._rescaled(scale) for p in parts]
-        return parts[0]._local(linear.concatenate, parts[1:], kwargs={"axis": axis}, scale=scale)
+        return parts[0]._local(linear.concatenate, parts[1:], args=(axis,), scale=scale)
 
 
 def _lcm_all(xs: Sequence[int]) -> int:
@@ -244,24 +216,16 @@ class SharedRef(Ref):
         fn: Callable,
         others: Sequence[SharedRef] = (),
         args: tuple = (),
-        kwargs: dict | None = None,
         scale: int | None = None,
-        per_party: Callable[[int], tuple] | None = None,
         step: str | None = None,
     ) -> SharedRef:
-        """Run `fn(share_i, other_shares_i..., *args)` at every member i (no messages)."""
-        rt = self._rt
-        rt._check_open()
-        step = step or fn.__name__
-        out = []
-        for i, party in enumerate(self._mpc.parties):
-            extra = per_party(i) if per_party is not None else args
-            operands = [self._shares[i]] + [o._shares[i] for o in others]
-            r = rt._run_at(
-                party, fn, (*operands, *extra), kwargs or {}, step=step, location=self._mpc.name
-            )
-            out.append(r._obj)
-        return SharedRef(self._mpc, out, self.scale if scale is None else scale)
+        """Run `fn(i, share_i, other_shares_i..., *args)` at every member i (no messages),
+        through the location's engine."""
+        self._rt._check_open()
+        pp = self._mpc.engine.local(
+            fn, self._pp, *[o._pp for o in others], *args, step=step or fn.__name__
+        )
+        return SharedRef(self._mpc, list(pp), self.scale if scale is None else scale)
 
     def _rescaled(self, scale: int) -> SharedRef:
         if scale == self.scale:
@@ -269,7 +233,9 @@ class SharedRef(Ref):
         factor, rem = divmod(scale, self.scale)
         if rem:
             raise ValueError("internal: scale is not a multiple")
-        return self._local(linear.mul_int, args=(factor,), scale=scale, step="rescale")
+        return self._local(
+            common.mul_public_ring, args=(_ring_int(factor),), scale=scale, step="rescale"
+        )
 
     def _aligned(self, other: SharedRef) -> tuple[SharedRef, SharedRef]:
         self._mpc._check_member_value(other, "align")
@@ -303,21 +269,21 @@ class SharedRef(Ref):
     def __add__(self, other: Any) -> SharedRef:
         if isinstance(other, SharedRef):
             a, b = self._aligned(other)
-            return a._local(linear.add, [b])
+            return a._local(common.add, [b])
         if isinstance(other, Ref):
             return NotImplemented
         enc = self._encode_public(other)
-        return self._local(linear.add_public, per_party=lambda i: (enc, i == 0), step="add_public")
+        return self._local(common.add_public, args=(enc,), step="add_public")
 
     __radd__ = __add__
 
     def __neg__(self) -> SharedRef:
-        return self._local(linear.neg)
+        return self._local(common.neg)
 
     def __sub__(self, other: Any) -> SharedRef:
         if isinstance(other, SharedRef):
             a, b = self._aligned(other)
-            return a._local(linear.sub, [b])
+            return a._local(common.sub, [b])
         if isinstance(other, Ref):
             return NotImplemented
         return self + (-np.asarray(other))
@@ -335,20 +301,25 @@ class SharedRef(Ref):
         if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
             if arr.size and int(np.max(np.abs(arr.astype(np.int64)))) >= 2**31:
                 raise OverflowError("public integer multiplier too large for the ring")
-            out = self._local(linear.mul_int, args=(arr.astype(np.int64),), step="mul_public")
+            out = self._local(common.mul_public_ring, args=(_ring_int(arr),), step="mul_public")
             out._shape = shape
             return out
         if arr.ndim == 0:
             m, e = fixedpoint.encode_public_scalar(float(arr))
             out = self._local(
-                linear.mul_int, args=(np.int64(m),), scale=self.scale << e, step="mul_public"
+                common.mul_public_ring,
+                args=(_ring_int(m),),
+                scale=self.scale << e,
+                step="mul_public",
             )
             out._shape = shape
             return out
         peak = float(np.max(np.abs(arr))) if arr.size else 0.0
         e = 0 if peak == 0 else max(0, 19 - int(np.floor(np.log2(peak))))
         m = np.rint(arr * 2.0**e).astype(np.int64)
-        out = self._local(linear.mul_int, args=(m,), scale=self.scale << e, step="mul_public")
+        out = self._local(
+            common.mul_public_ring, args=(_ring_int(m),), scale=self.scale << e, step="mul_public"
+        )
         out._shape = shape
         return out
 
@@ -374,7 +345,9 @@ class SharedRef(Ref):
         m, e = fixedpoint.encode_public_scalar(c)
         base = self if m > 0 else -self
         scaled = (
-            base._local(linear.mul_int, args=(np.int64(2**e),), step="div_public") if e else base
+            base._local(common.mul_public_ring, args=(_ring_int(2**e),), step="div_public")
+            if e
+            else base
         )
         return SharedRef(self._mpc, scaled._shares, self.scale * abs(m))
 
@@ -581,7 +554,7 @@ class SharedRef(Ref):
     def __getitem__(self, key: Any) -> SharedRef:
         if isinstance(key, Ref):
             raise LocationError("indices must be public values, not refs")
-        return self._local(linear.getitem, args=(key,), step="getitem")
+        return self._local(common.getitem, args=(key,), step="getitem")
 
     def reshape(self, *shape: Any) -> SharedRef:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
@@ -659,6 +632,11 @@ class SharedRef(Ref):
             step="reveal",
             location=self._mpc.name,
         )
+
+
+def _ring_int(m: Any) -> np.ndarray:
+    """A public integer (array) as ring elements (two's complement)."""
+    return np.asarray(m, dtype=np.int64).view(np.uint64)
 
 
 def _bshape(a: tuple | None, b: tuple | None) -> tuple | None:

@@ -197,11 +197,10 @@ class Runtime:
         return node.step if node else f"step{obj.step_id}"
 
     def _describe(self, objs: Sequence[Obj]) -> Callable[[Any], tuple[str, str]]:
-        table = {id(o.fut): o for o in objs}
-        by_key = {o.fut: o for o in objs if _hashable(o.fut)}
+        by_future = {o.fut: o for o in objs}  # Ray ObjectRefs and inline futures hash
 
         def describe(fut: Any) -> tuple[str, str]:
-            o = table.get(id(fut)) or by_key.get(fut)
+            o = by_future.get(fut)
             if o is None:
                 return ("?", "?")
             return (o.party, self._step_name(o))
@@ -354,14 +353,6 @@ class Runtime:
         self.audit.record(d, rule)
         (msg,) = self._channel_round("reveal", [(ref._obj, dst.name)])
         return self._run_at(dst, receive, (msg,), {}, step="receive")
-
-
-def _hashable(x: Any) -> bool:
-    try:
-        hash(x)
-        return True
-    except TypeError:
-        return False
 
 
 def init(

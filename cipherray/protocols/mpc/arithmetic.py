@@ -105,6 +105,27 @@ def _finish(
     return truncation.truncate(engine, z, frac_bits, provider, shape=shape, tag=f"{tag}/trunc")
 
 
+def _beaver(
+    engine: Engine,
+    x: PerParty,
+    y: PerParty,
+    triple: tuple[PerParty, ...],
+    combine: Any,
+    out_shape: tuple,
+    truncate: bool,
+    frac_bits: int,
+    provider: Provider,
+    tag: str,
+) -> PerParty:
+    """Steps 2-5 shared by `mul` and `matmul`: mask with (a, b), open (eps, delta) in one
+    round, combine locally with `combine`, truncate."""
+    a, b, c = triple
+    masked = engine.local(_mask2, x, y, a, b, step=f"{tag}/mask")  # 2
+    opened = engine.open(masked, step=f"{tag}/open")  # 3
+    z = engine.local(combine, opened, a, b, c, step=f"{tag}/combine")  # 4
+    return _finish(engine, z, truncate, frac_bits, provider, out_shape, tag)  # 5
+
+
 def mul(
     engine: Engine,
     x: PerParty,
@@ -135,15 +156,9 @@ def mul(
     sy = common.shape_of(engine, y, y_shape, "y")
     out_shape = broadcast_shape(sx, sy)
     # 1
-    a, b, c = provider.mul_triple(engine, sx, sy)
-    # 2
-    masked = engine.local(_mask2, x, y, a, b, step=f"{tag}/mask")
-    # 3
-    opened = engine.open(masked, step=f"{tag}/open")
-    # 4
-    z = engine.local(_beaver_mul, opened, a, b, c, step=f"{tag}/combine")
-    # 5
-    return _finish(engine, z, truncate, frac_bits, provider, out_shape, tag)
+    triple = provider.mul_triple(engine, sx, sy)
+    # 2-5
+    return _beaver(engine, x, y, triple, _beaver_mul, out_shape, truncate, frac_bits, provider, tag)
 
 
 def square(
@@ -198,11 +213,10 @@ def matmul(
     sx = common.shape_of(engine, x, x_shape, "x")
     sy = common.shape_of(engine, y, y_shape, "y")
     out_shape = matmul_shape(sx, sy)
-    a, b, c = provider.matmul_triple(engine, sx, sy)
-    masked = engine.local(_mask2, x, y, a, b, step=f"{tag}/mask")
-    opened = engine.open(masked, step=f"{tag}/open")
-    z = engine.local(_beaver_matmul, opened, a, b, c, step=f"{tag}/combine")
-    return _finish(engine, z, truncate, frac_bits, provider, out_shape, tag)
+    triple = provider.matmul_triple(engine, sx, sy)  # 1
+    return _beaver(  # 2-5
+        engine, x, y, triple, _beaver_matmul, out_shape, truncate, frac_bits, provider, tag
+    )
 
 
 def mul_public(

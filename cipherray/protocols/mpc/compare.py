@@ -38,16 +38,11 @@ def _diff(
     if isinstance(y, PerParty):
         sy = common.shape_of(engine, y, y_shape, "y")
         out = broadcast_shape(sx, sy)
-        return engine.local(_sub_bcast, x, y, step="local"), out
+        return engine.local(common.sub, x, y, step="local"), out
     enc = common.encode_public(y, frac_bits, "public comparand")
     out = broadcast_shape(sx, enc.shape)
     neg = np.negative(enc.view(np.int64)).view(np.uint64)
     return common.lin_add_public(engine, x, neg), out
-
-
-@common.member_step
-def _sub_bcast(i: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.subtract(a, b, dtype=np.uint64)
 
 
 def _bit_to_fixed(engine: Engine, bit: PerParty, frac_bits: int) -> PerParty:
@@ -79,6 +74,28 @@ def ltz(
     return _bit_to_fixed(engine, bit, frac_bits)
 
 
+def _sign_test(
+    engine: Engine,
+    x: PerParty,
+    y: Any,
+    provider: Provider,
+    x_shape: Any,
+    y_shape: Any,
+    frac_bits: int,
+    tag: str,
+    *,
+    swap: bool,
+    negate: bool,
+) -> PerParty:
+    """[d < 0] (or 1 - [d < 0] when `negate`) for d = x - y, or y - x when `swap`."""
+    sx = common.shape_of(engine, x, x_shape, "x")
+    d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
+    if swap:
+        d = engine.local(common.neg, d, step="local")
+    bit = binary.ltz_bit(engine, d, provider, shape=s, tag=tag)
+    return _bit_to_fixed(engine, _one_minus_bit(engine, bit) if negate else bit, frac_bits)
+
+
 def lt(
     engine: Engine,
     x: PerParty,
@@ -91,9 +108,9 @@ def lt(
     tag: str = "lt",
 ) -> PerParty:
     """[x < y] (fixed point 0/1), y shared or public: R rounds."""
-    sx = common.shape_of(engine, x, x_shape, "x")
-    d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
-    return ltz(engine, d, provider, shape=s, frac_bits=frac_bits, tag=tag)
+    return _sign_test(
+        engine, x, y, provider, x_shape, y_shape, frac_bits, tag, swap=False, negate=False
+    )
 
 
 def ge(
@@ -108,16 +125,9 @@ def ge(
     tag: str = "ge",
 ) -> PerParty:
     """[x >= y] = 1 - [x < y]: R rounds."""
-    sx = common.shape_of(engine, x, x_shape, "x")
-    d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
-    bit = binary.ltz_bit(engine, d, provider, shape=s, tag=tag)
-    return _bit_to_fixed(engine, _one_minus_bit(engine, bit), frac_bits)
-
-
-def _neg_diff(engine: Engine, x: PerParty, y: Any, sx: tuple, y_shape: Any, frac_bits: int):
-    """y - x for shared or public y."""
-    d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
-    return engine.local(common.neg, d, step="local"), s
+    return _sign_test(
+        engine, x, y, provider, x_shape, y_shape, frac_bits, tag, swap=False, negate=True
+    )
 
 
 def gt(
@@ -132,9 +142,9 @@ def gt(
     tag: str = "gt",
 ) -> PerParty:
     """[x > y] = [y - x < 0]: R rounds."""
-    sx = common.shape_of(engine, x, x_shape, "x")
-    d, s = _neg_diff(engine, x, y, sx, y_shape, frac_bits)
-    return ltz(engine, d, provider, shape=s, frac_bits=frac_bits, tag=tag)
+    return _sign_test(
+        engine, x, y, provider, x_shape, y_shape, frac_bits, tag, swap=True, negate=False
+    )
 
 
 def le(
@@ -149,10 +159,9 @@ def le(
     tag: str = "le",
 ) -> PerParty:
     """[x <= y] = 1 - [y - x < 0]: R rounds."""
-    sx = common.shape_of(engine, x, x_shape, "x")
-    d, s = _neg_diff(engine, x, y, sx, y_shape, frac_bits)
-    bit = binary.ltz_bit(engine, d, provider, shape=s, tag=tag)
-    return _bit_to_fixed(engine, _one_minus_bit(engine, bit), frac_bits)
+    return _sign_test(
+        engine, x, y, provider, x_shape, y_shape, frac_bits, tag, swap=True, negate=True
+    )
 
 
 def eq(
@@ -211,7 +220,7 @@ def maximum(
     d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
     r = relu(engine, d, provider, shape=s, frac_bits=frac_bits, tag=tag)
     if isinstance(y, PerParty):
-        return engine.local(_add_bcast, r, y, step="local")
+        return engine.local(common.add, r, y, step="local")
     return common.lin_add_public(engine, r, common.encode_public(y, frac_bits))
 
 
@@ -230,12 +239,7 @@ def minimum(
     sx = common.shape_of(engine, x, x_shape, "x")
     d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
     r = relu(engine, d, provider, shape=s, frac_bits=frac_bits, tag=tag)
-    return engine.local(_sub_bcast, x, r, step="local")
-
-
-@common.member_step
-def _add_bcast(i: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.add(a, b, dtype=np.uint64)
+    return engine.local(common.sub, x, r, step="local")
 
 
 def where(
@@ -256,11 +260,11 @@ def where(
     multiple of 2^f, so the 2-member local truncation is exact (barring its failure
     probability); the wrap truncation is within n ulp."""
     s = common.shape_of(engine, x, shape, "x")
-    d = engine.local(_sub_bcast, x, y, step="local")
+    d = engine.local(common.sub, x, y, step="local")
     prod = arithmetic.mul(
         engine, cond, d, provider, x_shape=s, y_shape=s, frac_bits=frac_bits, tag=f"{tag}/mul"
     )
-    return engine.local(_add_bcast, prod, y, step="local")
+    return engine.local(common.add, prod, y, step="local")
 
 
 __all__ = [

@@ -168,7 +168,7 @@ class _Job:
             )
             for p in self.parties
         }  # fmt: skip
-        stats = {name: rt.get(self.parties_by(name)(steps.counts)(h)) for name, h in hashed.items()}
+        stats = {name: rt.get(rt.party(name)(steps.counts)(h)) for name, h in hashed.items()}
         self._step("hashed")
         keys = {p.name: p(steps.new_key)() for p in self.parties}
         if len(self.parties) > 2:
@@ -233,9 +233,6 @@ class _Job:
         report["learners"] = [p.name for p in learners]
         self._step("written")
         return report
-
-    def parties_by(self, name: str) -> Any:
-        return self.rt.party(name)
 
     def _multiparty(self, hashed: dict, keys: dict, stats: dict) -> dict:
         """Ring protocol: every party's points are blinded by every key; the leader (the
