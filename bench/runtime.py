@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--mb", type=int, default=100)
     ap.add_argument("--sum-n", type=int, default=10_000_000)
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--out", default="bench/out")
     args = ap.parse_args()
     import ray
