@@ -7,9 +7,11 @@ code runs with ``set_num_threads(1)`` (the default). phe runs on a subset (``--p
 items, ``--phe-rows`` rows for the matmul) in the same run on the same data, and its
 per-operation rate is extrapolated (rates are per item, so linear). Each operation runs
 in ``--rounds`` rounds that interleave ours and phe (background load hits both alike);
-the best round of each is reported, all rounds are in the JSON. Extra rows: our
-decrypt with 2 threads (GIL-releasing gmpy2 batch calls) and encrypt split over a
-2-process ``ProcessPoolExecutor`` (both use 2 cores; no target). Writes
+the best round of each is reported, all rounds are in the JSON. Extra rows: decrypt
+and scalar multiply with the AVX-512 IFMA kernel turned off (gmpy2 alone; only where the
+CPU has IFMA, else that is what the main rows measure), decrypt and scalar multiply
+with 2 threads, and encrypt split over a 2-process ``ProcessPoolExecutor`` (2 cores;
+no target). Writes
 ``paillier.json``, ``paillier.md`` and ``paillier.png`` to ``--out``.
 """
 
@@ -30,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cipherray.protocols.paillier as P  # noqa: E402
+from cipherray import cpu_kernels  # noqa: E402
 
 PREC64 = 2.0**-64  # "64-bit fixed point" scalars in (-1, 1)
 
@@ -49,6 +52,17 @@ def _wait_quiet(max_wait_s: float, threshold: float = 0.7) -> float:
         time.sleep(5)
         load = os.getloadavg()[0]
     return load
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _fmt(v: float) -> str:
@@ -210,6 +224,17 @@ def main() -> None:
         "rounds": R,
     }
 
+    # the same two operations with the IFMA kernel off: gmpy2 alone, one core
+    engine = "avx512-ifma" if cpu_kernels.available() else "gmpy2"
+    if engine != "gmpy2":
+        cpu_kernels.set_enabled(False)
+        for r in range(R):
+            _, dt = _timeit(sk.decrypt, c[r * dchunk : (r + 1) * dchunk])
+            record("decrypt_gmpy2", ours, dchunk, dt)
+            _, dt = _timeit(lambda: c.mul(k, precision=PREC64))
+            record("scalar_mul_64bit_gmpy2", ours, n, dt)
+        cpu_kernels.set_enabled(True)
+
     _unpin()
     P.set_num_threads(2)
     for r in range(R):
@@ -238,10 +263,18 @@ def main() -> None:
         ("add (c + c)", "add", "add", 1.5),
         ("scalar mul (64-bit fixed point)", "scalar_mul_64bit", "scalar_mul_64bit", 2.0),
         (f"c @ X ({n} x {args.cols}), 64-bit fixed point", "matmul", "matmul", 5.0),
+        ("decrypt, gmpy2 only (IFMA kernel off)", "decrypt_gmpy2", "decrypt", None),
+        (
+            "scalar mul, gmpy2 only (IFMA kernel off)",
+            "scalar_mul_64bit_gmpy2",
+            "scalar_mul_64bit",
+            None,
+        ),
         ("decrypt, 2 threads (2 cores)", "decrypt_2threads", "decrypt", None),
         ("scalar mul, 2 threads (2 cores)", "scalar_mul_64bit_2threads", "scalar_mul_64bit", None),
         ("encrypt, 2 processes (2 cores)", "encrypt_2proc", "encrypt", None),
     ]
+    targets = [t for t in targets if t[1] in ours]
     rows = []
     for label, ok, pkey, tgt in targets:
         ratio = ours[ok] / phe_res[pkey]
@@ -270,6 +303,8 @@ def main() -> None:
             "phe": phe.__version__,
             "phe_uses_gmpy2": bool(phe.util.HAVE_GMP),
             "cpus": os.cpu_count(),
+            "cpu_engine": engine,
+            "cpu_model": _cpu_model(),
             "machine": platform.machine(),
             "matmul_units": "full matmuls per second (phe extrapolated from a row slice)",
         },
@@ -299,6 +334,8 @@ def main() -> None:
         )
     lines += [
         "",
+        f"- CPU exponentiation engine: {engine} ({result['config']['cpu_model']}); "
+        "the gmpy2-only rows are the same code with the IFMA kernel off",
         f"- offline pool fill: {ours['pool_offline']:,.0f} values/s; "
         f"keygen {t_keygen:.2f} s; fixed-base table {t_table:.3f} s (once per key)",
         f"- c @ X: ours {ours['matmul_elem']:,.0f} element-columns/s, phe "

@@ -33,9 +33,9 @@ NVRTC_FLAGS = ("-std=c++17",)
 _lock = threading.Lock()
 
 
-def _sources_digest(extra: str) -> str:
+def _sources_digest(extra: str, src_dir: Path = SRC_DIR, pattern: str = "*.cu*") -> str:
     h = hashlib.sha256(extra.encode())
-    for p in sorted(SRC_DIR.glob("*.cu*")):
+    for p in sorted(src_dir.glob(pattern)):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -63,22 +63,34 @@ def _openmp_flag() -> list[str]:
         return ["-fopenmp"] if r.returncode == 0 else []
 
 
-def host_library(source: str, defines: dict[str, int] | None = None) -> ctypes.CDLL:
-    """Compile ``source`` (a file name in this package) for the host and load it (cached)."""
+def host_library(
+    source: str,
+    defines: dict[str, int] | None = None,
+    src_dir: Path = SRC_DIR,
+    extra_flags: tuple[str, ...] = (),
+) -> ctypes.CDLL:
+    """Compile ``source`` (a file name in ``src_dir``, by default this package) for the host
+    and load it (cached by a digest of the compiler, the flags and the sources there)."""
     defines = defines or {}
     cxx = os.environ.get("CXX", "g++")
     if shutil.which(cxx) is None:
         raise RuntimeError(f"host build of {source} needs a C++ compiler ({cxx}) on PATH")
-    flags = HOST_CXX_FLAGS + _openmp_flag() + [f"-D{k}={v}" for k, v in sorted(defines.items())]
+    flags = (
+        HOST_CXX_FLAGS
+        + _openmp_flag()
+        + list(extra_flags)
+        + [f"-D{k}={v}" for k, v in sorted(defines.items())]
+    )
     tag = "_".join(f"{k}{v}" for k, v in sorted(defines.items()))
-    digest = _sources_digest(" ".join([cxx, source, *flags]))
+    pattern = "*.cu*" if src_dir == SRC_DIR else "*.c*"
+    digest = _sources_digest(" ".join([cxx, source, *flags]), src_dir, pattern)
     out = cache_dir() / "host" / digest / f"{Path(source).stem}{'_' + tag if tag else ''}.so"
     with _lock:
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
             os.close(fd)
-            cmd = [cxx, *flags, "-I", str(SRC_DIR), "-x", "c++", str(SRC_DIR / source), "-o", tmp]
+            cmd = [cxx, *flags, "-I", str(src_dir), "-x", "c++", str(src_dir / source), "-o", tmp]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 os.unlink(tmp)

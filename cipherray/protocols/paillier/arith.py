@@ -13,6 +13,9 @@ plain lists, no CipherArray (keys are passed for their moduli only).
 - ``_multiexp``: prod_i c_i^(e_i) by Pippenger's bucket method; negative e_i use the
   inverse base (inverses batch-computed once per matmul and shared by all columns).
 - ``_matmul_raw``: one multi-exponentiation per output column.
+
+Exponentiations of batches go to the AVX-512 IFMA kernel where the CPU has it (eight
+at a time in SIMD lanes, the same bits as gmpy2) and to gmpy2 otherwise.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 import gmpy2
 import numpy as np
 from gmpy2 import mpz
+
+from cipherray.cpu_kernels import modexp as _cpu_modexp
 
 from . import backend as _backend
 
@@ -68,7 +73,15 @@ def _split_map(fn, items: list, min_items: int = 2) -> list:
     return [v for part in _executor().map(fn, chunks) for v in part]
 
 
+def _use_ifma(count: int, mod: mpz) -> bool:
+    """Whether the AVX-512 IFMA kernel (:mod:`cipherray.cpu_kernels.modexp`) takes a batch
+    of ``count`` exponentiations mod ``mod``; gmpy2 does them otherwise."""
+    return count >= _cpu_modexp.MIN_BATCH and _cpu_modexp.supports(mod)
+
+
 def _powmod_base_list(bases: list, exp: mpz, mod: mpz) -> list:
+    if _use_ifma(len(bases), mod):
+        return _cpu_modexp.powmod(bases, exp, mod, threads=_NUM_THREADS)
     return _split_map(lambda ch: gmpy2.powmod_base_list(ch, exp, mod), bases)
 
 
@@ -141,7 +154,9 @@ def _scalar_mul_raw(c: list, k: list, nsq: mpz) -> list:
     if _backend.use_gpu(len(c)) and _backend.fits_int64(k):
         return _backend.scalar_mul(c, k, nsq)
     pairs = list(zip(c, k))
-    if _NUM_THREADS > 1:
+    if _use_ifma(len(c), nsq):
+        out = _cpu_modexp.powmod(c, [abs(e) for e in k], nsq, threads=_NUM_THREADS)
+    elif _NUM_THREADS > 1:
         out = _split_map(lambda ch: _pow_abs(ch, nsq, True), pairs)
     else:
         out = _pow_abs(pairs, nsq, False)

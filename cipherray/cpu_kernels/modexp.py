@@ -1,0 +1,179 @@
+"""Batched modular exponentiation on the CPU with AVX-512 IFMA (``modexp_ifma.cc``).
+
+``powmod(bases, exps, m)`` returns ``[b ** e % m]`` for a shared odd modulus ``m`` of
+up to 6186 bits (p^2 and n^2 of Paillier keys up to 3072-bit n), computing eight
+exponentiations at a time in the lanes of AVX-512 registers. It agrees bit for bit with
+``gmpy2.powmod``; on this project's reference CPU it runs about 3x faster than GMP for the
+64-bit exponents of scalar multiplication and about 4x for decryption.
+
+``available()`` says whether it can run here: the CPU has AVX-512F and AVX-512 IFMA (read
+from ``/proc/cpuinfo``, so only on Linux), a C++ compiler is on PATH (the source is built
+once and cached, see :mod:`cipherray.gpu_kernels._build`), and the environment variable
+``CIPHERRAY_CPU_KERNELS`` is not ``0``. Callers fall back to gmpy2 otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import gmpy2
+import numpy as np
+from gmpy2 import mpz
+
+SRC_DIR = Path(__file__).resolve().parent
+SOURCE = "modexp_ifma.cc"
+FLAGS = ("-mavx512f", "-mavx512ifma")
+LIMB_COUNTS = (40, 60, 79, 119)  # 52-bit limbs per number; see cr_ifma_limbs
+_ONE = mpz(1)
+MIN_BATCH = 8  # below one register's worth of lanes gmpy2 is as fast
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    if os.environ.get("CIPHERRAY_CPU_KERNELS", "1") == "0":
+        return None
+    if not {"avx512f", "avx512ifma"} <= _cpu_flags():
+        return None
+    from cipherray.gpu_kernels._build import host_library
+
+    try:
+        lib = host_library(SOURCE, src_dir=SRC_DIR, extra_flags=FLAGS)
+    except RuntimeError:
+        return None
+    fn = lib.cr_ifma_powmod
+    fn.argtypes = [
+        ctypes.c_void_p,  # modulus, k64 words
+        ctypes.c_int32,  # k64
+        ctypes.c_uint64,  # k0 = -m^-1 mod 2^52
+        ctypes.c_void_p,  # R^2 mod m, k64 words
+        ctypes.c_int32,  # L
+        ctypes.c_void_p,  # bases, count * k64 words
+        ctypes.c_void_p,  # exponents, count * ewords words
+        ctypes.c_int32,  # ewords
+        ctypes.c_int32,  # window
+        ctypes.c_void_p,  # out, count * k64 words
+        ctypes.c_int64,  # count
+        ctypes.c_int32,  # threads
+    ]
+    fn.restype = ctypes.c_int
+    return lib
+
+
+_enabled = True
+
+
+def set_enabled(flag: bool) -> None:
+    """Turn the kernel off (or back on) in this process, e.g. to time gmpy2 alone."""
+    global _enabled
+    _enabled = bool(flag)
+
+
+def available() -> bool:
+    """True when the IFMA kernel is enabled, built and this CPU can run it."""
+    return _enabled and _library() is not None
+
+
+def supports(m: int) -> bool:
+    """True when ``available()`` and ``m`` is odd with a supported size."""
+    return available() and _limbs_for(int(m).bit_length()) is not None and int(m) & 1 == 1
+
+
+def _limbs_for(bits: int) -> int | None:
+    # the smallest built size with R = 2^(52 L) > 4 m, which keeps almost-Montgomery
+    # results in [0, 2m)
+    for L in LIMB_COUNTS:
+        if 52 * L >= bits + 2:
+            return L
+    return None
+
+
+@lru_cache(maxsize=16)
+def _modulus_constants(m: int) -> tuple[int, int, int, np.ndarray, np.ndarray]:
+    bits = m.bit_length()
+    L = _limbs_for(bits)
+    if L is None or m % 2 == 0:
+        raise ValueError(f"IFMA powmod needs an odd modulus of at most 6186 bits, got {bits}")
+    k64 = (bits + 63) // 64
+    k0 = int(-gmpy2.invert(mpz(m), mpz(1) << 52) % (1 << 52))
+    r2 = int(gmpy2.powmod(2, 2 * 52 * L, m))
+    return L, k64, k0, _words([m], k64), _words([r2], k64)
+
+
+def _words(values: Sequence[int], k: int) -> np.ndarray:
+    """Little-endian 64-bit words, k per value, as one contiguous uint64 array."""
+    nb = 8 * k
+    data = b"".join(mpz(v).to_bytes(nb, "little") for v in values)
+    return np.frombuffer(data, dtype=np.uint64).copy()
+
+
+def _window(ebits: int) -> int:
+    # table of 2^w entries costs 2^w - 2 multiplications, each window saves squarings'
+    # worth of multiplications: w=4 is best for 64-bit exponents, 5 for ~1024 bits
+    if ebits <= 24:
+        return 2
+    if ebits <= 80:
+        return 4
+    if ebits <= 400:
+        return 5
+    return 6
+
+
+def powmod(bases: Sequence, exps: Sequence | int, m: int, threads: int = 1) -> list:
+    """[b ** e mod m] as gmpy2 mpz for bases in [0, m) and exponents >= 0.
+
+    ``exps`` is one exponent per base or a single shared one. ``threads`` > 1 splits the
+    batch over OpenMP threads (the GIL is released during the call)."""
+    lib = _library() if _enabled else None
+    if lib is None:
+        raise RuntimeError("the IFMA kernel is not available on this machine")
+    m = int(m)
+    L, k64, k0, m_words, r2_words = _modulus_constants(m)
+    count = len(bases)
+    if count == 0:
+        return []
+    if isinstance(exps, (int, type(_ONE))):
+        exps = [exps] * count
+    elif len(exps) != count:
+        raise ValueError(f"{count} bases but {len(exps)} exponents")
+    ebits = max(int(e).bit_length() for e in exps)
+    if any(e < 0 for e in exps):
+        raise ValueError("exponents must be non-negative")
+    ewords = max(1, (ebits + 63) // 64)
+    base_words = _words(bases, k64)
+    exp_words = _words(exps, ewords)
+    out = np.empty(count * k64, dtype=np.uint64)
+    rc = lib.cr_ifma_powmod(
+        m_words.ctypes.data,
+        k64,
+        k0,
+        r2_words.ctypes.data,
+        L,
+        base_words.ctypes.data,
+        exp_words.ctypes.data,
+        ewords,
+        _window(ebits),
+        out.ctypes.data,
+        count,
+        max(1, int(threads)),
+    )
+    if rc != 0:
+        raise RuntimeError(f"IFMA powmod failed ({rc}) for a {m.bit_length()}-bit modulus")
+    raw = out.tobytes()
+    nb = 8 * k64
+    from_bytes = mpz.from_bytes
+    return [from_bytes(raw[i * nb : (i + 1) * nb], "little") for i in range(count)]

@@ -1,0 +1,262 @@
+// Batched modular exponentiation with AVX-512 IFMA (52-bit limbs, 8 lanes).
+//
+// Eight exponentiations run side by side, one per 64-bit lane of a zmm register: limb l of
+// the eight operands lives in one __m512i ("vertical" SIMD). All lanes share the odd
+// modulus m (in Paillier: n^2 or p^2), so the modulus limbs are broadcast scalars and no
+// cross-lane operation is ever needed.
+//
+// Montgomery multiplication is "almost Montgomery" (AMM): with R = 2^(52 L) > 4m, inputs
+// in [0, 2m) give an output in [0, 2m) without a final subtraction; one subtraction at
+// the very end brings the result into [0, m). Word-serial CIOS, fused: for each limb b_i
+//   t += a * b_i;  y = (t_0 * k0) mod 2^52;  t += y * m;  t >>= 52 (as an index shift)
+// where vpmadd52luq / vpmadd52huq add the low / high 52 bits of a 52x52-bit product into a
+// 64-bit accumulator. An accumulator takes at most 4 L + carries terms below 2^52, which
+// stays below 2^64 for L <= 119 (4 * 119 * 2^52 < 2^61), so limbs are normalised only once
+// per multiplication.
+//
+// Exponentiation: fixed window of w bits with a table of 2^w powers per lane; the table
+// entry for each lane's digit is picked with masked blends (the same instructions run for
+// every digit value). Exponents differ per lane.
+//
+// Built by cipherray.cpu_kernels with -mavx512f -mavx512ifma and only called after the
+// Python side has checked that the CPU has both (see modexp.py).
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <stdlib.h>
+
+#include <memory>
+
+namespace {
+
+constexpr uint64_t MASK52 = (1ULL << 52) - 1;
+
+struct Modulus {
+  int L;
+  const uint64_t* m52;  // L limbs, normalised
+  uint64_t k0;          // -m^-1 mod 2^52
+};
+
+// r = a * b / R mod m, all L-limb lane arrays (r may alias a or b).
+template <int L>
+static inline void amm(__m512i* r, const __m512i* a, const __m512i* b, const uint64_t* m52,
+                       __m512i k0) {
+  __m512i t[2 * L];
+  const __m512i zero = _mm512_setzero_si512();
+  for (int p = 0; p < 2 * L; ++p) t[p] = zero;
+  for (int i = 0; i < L; ++i) {
+    const __m512i bi = b[i];
+    __m512i ti = _mm512_madd52lo_epu64(t[i], a[0], bi);
+    const __m512i y = _mm512_madd52lo_epu64(zero, ti, k0);
+    ti = _mm512_madd52lo_epu64(ti, _mm512_set1_epi64((long long)m52[0]), y);
+    t[i + 1] = _mm512_add_epi64(t[i + 1], _mm512_srli_epi64(ti, 52));
+#pragma GCC unroll 8
+    for (int j = 1; j < L; ++j) {
+      const __m512i mj = _mm512_set1_epi64((long long)m52[j]);
+      const __m512i mj1 = _mm512_set1_epi64((long long)m52[j - 1]);
+      __m512i acc = t[i + j];
+      acc = _mm512_madd52lo_epu64(acc, a[j], bi);
+      acc = _mm512_madd52hi_epu64(acc, a[j - 1], bi);
+      acc = _mm512_madd52lo_epu64(acc, mj, y);
+      acc = _mm512_madd52hi_epu64(acc, mj1, y);
+      t[i + j] = acc;
+    }
+    __m512i top = t[i + L];
+    top = _mm512_madd52hi_epu64(top, a[L - 1], bi);
+    top = _mm512_madd52hi_epu64(top, _mm512_set1_epi64((long long)m52[L - 1]), y);
+    t[i + L] = top;
+  }
+  const __m512i mask = _mm512_set1_epi64((long long)MASK52);
+  __m512i carry = zero;
+  for (int j = 0; j < L; ++j) {
+    const __m512i v = _mm512_add_epi64(t[L + j], carry);
+    r[j] = _mm512_and_si512(v, mask);
+    carry = _mm512_srli_epi64(v, 52);
+  }
+}
+
+// bits [52 j, 52 j + 52) of a little-endian array of k64 64-bit words
+static inline uint64_t limb52(const uint64_t* x, int k64, int j) {
+  const int pos = 52 * j, w = pos >> 6, s = pos & 63;
+  if (w >= k64) return 0;
+  uint64_t v = x[w] >> s;
+  if (s > 12 && w + 1 < k64) v |= x[w + 1] << (64 - s);
+  return v & MASK52;
+}
+
+template <int L>
+static void load_lanes(__m512i* dst, const uint64_t* src, int k64, int64_t first, int64_t count) {
+  alignas(64) uint64_t tmp[8];
+  for (int j = 0; j < L; ++j) {
+    for (int lane = 0; lane < 8; ++lane) {
+      const int64_t e = first + lane;
+      tmp[lane] = e < count ? limb52(src + e * k64, k64, j) : (j == 0 ? 1 : 0);
+    }
+    dst[j] = _mm512_load_si512(tmp);
+  }
+}
+
+// out (k64 words) = x (L normalised 52-bit limbs of one lane), then x mod m by one
+// conditional subtraction (x <= m on entry).
+static void store_lane(uint64_t* out, int k64, const uint64_t* x52, int L, const uint64_t* m64) {
+  memset(out, 0, sizeof(uint64_t) * k64);
+  for (int j = 0; j < L; ++j) {
+    const int pos = 52 * j, w = pos >> 6, s = pos & 63;
+    if (w < k64) out[w] |= x52[j] << s;
+    if (s > 12 && w + 1 < k64) out[w + 1] |= x52[j] >> (64 - s);
+  }
+  int ge = 1;  // out >= m ?
+  for (int w = k64 - 1; w >= 0; --w) {
+    if (out[w] != m64[w]) {
+      ge = out[w] > m64[w];
+      break;
+    }
+  }
+  if (ge) {
+    unsigned __int128 borrow = 0;
+    for (int w = 0; w < k64; ++w) {
+      const unsigned __int128 d = (unsigned __int128)out[w] - m64[w] - borrow;
+      out[w] = (uint64_t)d;
+      borrow = (d >> 64) & 1;
+    }
+  }
+}
+
+static inline uint64_t exp_digit(const uint64_t* e, int ewords, int bit, int w) {
+  // bits [bit, bit + w) of a little-endian multi-word exponent
+  const int word = bit >> 6, s = bit & 63;
+  if (word >= ewords) return 0;
+  uint64_t v = e[word] >> s;
+  if (s + w > 64 && word + 1 < ewords) v |= e[word + 1] << (64 - s);
+  return v & ((1ULL << w) - 1);
+}
+
+template <int L>
+static void select_entry(__m512i* dst, const __m512i* table, int entries, __m512i digits) {
+  for (int j = 0; j < L; ++j) dst[j] = table[j];
+  for (int e = 1; e < entries; ++e) {
+    const __mmask8 k = _mm512_cmpeq_epi64_mask(digits, _mm512_set1_epi64(e));
+    if (!k) continue;
+    const __m512i* row = table + (size_t)e * L;
+    for (int j = 0; j < L; ++j) dst[j] = _mm512_mask_blend_epi64(k, dst[j], row[j]);
+  }
+}
+
+template <int L>
+static void powmod_block(const uint64_t* m64, int k64, const uint64_t* m52, uint64_t k0s,
+                         const __m512i* r2, const uint64_t* base64, const uint64_t* exp64,
+                         int ewords, int w, uint64_t* out64, int64_t first, int64_t count) {
+  const __m512i k0 = _mm512_set1_epi64((long long)k0s);
+  const int entries = 1 << w;
+  const size_t table_bytes = (size_t)entries * L * sizeof(__m512i);
+  std::unique_ptr<__m512i, decltype(&free)> table_mem(
+      static_cast<__m512i*>(aligned_alloc(64, table_bytes)), &free);
+  __m512i* const table = table_mem.get();
+  alignas(64) __m512i x[L], acc[L], sel[L];
+
+  // one (Montgomery form R mod m) in entry 0, base * R in entry 1, then its powers
+  alignas(64) __m512i one[L];
+  for (int j = 0; j < L; ++j) one[j] = _mm512_set1_epi64(j == 0 ? 1 : 0);
+  amm<L>(table, r2, one, m52, k0);
+  load_lanes<L>(x, base64, k64, first, count);
+  amm<L>(table + L, x, r2, m52, k0);
+  for (int e = 2; e < entries; ++e)
+    amm<L>(table + (size_t)e * L, table + (size_t)(e - 1) * L, table + L,
+           m52, k0);
+
+  // the longest exponent of the eight lanes sets the number of windows
+  int ebits = 0;
+  for (int lane = 0; lane < 8 && first + lane < count; ++lane) {
+    const uint64_t* e = exp64 + (first + lane) * ewords;
+    for (int wd = ewords - 1; wd >= 0; --wd) {
+      if (e[wd]) {
+        const int b = 64 * wd + 64 - __builtin_clzll(e[wd]);
+        if (b > ebits) ebits = b;
+        break;
+      }
+    }
+  }
+  const int windows = (ebits + w - 1) / w;
+  alignas(64) uint64_t dig[8];
+  auto digits_at = [&](int t) {
+    for (int lane = 0; lane < 8; ++lane) {
+      const int64_t e = first + lane;
+      dig[lane] = e < count ? exp_digit(exp64 + e * ewords, ewords, t * w, w) : 0;
+    }
+    return _mm512_load_si512(dig);
+  };
+
+  if (windows == 0) {
+    for (int j = 0; j < L; ++j) acc[j] = table[j];
+  } else {
+    select_entry<L>(acc, table, entries, digits_at(windows - 1));
+    for (int t = windows - 2; t >= 0; --t) {
+      for (int s = 0; s < w; ++s) amm<L>(acc, acc, acc, m52, k0);
+      select_entry<L>(sel, table, entries, digits_at(t));
+      amm<L>(acc, acc, sel, m52, k0);
+    }
+  }
+  amm<L>(acc, acc, one, m52, k0);  // out of Montgomery form: result in [0, m]
+
+  alignas(64) uint64_t lanes[L][8];
+  for (int j = 0; j < L; ++j) _mm512_store_si512(lanes[j], acc[j]);
+  uint64_t x52[L];
+  for (int lane = 0; lane < 8 && first + lane < count; ++lane) {
+    for (int j = 0; j < L; ++j) x52[j] = lanes[j][lane];
+    store_lane(out64 + (first + lane) * k64, k64, x52, L, m64);
+  }
+}
+
+template <int L>
+static void powmod_all(const uint64_t* m64, int k64, uint64_t k0, const uint64_t* r2_64,
+                       const uint64_t* base64, const uint64_t* exp64, int ewords, int w,
+                       uint64_t* out64, int64_t count, int threads) {
+  uint64_t m52[L];
+  for (int j = 0; j < L; ++j) m52[j] = limb52(m64, k64, j);
+  alignas(64) __m512i r2[L];
+  for (int j = 0; j < L; ++j) r2[j] = _mm512_set1_epi64((long long)limb52(r2_64, k64, j));
+  const int64_t blocks = (count + 7) / 8;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+  for (int64_t b = 0; b < blocks; ++b)
+    powmod_block<L>(m64, k64, m52, k0, r2, base64, exp64, ewords, w, out64, b * 8, count);
+}
+
+}  // namespace
+
+extern "C" {
+
+// Limb counts this build supports: 52 L >= bits(m) + 2 for 2048-, 3072-, 4096- and
+// 6144-bit moduli (p^2 and n^2 for 1024/1536/2048/3072-bit primes and n).
+int cr_ifma_limbs(int i) {
+  static const int sizes[] = {40, 60, 79, 119};
+  return i >= 0 && i < 4 ? sizes[i] : 0;
+}
+
+// out[e] = base[e] ^ exp[e] mod m for e < count. Numbers are little-endian arrays of k64
+// 64-bit words (base[e] < m, m odd), exponents of ewords words each. k0 = -m^-1 mod 2^52,
+// r2 = R^2 mod m with R = 2^(52 L). Returns 0, or -1 for an unsupported L.
+int cr_ifma_powmod(const uint64_t* m64, int32_t k64, uint64_t k0, const uint64_t* r2_64,
+                   int32_t L, const uint64_t* base64, const uint64_t* exp64, int32_t ewords,
+                   int32_t window, uint64_t* out64, int64_t count, int32_t threads) {
+  if (count <= 0) return 0;
+  switch (L) {
+    case 40:
+      powmod_all<40>(m64, k64, k0, r2_64, base64, exp64, ewords, window, out64, count, threads);
+      return 0;
+    case 60:
+      powmod_all<60>(m64, k64, k0, r2_64, base64, exp64, ewords, window, out64, count, threads);
+      return 0;
+    case 79:
+      powmod_all<79>(m64, k64, k0, r2_64, base64, exp64, ewords, window, out64, count, threads);
+      return 0;
+    case 119:
+      powmod_all<119>(m64, k64, k0, r2_64, base64, exp64, ewords, window, out64, count,
+                      threads);
+      return 0;
+    default:
+      return -1;
+  }
+}
+}
