@@ -11,6 +11,7 @@ import pytest
 from gmpy2 import mpz
 
 import cipherray.protocols.paillier as P
+from cipherray import cpu_kernels
 from cipherray.cpu_kernels import modexp
 
 needs_ifma = pytest.mark.skipif(
@@ -77,20 +78,20 @@ def test_paillier_same_results_with_kernel_on_and_off():
     c = pk.encrypt(x)
     on = c.mul(k, precision=2.0**-64)
     d_on = sk.decrypt(on)
-    modexp.set_enabled(False)
+    cpu_kernels.set_enabled(False)
     try:
         assert not modexp.available()
         off = c.mul(k, precision=2.0**-64)
         d_off = sk.decrypt(off)
     finally:
-        modexp.set_enabled(True)
+        cpu_kernels.set_enabled(True)
     assert on.to_bytes() == off.to_bytes()
     assert np.array_equal(d_on, d_off)
     np.testing.assert_allclose(d_on, x * k, atol=1e-9)
 
 
 def test_disabled_kernel_refuses_and_paillier_falls_back():
-    modexp.set_enabled(False)
+    cpu_kernels.set_enabled(False)
     try:
         assert not modexp.available()
         with pytest.raises(RuntimeError, match="not available"):
@@ -99,4 +100,4 @@ def test_disabled_kernel_refuses_and_paillier_falls_back():
         x = np.arange(-10, 10)
         np.testing.assert_array_equal(sk.decrypt(pk.encrypt(x) * 3), x * 3)
     finally:
-        modexp.set_enabled(True)
+        cpu_kernels.set_enabled(True)

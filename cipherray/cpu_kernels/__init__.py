@@ -1,10 +1,15 @@
 """Native CPU kernels, built from C++ source on first use and cached (no Ray, no CuPy).
 
 - :mod:`.modexp` — batched modular exponentiation with AVX-512 IFMA for the Paillier CPU
-  path (scalar multiplication, decryption). Used only when the CPU has the instructions
-  and a compiler is present; gmpy2 does the same work otherwise.
+  path (scalar multiplication, decryption); gmpy2 does the same work where it cannot run.
+- :mod:`.x25519` — batched X25519 with AVX-512 IFMA for ECDH-PSI; ``cryptography`` does
+  the same work where it cannot run.
+
+They run only where the CPU has AVX-512 IFMA and a C++ compiler is present
+(:mod:`._native`); ``set_enabled(False)`` or ``CIPHERRAY_CPU_KERNELS=0`` turns them off.
 """
 
-from .modexp import available, powmod, set_enabled, supports
+from ._native import enabled, set_enabled
+from .modexp import available, powmod, supports
 
-__all__ = ["available", "powmod", "set_enabled", "supports"]
+__all__ = ["available", "enabled", "powmod", "set_enabled", "supports"]

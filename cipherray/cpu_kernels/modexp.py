@@ -6,54 +6,32 @@ exponentiations at a time in the lanes of AVX-512 registers. It agrees bit for b
 ``gmpy2.powmod``; on this project's reference CPU it runs about 3x faster than GMP for the
 64-bit exponents of scalar multiplication and about 4x for decryption.
 
-``available()`` says whether it can run here: the CPU has AVX-512F and AVX-512 IFMA (read
-from ``/proc/cpuinfo``, so only on Linux), a C++ compiler is on PATH (the source is built
-once and cached, see :mod:`cipherray.gpu_kernels._build`), and the environment variable
-``CIPHERRAY_CPU_KERNELS`` is not ``0``. Callers fall back to gmpy2 otherwise.
+``available()`` says whether it can run here (see :mod:`._native`); callers fall back to
+gmpy2 otherwise.
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 
 import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
-SRC_DIR = Path(__file__).resolve().parent
+from . import _native
+
 SOURCE = "modexp_ifma.cc"
-FLAGS = ("-mavx512f", "-mavx512ifma")
 LIMB_COUNTS = (40, 60, 79, 119)  # 52-bit limbs per number; see cr_ifma_limbs
 _ONE = mpz(1)
 MIN_BATCH = 8  # below one register's worth of lanes gmpy2 is as fast
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 @lru_cache(maxsize=1)
-def _library() -> ctypes.CDLL | None:
-    if os.environ.get("CIPHERRAY_CPU_KERNELS", "1") == "0":
-        return None
-    if not {"avx512f", "avx512ifma"} <= _cpu_flags():
-        return None
-    from cipherray.gpu_kernels._build import host_library
-
-    try:
-        lib = host_library(SOURCE, src_dir=SRC_DIR, extra_flags=FLAGS)
-    except RuntimeError:
+def _typed_library() -> ctypes.CDLL | None:
+    lib = _native._load(SOURCE)
+    if lib is None:
         return None
     fn = lib.cr_ifma_powmod
     fn.argtypes = [
@@ -74,18 +52,13 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-_enabled = True
-
-
-def set_enabled(flag: bool) -> None:
-    """Turn the kernel off (or back on) in this process, e.g. to time gmpy2 alone."""
-    global _enabled
-    _enabled = bool(flag)
+def _library() -> ctypes.CDLL | None:
+    return _typed_library() if _native.enabled() else None
 
 
 def available() -> bool:
     """True when the IFMA kernel is enabled, built and this CPU can run it."""
-    return _enabled and _library() is not None
+    return _library() is not None
 
 
 def supports(m: int) -> bool:
@@ -138,7 +111,7 @@ def powmod(bases: Sequence, exps: Sequence | int, m: int, threads: int = 1) -> l
 
     ``exps`` is one exponent per base or a single shared one. ``threads`` > 1 splits the
     batch over OpenMP threads (the GIL is released during the call)."""
-    lib = _library() if _enabled else None
+    lib = _library()
     if lib is None:
         raise RuntimeError("the IFMA kernel is not available on this machine")
     m = int(m)
