@@ -13,6 +13,7 @@ import ctypes
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 SRC_DIR = Path(__file__).resolve().parent
 FLAGS = ("-mavx512f", "-mavx512ifma")
@@ -58,6 +59,18 @@ def _load(source: str) -> ctypes.CDLL | None:
         return None
 
 
-def library(source: str) -> ctypes.CDLL | None:
-    """The built library for ``source``, or None where it cannot or must not run."""
-    return _load(source) if _enabled else None
+@cache
+def _typed(source: str, name: str, argtypes: tuple, restype: Any) -> Any:
+    lib = _load(source)
+    if lib is None:
+        return None
+    fn = getattr(lib, name)
+    fn.argtypes = list(argtypes)
+    fn.restype = restype
+    return fn
+
+
+def function(source: str, name: str, argtypes: tuple, restype: Any) -> Any:
+    """The C function ``name`` of the built ``source`` with its ctypes signature, or None
+    where the kernels cannot or must not run (then callers use their fallback)."""
+    return _typed(source, name, argtypes, restype) if _enabled else None

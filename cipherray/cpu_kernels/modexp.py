@@ -28,37 +28,29 @@ _ONE = mpz(1)
 MIN_BATCH = 8  # below one register's worth of lanes gmpy2 is as fast
 
 
-@lru_cache(maxsize=1)
-def _typed_library() -> ctypes.CDLL | None:
-    lib = _native._load(SOURCE)
-    if lib is None:
-        return None
-    fn = lib.cr_ifma_powmod
-    fn.argtypes = [
-        ctypes.c_void_p,  # modulus, k64 words
-        ctypes.c_int32,  # k64
-        ctypes.c_uint64,  # k0 = -m^-1 mod 2^52
-        ctypes.c_void_p,  # R^2 mod m, k64 words
-        ctypes.c_int32,  # L
-        ctypes.c_void_p,  # bases, count * k64 words
-        ctypes.c_void_p,  # exponents, count * ewords words
-        ctypes.c_int32,  # ewords
-        ctypes.c_int32,  # window
-        ctypes.c_void_p,  # out, count * k64 words
-        ctypes.c_int64,  # count
-        ctypes.c_int32,  # threads
-    ]
-    fn.restype = ctypes.c_int
-    return lib
+_SIGNATURE = (
+    ctypes.c_void_p,  # modulus, k64 words
+    ctypes.c_int32,  # k64
+    ctypes.c_uint64,  # k0 = -m^-1 mod 2^52
+    ctypes.c_void_p,  # R^2 mod m, k64 words
+    ctypes.c_int32,  # L
+    ctypes.c_void_p,  # bases, count * k64 words
+    ctypes.c_void_p,  # exponents, count * ewords words
+    ctypes.c_int32,  # ewords
+    ctypes.c_int32,  # window
+    ctypes.c_void_p,  # out, count * k64 words
+    ctypes.c_int64,  # count
+    ctypes.c_int32,  # threads
+)
 
 
-def _library() -> ctypes.CDLL | None:
-    return _typed_library() if _native.enabled() else None
+def _kernel():
+    return _native.function(SOURCE, "cr_ifma_powmod", _SIGNATURE, ctypes.c_int)
 
 
 def available() -> bool:
     """True when the IFMA kernel is enabled, built and this CPU can run it."""
-    return _library() is not None
+    return _kernel() is not None
 
 
 def supports(m: int) -> bool:
@@ -111,8 +103,8 @@ def powmod(bases: Sequence, exps: Sequence | int, m: int, threads: int = 1) -> l
 
     ``exps`` is one exponent per base or a single shared one. ``threads`` > 1 splits the
     batch over OpenMP threads (the GIL is released during the call)."""
-    lib = _library()
-    if lib is None:
+    kernel = _kernel()
+    if kernel is None:
         raise RuntimeError("the IFMA kernel is not available on this machine")
     m = int(m)
     L, k64, k0, m_words, r2_words = _modulus_constants(m)
@@ -130,7 +122,7 @@ def powmod(bases: Sequence, exps: Sequence | int, m: int, threads: int = 1) -> l
     base_words = _words(bases, k64)
     exp_words = _words(exps, ewords)
     out = np.empty(count * k64, dtype=np.uint64)
-    rc = lib.cr_ifma_powmod(
+    rc = kernel(
         m_words.ctypes.data,
         k64,
         k0,

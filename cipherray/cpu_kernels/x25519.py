@@ -16,7 +16,6 @@ reference CPU.
 from __future__ import annotations
 
 import ctypes
-from functools import lru_cache
 
 import numpy as np
 
@@ -26,37 +25,29 @@ SOURCE = "x25519_ifma.cc"
 MIN_BATCH = 8
 
 
-@lru_cache(maxsize=1)
-def _typed_library() -> ctypes.CDLL | None:
-    lib = _native._load(SOURCE)
-    if lib is None:
-        return None
-    fn = lib.cr_x25519_batch
-    fn.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-        ctypes.c_int64,
-        ctypes.c_int32,
-    ]
-    fn.restype = ctypes.c_int64
-    return lib
+_SIGNATURE = (
+    ctypes.c_void_p,  # scalar, 32 bytes
+    ctypes.c_void_p,  # points, count * 32 bytes
+    ctypes.c_void_p,  # out, count * 32 bytes
+    ctypes.c_int64,  # count
+    ctypes.c_int32,  # threads
+)
 
 
-def _library() -> ctypes.CDLL | None:
-    return _typed_library() if _native.enabled() else None
+def _kernel():
+    return _native.function(SOURCE, "cr_x25519_batch", _SIGNATURE, ctypes.c_int64)
 
 
 def available() -> bool:
     """True when the IFMA X25519 kernel is enabled, built and this CPU can run it."""
-    return _library() is not None
+    return _kernel() is not None
 
 
 def x25519_batch(scalar: bytes, points: bytes | np.ndarray, threads: int = 1) -> tuple[bytes, int]:
     """(results, zero_count): X25519 of ``scalar`` (32 bytes, clamped here) with each
     32-byte point of ``points``; bit 255 of each point is ignored (RFC 7748)."""
-    lib = _library()
-    if lib is None:
+    kernel = _kernel()
+    if kernel is None:
         raise RuntimeError("the IFMA X25519 kernel is not available on this machine")
     if len(scalar) != 32:
         raise ValueError("an X25519 scalar is 32 bytes")
@@ -67,7 +58,5 @@ def x25519_batch(scalar: bytes, points: bytes | np.ndarray, threads: int = 1) ->
     count = src.size // 32
     out = np.empty(src.size, dtype=np.uint8)
     k = np.frombuffer(bytes(scalar), dtype=np.uint8)
-    zeros = lib.cr_x25519_batch(
-        k.ctypes.data, src.ctypes.data, out.ctypes.data, count, max(1, int(threads))
-    )
+    zeros = kernel(k.ctypes.data, src.ctypes.data, out.ctypes.data, count, max(1, int(threads)))
     return out.tobytes(), int(zeros)
