@@ -101,3 +101,10 @@ def test_disabled_kernel_refuses_and_paillier_falls_back():
         np.testing.assert_array_equal(sk.decrypt(pk.encrypt(x) * 3), x * 3)
     finally:
         cpu_kernels.set_enabled(True)
+
+
+@needs_ifma
+def test_bases_outside_the_range_are_reduced_first():
+    m = _odd_modulus(2048)
+    bases = [m * 3 + 5, mpz(-7), m, mpz(12)] * 3
+    assert modexp.powmod(bases, 65537, m) == [gmpy2.powmod(b, 65537, m) for b in bases]

@@ -99,7 +99,8 @@ def _window(ebits: int) -> int:
 
 
 def powmod(bases: Sequence, exps: Sequence | int, m: int, threads: int = 1) -> list:
-    """[b ** e mod m] as gmpy2 mpz for bases in [0, m) and exponents >= 0.
+    """[b ** e mod m] as gmpy2 mpz for integer bases (reduced mod m first where needed)
+    and exponents >= 0.
 
     ``exps`` is one exponent per base or a single shared one. ``threads`` > 1 splits the
     batch over OpenMP threads (the GIL is released during the call)."""
@@ -119,7 +120,8 @@ def powmod(bases: Sequence, exps: Sequence | int, m: int, threads: int = 1) -> l
     if any(e < 0 for e in exps):
         raise ValueError("exponents must be non-negative")
     ewords = max(1, (ebits + 63) // 64)
-    base_words = _words(bases, k64)
+    mz = mpz(m)
+    base_words = _words([b if 0 <= b < mz else b % mz for b in bases], k64)
     exp_words = _words(exps, ewords)
     out = np.empty(count * k64, dtype=np.uint64)
     rc = kernel(
