@@ -7,8 +7,8 @@ code runs with ``set_num_threads(1)`` (the default). phe runs on a subset (``--p
 items, ``--phe-rows`` rows for the matmul) in the same run on the same data, and its
 per-operation rate is extrapolated (rates are per item, so linear). Each operation runs
 in ``--rounds`` rounds that interleave ours and phe (background load hits both alike);
-the best round of each is reported, all rounds are in the JSON. Extra rows: decrypt
-and scalar multiply with the AVX-512 IFMA kernel turned off (gmpy2 alone; only where the
+the best round of each is reported, all rounds are in the JSON. Extra rows: encrypt,
+decrypt and scalar multiply with the AVX-512 IFMA kernel turned off (gmpy2 alone; only where the
 CPU has IFMA, else that is what the main rows measure), decrypt and scalar multiply
 with 2 threads, and encrypt split over a 2-process ``ProcessPoolExecutor`` (2 cores;
 no target). Writes
@@ -229,6 +229,8 @@ def main() -> None:
     if engine != "gmpy2":
         cpu_kernels.set_enabled(False)
         for r in range(R):
+            _, dt = _timeit(pk.encrypt, x[r * dchunk : (r + 1) * dchunk])
+            record("encrypt_gmpy2", ours, dchunk, dt)
             _, dt = _timeit(sk.decrypt, c[r * dchunk : (r + 1) * dchunk])
             record("decrypt_gmpy2", ours, dchunk, dt)
             _, dt = _timeit(lambda: c.mul(k, precision=PREC64))
@@ -263,6 +265,7 @@ def main() -> None:
         ("add (c + c)", "add", "add", 1.5),
         ("scalar mul (64-bit fixed point)", "scalar_mul_64bit", "scalar_mul_64bit", 2.0),
         (f"c @ X ({n} x {args.cols}), 64-bit fixed point", "matmul", "matmul", 5.0),
+        ("encrypt, gmpy2 only (IFMA kernel off)", "encrypt_gmpy2", "encrypt", None),
         ("decrypt, gmpy2 only (IFMA kernel off)", "decrypt_gmpy2", "decrypt", None),
         (
             "scalar mul, gmpy2 only (IFMA kernel off)",

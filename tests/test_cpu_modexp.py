@@ -108,3 +108,43 @@ def test_bases_outside_the_range_are_reduced_first():
     m = _odd_modulus(2048)
     bases = [m * 3 + 5, mpz(-7), m, mpz(12)] * 3
     assert modexp.powmod(bases, 65537, m) == [gmpy2.powmod(b, 65537, m) for b in bases]
+
+
+@needs_ifma
+def test_fixed_base_powers_match_gmpy2():
+    m = _odd_modulus(4096)
+    g = _rand_below(m, 1)[0]
+    rows, base = [], g
+    for _ in range(3):
+        row = [gmpy2.powmod(base, d, m) for d in range(256)]
+        rows.append(row)
+        base = gmpy2.powmod(base, 256, m)
+    fb = modexp.FixedBasePowers(rows, m)
+    digits = np.frombuffer(os.urandom(19 * 3), dtype=np.uint8).reshape(19, 3).copy()
+    digits[0] = 0
+    digits[1] = 255
+    want = [gmpy2.powmod(g, int.from_bytes(r.tobytes(), "little"), m) for r in digits]
+    assert fb.pow(digits) == want
+    assert fb.pow(digits, threads=2) == want
+    with pytest.raises(ValueError, match="shape"):
+        fb.pow(digits[:, :2])
+    with pytest.raises(ValueError, match="256 entries"):
+        modexp.FixedBasePowers([rows[0][:10]], m)
+
+
+@needs_ifma
+def test_encryption_randomness_same_with_kernel_on_and_off():
+    from cipherray.protocols.paillier import randomness
+
+    pk, _ = P.keygen(bits=1024, insecure=True)
+    table = pk._fixed_base()
+    digits = randomness.random_exponent_digits(pk.rand_bits, 29)
+    on = table.pow(digits)
+    cpu_kernels.set_enabled(False)
+    try:
+        off = table.pow(digits)
+    finally:
+        cpu_kernels.set_enabled(True)
+    assert on == off
+    hs, nsq = table.hs, table.nsquare
+    assert on[:3] == [gmpy2.powmod(hs, e, nsq) for e in randomness.digits_to_exponents(digits[:3])]

@@ -144,3 +144,68 @@ def powmod(bases: Sequence, exps: Sequence | int, m: int, threads: int = 1) -> l
     nb = 8 * k64
     from_bytes = mpz.from_bytes
     return [from_bytes(raw[i * nb : (i + 1) * nb], "little") for i in range(count)]
+
+
+_FB_NEW = (
+    ctypes.c_void_p,  # modulus, k64 words
+    ctypes.c_int32,  # k64
+    ctypes.c_uint64,  # k0
+    ctypes.c_void_p,  # R^2 mod m
+    ctypes.c_int32,  # L
+    ctypes.c_void_p,  # table, rows * 256 values of k64 words
+    ctypes.c_int32,  # rows
+)
+_FB_POW = (
+    ctypes.c_void_p,  # handle
+    ctypes.c_void_p,  # digits, count * rows bytes
+    ctypes.c_void_p,  # out, count * k64 words
+    ctypes.c_int64,  # count
+    ctypes.c_int32,  # threads
+)
+
+
+class FixedBasePowers:
+    """``g^a mod m`` for many exponents ``a`` from a byte-window table
+    ``rows[i][d] = g^(d * 256^i) mod m`` (i < len(rows), d < 256): the table lives in the
+    kernel in Montgomery form and each value costs ``len(rows)`` multiplications, eight
+    values at a time. Create only where :func:`supports` ``(m)``."""
+
+    def __init__(self, rows: Sequence[Sequence], m: int) -> None:
+        new = _native.function(SOURCE, "cr_ifma_fb_new", _FB_NEW, ctypes.c_void_p)
+        self._pow = _native.function(SOURCE, "cr_ifma_fb_pow", _FB_POW, ctypes.c_int)
+        self._free = _native.function(SOURCE, "cr_ifma_fb_free", (ctypes.c_void_p,), None)
+        if new is None or self._pow is None or self._free is None:
+            raise RuntimeError("the IFMA kernel is not available on this machine")
+        if any(len(r) != 256 for r in rows):
+            raise ValueError("each table row needs 256 entries (byte windows)")
+        self.m = int(m)
+        L, self.k64, k0, m_words, r2_words = _modulus_constants(self.m)
+        self.rows = len(rows)
+        table = _words([v for row in rows for v in row], self.k64)
+        self._handle = new(
+            m_words.ctypes.data, self.k64, k0, r2_words.ctypes.data, L, table.ctypes.data, self.rows
+        )
+        if not self._handle:
+            raise RuntimeError("the IFMA kernel refused the fixed-base table")
+
+    def pow(self, digits: np.ndarray, threads: int = 1) -> list:
+        """``g^a`` for each row of ``digits`` (uint8, shape (count, rows): the
+        little-endian bytes of each exponent)."""
+        d = np.ascontiguousarray(digits, dtype=np.uint8)
+        if d.ndim != 2 or d.shape[1] != self.rows:
+            raise ValueError(f"digits must have shape (count, {self.rows})")
+        count = d.shape[0]
+        out = np.empty(count * self.k64, dtype=np.uint64)
+        rc = self._pow(self._handle, d.ctypes.data, out.ctypes.data, count, max(1, int(threads)))
+        if rc != 0:
+            raise RuntimeError(f"IFMA fixed-base power failed ({rc})")
+        raw = out.tobytes()
+        nb = 8 * self.k64
+        from_bytes = mpz.from_bytes
+        return [from_bytes(raw[i * nb : (i + 1) * nb], "little") for i in range(count)]
+
+    def __del__(self) -> None:
+        handle, free = getattr(self, "_handle", None), getattr(self, "_free", None)
+        if handle and free is not None:
+            free(handle)
+            self._handle = None

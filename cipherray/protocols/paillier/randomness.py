@@ -56,6 +56,8 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
+from cipherray.cpu_kernels import modexp as _cpu_modexp
+
 if TYPE_CHECKING:
     from .keys import PublicKey
 
@@ -139,14 +141,22 @@ class FixedBaseTable:
             rows.append(np.fromiter(row, dtype=object, count=len(row)))
             base = acc * base % nsquare  # hs^(256^(i+1))
         self.rows = rows
+        self._native: _cpu_modexp.FixedBasePowers | None = None  # built on first use
 
     def pow(self, digits: np.ndarray) -> list:
-        """``hs^a mod n^2`` for every exponent row in ``digits`` (one list comprehension
-        per window; rand_bits/8 multiplications per value)."""
+        """``hs^a mod n^2`` for every exponent row in ``digits`` (rand_bits/8
+        multiplications per value): in the AVX-512 IFMA kernel where the CPU has it, else
+        one gmpy2 list comprehension per window."""
         nsq = self.nsquare
         count = digits.shape[0]
         if count == 0:
             return []
+        if count >= _cpu_modexp.MIN_BATCH and _cpu_modexp.supports(nsq):
+            from .arith import get_num_threads
+
+            if self._native is None:
+                self._native = _cpu_modexp.FixedBasePowers(self.rows, nsq)
+            return self._native.pow(digits, threads=get_num_threads())
         acc = self.rows[0][digits[:, 0]].tolist()
         for i in range(1, digits.shape[1]):
             col = self.rows[i][digits[:, i]].tolist()
