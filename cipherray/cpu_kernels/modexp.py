@@ -207,5 +207,8 @@ class FixedBasePowers:
     def __del__(self) -> None:
         handle, free = getattr(self, "_handle", None), getattr(self, "_free", None)
         if handle and free is not None:
-            free(handle)
             self._handle = None
+            try:
+                free(handle)
+            except Exception:  # interpreter shutdown: the library may be gone already
+                pass
