@@ -148,3 +148,29 @@ def test_encryption_randomness_same_with_kernel_on_and_off():
     assert on == off
     hs, nsq = table.hs, table.nsquare
     assert on[:3] == [gmpy2.powmod(hs, e, nsq) for e in randomness.digits_to_exponents(digits[:3])]
+
+
+def test_unbuildable_kernels_fall_back_to_gmpy2_and_cryptography():
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from cipherray.cpu_kernels import modexp, x25519\n"
+        "import cipherray.protocols.paillier as P\n"
+        "from cipherray.protocols.psi import curve\n"
+        "assert not modexp.available() and not x25519.available()\n"
+        "pk, sk = P.keygen(bits=1024, insecure=True)\n"
+        "x = np.arange(-20, 20)\n"
+        "assert (sk.decrypt(pk.encrypt(x) * -3) == -3 * x).all()\n"
+        "k1, k2 = curve.BlindingKey.generate(), curve.BlindingKey.generate()\n"
+        "pts = curve.hash_to_points([b'%d' % i for i in range(16)], curve.new_salt())\n"
+        "a = curve.blind(curve.blind(pts, k1), k2)\n"
+        "b = curve.blind(curve.blind(pts, k2), k1)\n"
+        "assert a.tobytes() == b.tobytes()\n"
+        "print('fallback ok')\n"
+    )
+    env = dict(os.environ, CIPHERRAY_CACHE="/proc/cipherray-unwritable")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "fallback ok" in out.stdout

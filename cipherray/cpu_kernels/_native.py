@@ -55,7 +55,7 @@ def _load(source: str) -> ctypes.CDLL | None:
 
     try:
         return host_library(source, src_dir=SRC_DIR, extra_flags=FLAGS)
-    except RuntimeError:
+    except (RuntimeError, OSError):  # no compiler, a failed build, an unwritable cache
         return None
 
 
