@@ -153,13 +153,12 @@ def _scalar_mul_raw(c: list, k: list, nsq: mpz) -> list:
     """c_i^(k_i) mod nsq for signed Python-int k_i."""
     if _backend.use_gpu(len(c)) and _backend.fits_int64(k):
         return _backend.scalar_mul(c, k, nsq)
-    pairs = list(zip(c, k))
     if _use_ifma(len(c), nsq):
         out = _cpu_modexp.powmod(c, [abs(e) for e in k], nsq, threads=_NUM_THREADS)
     elif _NUM_THREADS > 1:
-        out = _split_map(lambda ch: _pow_abs(ch, nsq, True), pairs)
+        out = _split_map(lambda ch: _pow_abs(ch, nsq, True), list(zip(c, k)))
     else:
-        out = _pow_abs(pairs, nsq, False)
+        out = _pow_abs(list(zip(c, k)), nsq, False)
     neg = [i for i, e in enumerate(k) if e < 0]
     if neg:
         inv = _batch_invert([out[i] for i in neg], nsq)
