@@ -30,6 +30,9 @@ import gmpy2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
 
 import cipherray.protocols.paillier as P  # noqa: E402
 from cipherray import cpu_kernels  # noqa: E402
@@ -52,17 +55,6 @@ def _wait_quiet(max_wait_s: float, threshold: float = 0.7) -> float:
         time.sleep(5)
         load = os.getloadavg()[0]
     return load
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _fmt(v: float) -> str:
@@ -307,7 +299,7 @@ def main() -> None:
             "phe_uses_gmpy2": bool(phe.util.HAVE_GMP),
             "cpus": os.cpu_count(),
             "cpu_engine": engine,
-            "cpu_model": _cpu_model(),
+            "cpu_model": common.machine().get("cpu", "unknown"),
             "machine": platform.machine(),
             "matmul_units": "full matmuls per second (phe extrapolated from a row slice)",
         },

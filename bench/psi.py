@@ -33,16 +33,13 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+import common as bench_common  # noqa: E402
 
 from cipherray.cpu_kernels import x25519 as x25519_kernel  # noqa: E402
 from cipherray.protocols.psi import prepare_ids, run_ecdh_psi_local  # noqa: E402
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def make_sets(n: int, overlap: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -310,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         "x25519_engine": "avx512-ifma (cipherray.cpu_kernels.x25519)"
         if x25519_kernel.available()
         else "cryptography (OpenSSL)",
-        "cpu_model": _cpu_model(),
+        "cpu_model": bench_common.machine().get("cpu", "unknown"),
     }
     (out / "psi.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     write_md(out / "psi.md", rows, meta, args.workers)

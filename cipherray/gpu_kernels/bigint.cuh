@@ -294,27 +294,7 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
       t[N] = t[N + 1] + (uint32_t)(s >> 32);
     }
   }
-  // Final conditional subtraction (branch-free): subtract m iff t >= m.
-  uint32_t br = 0;
-  CR_UNROLL
-  for (int k = 0; k < W; k++) {
-    const uint64_t mv = m[k];
-    uint64_t d = (uint64_t)t[2 * k] - CR_LO(mv) - br;
-    br = (uint32_t)(d >> 63);
-    d = (uint64_t)t[2 * k + 1] - CR_HI(mv) - br;
-    br = (uint32_t)(d >> 63);
-  }
-  const uint64_t mask = (t[N] != 0 || br == 0) ? 0xffffffffull : 0ull;
-  br = 0;
-  CR_UNROLL
-  for (int k = 0; k < W; k++) {
-    const uint64_t mv = m[k];
-    const uint64_t d0 = (uint64_t)t[2 * k] - (CR_LO(mv) & mask) - br;
-    br = (uint32_t)(d0 >> 63);
-    const uint64_t d1 = (uint64_t)t[2 * k + 1] - (CR_HI(mv) & mask) - br;
-    br = (uint32_t)(d1 >> 63);
-    out[(cr_idx)k * ldo] = CR_LO(d0) | (CR_LO(d1) << 32);
-  }
+  mont_finish<N>(out, ldo, t, m);  // final conditional subtraction (branch-free)
 }
 
 #endif

@@ -49,34 +49,32 @@ def pack(args: tuple, kwargs: dict, is_ref, to_object) -> tuple[tuple, dict, lis
     """Replace refs by slots. Returns (args, kwargs, objects, any_ref)."""
     objects: list = []
 
-    def walk(v):
+    def leaf(v):
         if is_ref(v):
             objects.append(to_object(v))
             return Slot(len(objects) - 1)
-        if type(v) in (list, tuple):
-            out = [walk(x) for x in v]
-            return out if type(v) is list else tuple(out)
-        if type(v) is dict:
-            return {k: walk(x) for k, x in v.items()}
         return v
 
-    new_args = tuple(walk(a) for a in args)
-    new_kwargs = {k: walk(v) for k, v in kwargs.items()}
+    new_args = tuple(_walk(a, leaf) for a in args)
+    new_kwargs = {k: _walk(v, leaf) for k, v in kwargs.items()}
     return new_args, new_kwargs, objects, bool(objects)
 
 
 def unpack(args: tuple, kwargs: dict, values: tuple) -> tuple[tuple, dict]:
-    def walk(v):
-        if type(v) is Slot:
-            return values[v.i]
-        if type(v) in (list, tuple):
-            out = [walk(x) for x in v]
-            return out if type(v) is list else tuple(out)
-        if type(v) is dict:
-            return {k: walk(x) for k, x in v.items()}
-        return v
+    def leaf(v):
+        return values[v.i] if type(v) is Slot else v
 
-    return tuple(walk(a) for a in args), {k: walk(v) for k, v in kwargs.items()}
+    return tuple(_walk(a, leaf) for a in args), {k: _walk(v, leaf) for k, v in kwargs.items()}
+
+
+def _walk(v, leaf):
+    """``leaf`` applied to every value inside lists, tuples and dicts (rebuilt as such)."""
+    if type(v) in (list, tuple):
+        out = [_walk(x, leaf) for x in v]
+        return out if type(v) is list else tuple(out)
+    if type(v) is dict:
+        return {k: _walk(x, leaf) for k, x in v.items()}
+    return leaf(v)
 
 
 def receive(x: Any) -> Any:

@@ -20,7 +20,7 @@ Use: ``pack`` at each party, ``+`` (or ``packed_sum``) at the aggregator,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -69,18 +69,7 @@ class PackedCipherArray:
                 f"sum of {total} packed ciphertexts exceeds max_addends={self.max_addends}: "
                 "slots would overflow"
             )
-        return PackedCipherArray(
-            self.cipher + other.cipher,
-            self.shape,
-            self.count,
-            self.slot_bits,
-            self.slots,
-            self.offset,
-            self.exponent,
-            self.kind,
-            self.max_addends,
-            total,
-        )
+        return replace(self, cipher=self.cipher + other.cipher, addends=total)
 
     def __len__(self) -> int:
         return self.cipher.size
