@@ -102,9 +102,10 @@ def test_rejects_bad_moduli():
         bi.MontContext(2**4097 + 1, "host")
 
 
-@pytest.mark.parametrize("variant", ["fios", "cios", "fios_smem", "ptx", "ptx_smem"])
+@pytest.mark.parametrize("variant", ["fios", "cios", "fios_smem", "ptx", "ptx_smem", "f64"])
 def test_variants_agree(variant):
-    # on the host "ptx*" and "*_smem" compile to the portable core; "cios" is its own code
+    # on the host "ptx*" and "*_smem" compile to the portable core; "cios" and "f64" are their
+    # own code
     for bits in (2048, 4096):
         m = _modulus(bits)
         ctx = bi.MontContext(m, "host", variant=variant)
@@ -112,5 +113,29 @@ def test_variants_agree(variant):
         b = [m - 1] * 3 + [RNG.randrange(m) for _ in range(13)]
         got = ctx.get(ctx.mulmod(ctx.put(a), ctx.put(b)))
         assert list(got) == [x * y % m for x, y in zip(a, b)]
+        rinv = pow(1 << bi.mont_r_bits(ctx.limbs, variant), -1, m)
+        got = ctx.get(ctx.mont_mul(ctx.put(a), ctx.put(b)))
+        assert list(got) == [x * y * rinv % m for x, y in zip(a, b)]
     with pytest.raises(ValueError):
         bi.MontContext(m, "host", variant="nope")
+
+
+@pytest.mark.parametrize("bits", [256, 512, 1024, 2048, 3000, 4096])
+def test_kernel_f64_montgomery(bits):
+    """fp64-limb variant: every size, extreme operands, moduli close to R, and modexp."""
+    for m in (_modulus(bits), (1 << bits) - 1 - 2 * RNG.getrandbits(32), (1 << (bits - 1)) + 1):
+        ctx = bi.MontContext(m, "host", variant="f64")
+        assert ctx.R == 1 << (52 * -(-32 * ctx.limbs // 52))
+        a = [0, 1, 2, m - 1, m - 2, (1 << 52) - 1, 1 << 52] + [RNG.randrange(m) for _ in range(9)]
+        b = [m - 1, m - 1, m - 2, m - 1, 1 << 51, (1 << 52) - 1, 3] + [
+            RNG.randrange(m) for _ in range(9)
+        ]
+        rinv = pow(ctx.R, -1, m)
+        got = ctx.get(ctx.mont_mul(ctx.put(a), ctx.put(b)))
+        assert list(got) == [x * y * rinv % m for x, y in zip(a, b)]
+        e = [0, 1, 2**64 - 1] + [RNG.getrandbits(64) for _ in range(len(a) - 3)]
+        got = ctx.get(ctx.modexp(ctx.put(a), ctx.put32(e, 2), 64))
+        assert list(got) == [pow(x, y, m) for x, y in zip(a, e)]
+    c = [RNG.randrange(m * m) for _ in range(4)]
+    got = ctx.get(ctx.reduce_wide(ctx.put(c, limbs=2 * ctx.limbs)))
+    assert list(got) == [x % m for x in c]

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from cipherray.gpu_kernels import bigint as bi
 from cipherray.gpu_kernels import paillier as P
 
 gmpy2 = pytest.importorskip("gmpy2")
@@ -20,9 +21,25 @@ def _prime(bits: int) -> int:
             return x
 
 
-@pytest.fixture(scope="module", params=[512, 2048], ids=lambda b: f"n{b}")
+@pytest.fixture(
+    scope="module",
+    params=[(512, "auto"), (2048, "auto"), (512, "f64"), (2048, "f64")],
+    ids=lambda p: f"n{p[0]}" + ("" if p[1] == "auto" else f"-{p[1]}"),
+)
 def key(request):
-    bits = request.param
+    """A key, with every Montgomery context built with the given kernel variant ("f64": fp64
+    limbs and a different Montgomery radix, which the CRT constants must follow)."""
+    bits, variant = request.param
+    saved = dict(bi.DEFAULT_VARIANT)
+    if variant != "auto":
+        bi.DEFAULT_VARIANT.update(dict.fromkeys(saved, variant))
+    P._cached.cache_clear()
+    yield _make_key(bits)
+    bi.DEFAULT_VARIANT.update(saved)
+    P._cached.cache_clear()
+
+
+def _make_key(bits: int) -> dict:
     p = _prime(bits // 2)
     q = _prime(bits // 2)
     while q == p:

@@ -7,7 +7,8 @@
 // contiguous bytes, and each load brings two limbs. Single values (moduli, tables, constants)
 // are contiguous (ld = 1). Exponents are plain uint32 limb arrays (limb j at e[j * lde]).
 //
-// Montgomery arithmetic: R = 2^(32 N), minv = -m^(-1) mod 2^32, m odd, m < R.
+// Montgomery arithmetic: R = 2^(32 N), minv = -m^(-1) mod 2^32, m odd, m < R (variant "f64":
+// R = 2^(52 ceil(32 N / 52)), see bigint_f64.cuh).
 // mont_mul returns a * b * R^(-1) mod m, fully reduced (< m) whenever a * b < R * m.
 #pragma once
 #include "common.cuh"
@@ -206,7 +207,11 @@ CR_HD void mont_finish(uint64_t* out, int ldo, const uint32_t* t, const uint64_t
   }
 }
 
-#ifndef CR_CIOS
+#if defined(CR_F64)
+// Variant "f64": Montgomery multiplication on the fp64 units, R = 2^(52 ceil(32 N / 52)).
+#include "bigint_f64.cuh"
+
+#elif !defined(CR_CIOS)
 // Montgomery multiplication out = a * b * R^-1 mod m (fully reduced when a * b < R * m).
 // GPU, N >= CR_SMEM_MIN (128): the accumulator (N + 1 registers) leaves no room for a and m, so a is first
 // copied into this thread's column of a shared-memory block and streamed from there, and

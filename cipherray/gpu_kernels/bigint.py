@@ -53,6 +53,19 @@ _VARIANTS = {
     "ptx": (("CR_PTX", 1),),
     "ptx_smem": (("CR_PTX", 1), ("CR_SMEM_MIN", 64)),
 }
+#
+# "f64" (bigint_f64.cuh): the product on the fp64 units with 52-bit limbs; its Montgomery
+# radix is 2^(52 ceil(32 L / 52)) instead of 2^(32 L) (see mont_r_bits).
+_VARIANTS["f64"] = (("CR_F64", 1),)
+
+
+def mont_r_bits(limbs: int, variant: str) -> int:
+    """log2 of the Montgomery radix R the kernels of ``variant`` use for ``limbs`` 32-bit limbs."""
+    if variant == "f64":
+        return 52 * ((32 * limbs + 51) // 52)
+    return 32 * limbs
+
+
 # Variant used by MontContext(variant="auto"), per limb count. From bench/gpu.py on an H200
 # (Montgomery multiplications/s, 2^21 x 2048-bit / 2^20 x 4096-bit): 2048-bit ptx 5.4e8,
 # fios 4.3-4.4e8, fios_smem 4.5e8, cios 3.8e8; 4096-bit ptx 1.10e8, fios 1.0e8, cios 3.9e7.
@@ -138,7 +151,7 @@ class MontContext:
         if variant not in _VARIANTS:
             raise ValueError(f"variant must be one of {sorted(_VARIANTS)}")
         self.defines = (("BI_N", n), *_VARIANTS[variant])
-        self.R = 1 << (32 * n)
+        self.R = 1 << mont_r_bits(n, variant)
         self.minv = (-pow(m, -1, 1 << 32)) % (1 << 32)
         self.r2 = self.R * self.R % m
         self.one_m = self.R % m
@@ -146,7 +159,10 @@ class MontContext:
         self.words = w = n // 2
         self.m_arr = put(_words(ints_to_limbs([m], n)[0]))
         self.consts = put(_words(ints_to_limbs([self.r2, self.one_m, 1], n).reshape(-1)))
-        self.consts_r3 = put(_words(ints_to_limbs([self.r2, self.R**3 % m, 1], n).reshape(-1)))
+        # reduce2 splits a wide c at 2^(32 n): its high half goes in with 2^(32 n) R^2 (= R^3
+        # when R = 2^(32 n))
+        r3 = (1 << (32 * n)) * self.R * self.R % m
+        self.consts_r3 = put(_words(ints_to_limbs([self.r2, r3, 1], n).reshape(-1)))
         self.unit = self.consts[2 * w :]
 
     # -- moving data -------------------------------------------------------------------
@@ -305,7 +321,7 @@ def mulmod_ints(m: int, a, b, backend: str = "auto") -> np.ndarray:
 
 
 def montmul_ints(m: int, a, b, backend: str = "auto") -> np.ndarray:
-    """[a_i * b_i * R^-1 mod m], R = 2^(32 L)."""
+    """[a_i * b_i * R^-1 mod m], R = 2^mont_r_bits(L, variant) (2^(32 L) by default)."""
     ctx = MontContext(m, backend)
     return ctx.get(ctx.mont_mul(ctx.put(_as_list(a)), ctx.put(_as_list(b))))
 

@@ -92,7 +92,8 @@ class PaillierGpu:
         self.ctx_p = bi.MontContext(p * p, self.backend, limbs=nl)
         self.ctx_q = bi.MontContext(q * q, self.backend, limbs=nl)
         h = nl // 2
-        RH = 1 << (32 * h)
+        R32 = 1 << (32 * h)  # exact division by p, q: inverses mod 2^(32 H)
+        RH = 1 << bi.mont_r_bits(h, self.ctx_p.variant)  # dec_finish's mont_mul<H> radix
         g = self.n + 1
 
         def hfun(x: int) -> int:
@@ -100,7 +101,7 @@ class PaillierGpu:
             return _inv((bi._powmod(g, x - 1, xsq) - 1) // x, x)
 
         hp, hq = hfun(p), hfun(q)
-        prm = [p, pow(p, -1, RH), hp * RH % p, q, pow(q, -1, RH), hq * RH % q,
+        prm = [p, pow(p, -1, R32), hp * RH % p, q, pow(q, -1, R32), hq * RH % q,
                _inv(q, p) * RH % p]  # fmt: skip
         self.crt_prm = self.backend.asarray(bi._words(bi.ints_to_limbs(prm, h).reshape(-1)))
         self.p_minv = (-pow(p, -1, 1 << 32)) % (1 << 32)
