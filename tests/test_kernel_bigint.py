@@ -102,7 +102,9 @@ def test_rejects_bad_moduli():
         bi.MontContext(2**4097 + 1, "host")
 
 
-@pytest.mark.parametrize("variant", ["fios", "cios", "fios_smem", "ptx", "ptx_smem", "f64"])
+@pytest.mark.parametrize(
+    "variant", ["fios", "cios", "fios_smem", "ptx", "ptx_smem", "f64", "f64x2"]
+)
 def test_variants_agree(variant):
     # on the host "ptx*" and "*_smem" compile to the portable core; "cios" and "f64" are their
     # own code
@@ -120,11 +122,13 @@ def test_variants_agree(variant):
         bi.MontContext(m, "host", variant="nope")
 
 
+@pytest.mark.parametrize("variant", ["f64", "f64x2"])
 @pytest.mark.parametrize("bits", [256, 512, 1024, 2048, 3000, 4096])
-def test_kernel_f64_montgomery(bits):
-    """fp64-limb variant: every size, extreme operands, moduli close to R, and modexp."""
+def test_kernel_f64_montgomery(bits, variant):
+    """fp64-limb variants: every size (odd and even 52-bit limb counts), extreme operands,
+    moduli close to R, modexp and the wide reduction."""
     for m in (_modulus(bits), (1 << bits) - 1 - 2 * RNG.getrandbits(32), (1 << (bits - 1)) + 1):
-        ctx = bi.MontContext(m, "host", variant="f64")
+        ctx = bi.MontContext(m, "host", variant=variant)
         assert ctx.R == 1 << (52 * -(-32 * ctx.limbs // 52))
         a = [0, 1, 2, m - 1, m - 2, (1 << 52) - 1, 1 << 52] + [RNG.randrange(m) for _ in range(9)]
         b = [m - 1, m - 1, m - 2, m - 1, 1 << 51, (1 << 52) - 1, 3] + [

@@ -56,12 +56,14 @@ _VARIANTS = {
 #
 # "f64" (bigint_f64.cuh): the product on the fp64 units with 52-bit limbs; its Montgomery
 # radix is 2^(52 ceil(32 L / 52)) instead of 2^(32 L) (see mont_r_bits).
+# "f64x2": the same with two rows of b per pass over a and m (half the shared-memory loads).
 _VARIANTS["f64"] = (("CR_F64", 1),)
+_VARIANTS["f64x2"] = (("CR_F64", 1), ("CR_F64_ROWS", 2))
 
 
 def mont_r_bits(limbs: int, variant: str) -> int:
     """log2 of the Montgomery radix R the kernels of ``variant`` use for ``limbs`` 32-bit limbs."""
-    if variant == "f64":
+    if variant.startswith("f64"):
         return 52 * ((32 * limbs + 51) // 52)
     return 32 * limbs
 

@@ -96,6 +96,98 @@ CR_HD uint64_t f52_minv(uint64_t m0) {
   return (0 - x) & CR_F52_MASK;
 }
 
+#ifndef CR_F64_ROWS
+#define CR_F64_ROWS 1  // rows of b per pass over a and m (1 or 2; variant "f64x2" = 2)
+#endif
+
+// A product's two halves as bit patterns: hi = BH + H, lo = BL + (x y mod 2^52).
+struct F52Prod {
+  uint64_t hi, lo;
+};
+
+CR_HD F52Prod f52_mul(double x, double y) {
+  const double h = f52_hi(x, y);
+  return {f52_bits(h), f52_bits(f52_lo(x, y, h))};
+}
+
+constexpr uint64_t CR_F52_ROW_BIAS = 2 * CR_F52_BL + 2 * CR_F52_BH;  // one row, one column
+
+// u = (t mod 2^52) (-m^-1) mod 2^52 as a double (the biases are multiples of 2^52)
+CR_HD double f52_digit(uint64_t t, uint64_t minv) {
+  return f52_double(((t & CR_F52_MASK) * minv) & CR_F52_MASK);
+}
+
+// One row: acc = (acc + a b_r + u m) / 2^52 after r rows. Column k - 1 of the result is built
+// from the low halves of products k and the high halves of products k - 1. acc[0] carries the
+// bias r B (B = CR_F52_ROW_BIAS) here; the carry out of column 0 is taken without it.
+template <int L, int AS>
+CR_HD void f52_row(uint64_t* acc, const double* A, const double* M, double br, uint64_t minv,
+                   int r) {
+  const double a0 = A[0], m0 = M[0];
+  const F52Prod p0 = f52_mul(a0, br);
+  uint64_t t0 = acc[0] + p0.lo;
+  const double u = f52_digit(t0, minv);
+  const F52Prod q0 = f52_mul(m0, u);
+  t0 += q0.lo;
+  const uint64_t carry =
+      (uint64_t)((int64_t)(t0 - ((uint64_t)r * CR_F52_ROW_BIAS + 2 * CR_F52_BL)) >> 52);
+  uint64_t h1 = p0.hi + carry, h2 = q0.hi;  // high halves of products k - 1
+  CR_UNROLL
+  for (int k = 1; k < L; k++) {
+    const F52Prod p = f52_mul(A[k * AS], br), q = f52_mul(M[k], u);
+    // five terms: two 3-input 64-bit adds (IADD3 pairs) on the GPU
+    acc[k - 1] = acc[k] + p.lo + q.lo + h1 + h2;
+    h1 = p.hi;
+    h2 = q.hi;
+  }
+  acc[L - 1] = h1 + h2;
+}
+
+// Two rows (r, r + 1) in one pass: every a_k and m_k loaded once for four products. Column
+// k - 2 of the result takes products k of row r (low halves) and k - 1 (high halves), and
+// products k - 1 of row r + 1 (low) and k - 2 (high). Needs r + 1 < L.
+template <int L, int AS>
+CR_HD void f52_row2(uint64_t* acc, const double* A, const double* M, double b0, double b1,
+                    uint64_t minv, int r) {
+  constexpr uint64_t B = CR_F52_ROW_BIAS;
+  // column 0: row r's digit
+  const double a0 = A[0], m0 = M[0];
+  const F52Prod p0 = f52_mul(a0, b0);
+  uint64_t t0 = acc[0] + p0.lo;
+  const double u0 = f52_digit(t0, minv);
+  const F52Prod q0 = f52_mul(m0, u0);
+  t0 += q0.lo;
+  const uint64_t c0 = (uint64_t)((int64_t)(t0 - ((uint64_t)r * B + 2 * CR_F52_BL)) >> 52);
+  // column 1: row r + 1's digit (bias r B of acc[1], plus 4 low and 2 high halves)
+  const double a1 = A[AS], m1 = M[1];
+  const F52Prod p1 = f52_mul(a1, b0), q1 = f52_mul(m1, u0), s0 = f52_mul(a0, b1);
+  uint64_t t1 = acc[1] + p1.lo + q1.lo + p0.hi + q0.hi + c0 + s0.lo;
+  const double u1 = f52_digit(t1, minv);
+  const F52Prod v0 = f52_mul(m0, u1);
+  t1 += v0.lo;
+  const uint64_t c1 = (uint64_t)((int64_t)(t1 - ((uint64_t)r * B + B + 2 * CR_F52_BL)) >> 52);
+  uint64_t h1 = p1.hi + c1, h2 = q1.hi;  // row r, products k - 1
+  uint64_t g1 = s0.hi, g2 = v0.hi;       // row r + 1, products k - 2
+  double ap = a1, mp = m1;               // a_(k-1), m_(k-1)
+  CR_UNROLL
+  for (int k = 2; k < L; k++) {
+    const double ak = A[k * AS], mk = M[k];
+    const F52Prod p = f52_mul(ak, b0), q = f52_mul(mk, u0);
+    const F52Prod s = f52_mul(ap, b1), v = f52_mul(mp, u1);
+    // nine terms: four IADD3 pairs
+    acc[k - 2] = acc[k] + p.lo + q.lo + s.lo + v.lo + h1 + h2 + g1 + g2;
+    h1 = p.hi;
+    h2 = q.hi;
+    g1 = s.hi;
+    g2 = v.hi;
+    ap = ak;
+    mp = mk;
+  }
+  const F52Prod s = f52_mul(ap, b1), v = f52_mul(mp, u1);
+  acc[L - 2] = s.lo + v.lo + h1 + h2 + g1 + g2;
+  acc[L - 1] = s.hi + v.hi;
+}
+
 // out = a * b * 2^(-52 L) mod m, fully reduced for a, b < m (out may alias a or b).
 // GPU: a (as doubles) sits in this thread's column of a shared block, m (as doubles) in a
 // per-warp shared row; the accumulator (L uint64) is in registers.
@@ -104,7 +196,7 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
                              const uint64_t* b, int ldb, const uint64_t* __restrict__ m,
                              uint32_t /* minv: the 32-bit digit of the other variants */) {
   constexpr int L = F52<N>::L;
-  constexpr uint64_t B = 2 * CR_F52_BL + 2 * CR_F52_BH;  // bias one row adds to a column
+  constexpr uint64_t B = CR_F52_ROW_BIAS;
 #ifdef __CUDA_ARCH__
   __shared__ double s_a[L * CR_MM_BLOCK];
   __shared__ double s_m[CR_MM_BLOCK / 32][L];
@@ -128,36 +220,21 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
   uint64_t acc[L];
   CR_UNROLL
   for (int k = 0; k < L; k++) acc[k] = 0;
-  // Row r: acc = (acc + a * b_r + u * m) / 2^52, with column k - 1 of the result built from
-  // the low halves of products k and the high halves of products k - 1.
-  CR_NOUNROLL
-  for (int r = 0; r < L; r++) {
-    const double br = f52_double(f52_limb<N>(b, ldb, r));
-    const double a0 = A[0];
-    const double ha = f52_hi(a0, br);
-    uint64_t t0 = acc[0] + f52_bits(f52_lo(a0, br, ha));
-    const double u = f52_double(((t0 & CR_F52_MASK) * minv) & CR_F52_MASK);
-    const double m0 = M[0];
-    const double hm = f52_hi(m0, u);
-    t0 += f52_bits(f52_lo(m0, u, hm));
-    // t0 = r B (bias of column 0 after r rows) + 2 BL + a multiple of 2^52
-    const uint64_t carry = (uint64_t)((int64_t)(t0 - ((uint64_t)r * B + 2 * CR_F52_BL)) >> 52);
-    uint64_t p1 = f52_bits(ha) + carry, p2 = f52_bits(hm);  // high halves of products k - 1
-    // re-derived every row (cr_opaque_zero): otherwise ptxas hoists the loads of later rows
-    // and spills the accumulator (sm_90: 2 KB of spills at N = 128; none like this)
-    const uint32_t z = cr_opaque_zero();
-    const double* Ar = A + z;
-    const double* Mr = M + z;
-    CR_UNROLL
-    for (int k = 1; k < L; k++) {
-      const double ak = Ar[k * AS], mk = Mr[k];
-      const double h1 = f52_hi(ak, br), h2 = f52_hi(mk, u);
-      // five terms: two 3-input 64-bit adds (IADD3 pairs) on the GPU
-      acc[k - 1] = acc[k] + f52_bits(f52_lo(ak, br, h1)) + f52_bits(f52_lo(mk, u, h2)) + p1 + p2;
-      p1 = f52_bits(h1);
-      p2 = f52_bits(h2);
+  // A and M are re-derived every pass (cr_opaque_zero): otherwise ptxas hoists the loads of
+  // later passes and spills the accumulator (sm_90, N = 128: 2 KB of spills; none like this).
+  int r = 0;
+  if constexpr (CR_F64_ROWS == 2) {
+    CR_NOUNROLL
+    for (; r + 1 < L; r += 2) {
+      const uint32_t z = cr_opaque_zero();
+      f52_row2<L, AS>(acc, A + z, M + z, f52_double(f52_limb<N>(b, ldb, r)),
+                      f52_double(f52_limb<N>(b, ldb, r + 1)), minv, r);
     }
-    acc[L - 1] = p1 + p2;
+  }
+  CR_NOUNROLL
+  for (; r < L; r++) {
+    const uint32_t z = cr_opaque_zero();
+    f52_row<L, AS>(acc, A + z, M + z, f52_double(f52_limb<N>(b, ldb, r)), minv, r);
   }
   // Remove the biases (column j went through L - 1 - j full rows and one top-column row),
   // normalise to 52-bit limbs (the value t is < 2m < 2^(52 L): no carry out of the top) and

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Static view of the bigint kernels for sm_90 (H100/H200), without a GPU.
+
+Compiles ``cipherray/gpu_kernels/bigint.cu`` with NVRTC exactly as ``cupy.RawModule`` does
+(same options, one module per limb count and Montgomery variant), and reports per variant:
+
+* registers and spills of ``mont_mul`` and of the ``montmul`` / ``modexp`` kernels (ptxas);
+* with ``cuobjdump`` present, the SASS instruction mix of the Montgomery row loop of the
+  ``montmul`` kernel, per limb product: how many fp64, integer, shared-memory, local-memory
+  and move instructions one product costs.
+
+This says nothing about speed by itself (``bench/gpu.py`` on a device measures that); it shows
+that a variant compiles, what the loop is made of, and whether it spills. Needs NVRTC and,
+for the instruction mix, cuobjdump and nvdisasm:
+``pip install nvidia-cuda-nvrtc nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm``
+(or a CUDA toolkit on PATH / LD_LIBRARY_PATH).
+
+    python bench/kernel_static.py        # writes bench/results/kernel_static.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import ctypes
+import ctypes.util
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "cipherray" / "gpu_kernels"
+sys.path.insert(0, str(ROOT))
+
+# same table as cipherray.gpu_kernels.bigint._VARIANTS (imported below when possible)
+VARIANTS = ("fios", "ptx", "f64", "f64x2")
+
+
+def _site_dirs() -> list[str]:
+    import site
+
+    dirs = list(site.getsitepackages()) + [site.getusersitepackages()]
+    return [d for d in dirs if os.path.isdir(d)]
+
+
+def find_nvrtc() -> str | None:
+    for d in _site_dirs():
+        hits = sorted(glob.glob(os.path.join(d, "nvidia", "*", "lib", "libnvrtc.so*")))
+        hits = [h for h in hits if "builtins" not in h]
+        if hits:
+            return hits[-1]
+    name = ctypes.util.find_library("nvrtc")
+    if name:
+        return name
+    hits = sorted(glob.glob("/usr/local/cuda*/lib64/libnvrtc.so*"))
+    return hits[-1] if hits else None
+
+
+def find_cuobjdump() -> str | None:
+    exe = shutil.which("cuobjdump")
+    if exe:
+        return exe
+    for d in _site_dirs():
+        hits = glob.glob(os.path.join(d, "nvidia", "*", "bin", "cuobjdump"))
+        if hits:
+            return hits[0]
+    return None
+
+
+class Nvrtc:
+    def __init__(self, path: str) -> None:
+        self.lib = ctypes.CDLL(path)
+
+    def compile(self, source: str, defines: list[tuple[str, int]], arch: str) -> tuple[bytes, str]:
+        code = ("// static check\n" + (SRC / source).read_text()).encode()
+        prog = ctypes.c_void_p()
+        rc = self.lib.nvrtcCreateProgram(ctypes.byref(prog), code, source.encode(), 0, None, None)
+        if rc:
+            raise RuntimeError(f"nvrtcCreateProgram: {rc}")
+        opts = ["-std=c++17", f"-I{SRC}", f"--gpu-architecture={arch}", "-Xptxas=-v"]
+        opts += [f"-D{k}={v}" for k, v in defines]
+        arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
+        rc = self.lib.nvrtcCompileProgram(prog, len(opts), arr)
+        n = ctypes.c_size_t()
+        self.lib.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+        log = ctypes.create_string_buffer(n.value)
+        self.lib.nvrtcGetProgramLog(prog, log)
+        text = log.value.decode(errors="replace")
+        if rc:
+            raise RuntimeError(f"NVRTC failed ({rc}):\n{text[-3000:]}")
+        self.lib.nvrtcGetCUBINSize(prog, ctypes.byref(n))
+        cubin = ctypes.create_string_buffer(n.value)
+        self.lib.nvrtcGetCUBIN(prog, cubin)
+        self.lib.nvrtcDestroyProgram(ctypes.byref(prog))
+        return cubin.raw, text
+
+
+def ptxas_report(log: str) -> dict[str, dict]:
+    """Function name -> {stack, spill_stores, spill_loads, registers} from ptxas -v output."""
+    out: dict[str, dict] = {}
+    cur = None
+    for line in log.splitlines():
+        m = re.search(r"Function properties for (\S+)", line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+            continue
+        m = re.search(
+            r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line
+        )
+        if m and cur is not None:
+            cur.update(stack=int(m.group(1)), spill_stores=int(m.group(2)),
+                       spill_loads=int(m.group(3)))  # fmt: skip
+            continue
+        m = re.search(r"Compiling entry function '(\w+)'", line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+            continue
+        m = re.search(r"Used (\d+) registers", line)
+        if m and cur is not None:
+            cur["registers"] = int(m.group(1))
+    return out
+
+
+def _classify(op: str) -> str:
+    if op.startswith(("DFMA", "DADD", "DMUL")):
+        return "fp64"
+    if op.startswith(("LDS", "STS")):
+        return "shared"
+    if op.startswith(("LDL", "STL")):
+        return "local"
+    if op.startswith(("LDG", "STG", "LD.", "ST.", "LDC")):
+        return "global/const"
+    if op.startswith(("MOV", "IMAD.MOV", "UMOV")):
+        return "move"
+    if op.startswith(("IMAD", "IADD", "LOP", "SHF", "LEA", "VIADD", "ISETP", "SEL", "UI", "US")):
+        return "int"
+    return "other"
+
+
+def row_loop_mix(cuobjdump: str, cubin: bytes, kernel: str = "montmul") -> dict | None:
+    """Instruction mix of the largest loop in `kernel` (the Montgomery row loop)."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        env = dict(os.environ)
+        if shutil.which("nvdisasm") is None and "NVDISASM_PATH" not in env:
+            env["NVDISASM_PATH"] = str(Path(cuobjdump).parent)  # the pip wheels: same bin/
+        r = subprocess.run([cuobjdump, "-sass", f.name], capture_output=True, text=True, env=env)
+    txt = r.stdout
+    i = txt.find(f"Function : {kernel}\n")
+    if i < 0:
+        return None
+    j = txt.find("Function :", i + 10)
+    ins = []
+    for line in txt[i : j if j > 0 else None].splitlines():
+        m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
+        if m:
+            ins.append((int(m.group(1), 16), m.group(2).strip()))
+    index = {a: k for k, (a, _) in enumerate(ins)}
+    best = None
+    for k, (a, t) in enumerate(ins):
+        m = re.search(r"BRA.*?0x([0-9a-f]+)", t)
+        if m and int(m.group(1), 16) < a and int(m.group(1), 16) in index:
+            seg = ins[index[int(m.group(1), 16)] : k + 1]
+            if best is None or len(seg) > len(best):
+                best = seg
+    if best is None:
+        return None
+    ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for _, t in best)
+    classes = collections.Counter()
+    for op, c in ops.items():
+        classes[_classify(op)] += c
+    return {"instructions": len(best), "classes": dict(classes), "top": ops.most_common(8)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="sm_90")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = ap.parse_args()
+    lib = find_nvrtc()
+    if lib is None:
+        print("NVRTC not found: pip install nvidia-cuda-nvrtc (or a CUDA toolkit)")
+        return 2
+    nv = Nvrtc(lib)
+    cuobj = find_cuobjdump()
+    try:
+        from cipherray.gpu_kernels import bigint as bi
+
+        table = bi._VARIANTS
+    except Exception:  # noqa: BLE001 - the table is small; fall back to the known one
+        table = {"fios": (), "ptx": (("CR_PTX", 1),), "f64": (("CR_F64", 1),),
+                 "f64x2": (("CR_F64", 1), ("CR_F64_ROWS", 2))}  # fmt: skip
+    res = {"arch": args.arch, "nvrtc": lib, "cuobjdump": cuobj, "modules": {}}
+    rows = []
+    for n in (64, 128):
+        for var in VARIANTS:
+            cubin, log = nv.compile("bigint.cu", [("BI_N", n), *table[var]], args.arch)
+            rep = ptxas_report(log)
+            mm = next((v for k, v in rep.items() if k.startswith(f"_Z8mont_mulILi{n}E")), {})
+            entry = {
+                "mont_mul": mm,
+                "montmul_kernel": rep.get("montmul", {}),
+                "modexp_kernel": rep.get("modexp", {}),
+            }
+            if var.startswith("f64"):
+                L = -(-32 * n // 52)
+                rows_per_pass, prods = (2, 4) if var == "f64x2" else (1, 2)
+                limb_bits = 52
+            else:
+                L, rows_per_pass, prods, limb_bits = n, 2, 4, 32  # int loop: 2 rows per pass
+            mix = row_loop_mix(cuobj, cubin) if cuobj else None
+            if mix:
+                # products in one pass of the loop: prods per limb of a / m, L limbs
+                per_prod = {k: round(v / (prods * L), 2) for k, v in mix["classes"].items()}
+                mix["per_product"] = per_prod
+                mix["instructions_per_product"] = round(mix["instructions"] / (prods * L), 2)
+                mix["limb_bits"] = limb_bits
+                mix["rows_per_pass"] = rows_per_pass
+                # issue slots per bit^2 of schoolbook product work, relative to 32-bit limbs
+                mix["instructions_per_kbit2"] = round(
+                    1000 * mix["instructions"] / (prods * L * limb_bits**2), 3
+                )
+            entry["row_loop"] = mix
+            res["modules"][f"{n}_{var}"] = entry
+            rows.append((n, var, mm, entry["modexp_kernel"], mix))
+            print(f"N={n:3d} {var:6s} mont_mul spills {mm.get('spill_stores')}/"
+                  f"{mm.get('spill_loads')} B"
+                  + (f", row loop {mix['instructions']} instr, "
+                     f"{mix['instructions_per_kbit2']} per 1000 bit^2, {mix['per_product']}"
+                     if mix else ""))  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kernel_static.json").write_text(json.dumps(res, indent=1))
+    md = [
+        f"Static view of `bigint.cu` for {args.arch} (NVRTC, as CuPy compiles it; no GPU run).",
+        "",
+        "| modulus | variant | mont_mul spills (B) | modexp kernel regs / spills (B) | row-loop "
+        "instructions per limb product | of which fp64 / int / shared / local / move | "
+        "instructions per 1000 bit² |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    for n, var, mm, mk, mix in rows:
+        pp = mix["per_product"] if mix else {}
+        md.append(
+            f"| {32 * n}-bit | {var} | {mm.get('spill_stores', '?')} | "
+            f"{mk.get('registers', '?')} / {mk.get('spill_stores', '?')} | "
+            f"{mix['instructions_per_product'] if mix else '-'} | "
+            + " / ".join(str(pp.get(c, 0)) for c in ("fp64", "int", "shared", "local", "move"))
+            + f" | {mix['instructions_per_kbit2'] if mix else '-'} |"
+        )
+    (out / "kernel_static.md").write_text("\n".join(md) + "\n")
+    print(f"wrote {out / 'kernel_static.json'} and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
