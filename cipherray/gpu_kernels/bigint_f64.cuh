@@ -252,19 +252,25 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
   const uint64_t keep = (br != 0) ? CR_F52_MASK : 0;  // t < m: keep t
   Mr = M + cr_opaque_zero();
   br = 0;
-  int wn = 0;  // next output word; written as soon as its limbs are final
   CR_UNROLL
   for (int j = 0; j < L; j++) {
     const uint64_t d = acc[j] - (f52_int(Mr[j]) & ~keep) - br;
     acc[j] = d & CR_F52_MASK;
     br = d >> 63;
-    CR_UNROLL
-    for (; wn < N / 2 && (64 * wn + 64 <= 52 * (j + 1) || j == L - 1); wn++) {
-      const int k0 = (64 * wn) / 52, o = 64 * wn - 52 * k0;
+    // words complete once limb j is final: at most one more per limb (52 < 64), the last one
+    // at j = L - 1; written at once so that the limbs below it can die. All indices are
+    // compile-time after unrolling (no loop-carried word counter: that kept ptxas from
+    // unrolling this loop in the two-row build and put acc in local memory).
+    constexpr int W = N / 2;
+    const int c1 = j == L - 1 ? W : ((52 * (j + 1)) / 64 < W ? (52 * (j + 1)) / 64 : W);
+    const int c0 = j == 0 ? 0 : ((52 * j) / 64 < W ? (52 * j) / 64 : W);
+    if (c1 > c0) {
+      const int k0 = (64 * c0) / 52, o = 64 * c0 - 52 * k0;
       uint64_t v = acc[k0] >> o;
       CR_UNROLL
-      for (int k = k0 + 1, have = 52 - o; k <= j && have < 64; k++, have += 52) v |= acc[k] << have;
-      out[(cr_idx)wn * ldo] = v;
+      for (int t = 1; t <= 2; t++)
+        if (k0 + t <= j && 52 * t - o < 64) v |= acc[k0 + t] << (52 * t - o);
+      out[(cr_idx)c0 * ldo] = v;
     }
   }
 #ifdef __CUDA_ARCH__
