@@ -45,20 +45,18 @@ _SIG = {
 # Montgomery multiplication variants (compile-time switches of bigint.cuh): "fios" (default),
 # "cios" (separate product / reduction passes), "fios_smem" (shared-memory streaming of the
 # a operand already from 2048-bit moduli on, instead of 4096-bit), "ptx" / "ptx_smem" (GPU
-# only: the rows as PTX carry chains; on the host these are the same as "fios").
+# only: the rows as PTX carry chains; on the host these are the same as "fios"), "f64"
+# (bigint_f64.cuh: 52-bit limbs on the fp64 units; Montgomery radix 2^(52 ceil(32 L / 52))
+# instead of 2^(32 L), see mont_r_bits), "f64x2" (the same, two rows of b per pass over a, m).
 _VARIANTS = {
     "fios": (),
     "cios": (("CR_CIOS", 1),),
     "fios_smem": (("CR_SMEM_MIN", 64),),
     "ptx": (("CR_PTX", 1),),
     "ptx_smem": (("CR_PTX", 1), ("CR_SMEM_MIN", 64)),
+    "f64": (("CR_F64", 1),),
+    "f64x2": (("CR_F64", 1), ("CR_F64_ROWS", 2)),
 }
-#
-# "f64" (bigint_f64.cuh): the product on the fp64 units with 52-bit limbs; its Montgomery
-# radix is 2^(52 ceil(32 L / 52)) instead of 2^(32 L) (see mont_r_bits).
-# "f64x2": the same with two rows of b per pass over a and m (half the shared-memory loads).
-_VARIANTS["f64"] = (("CR_F64", 1),)
-_VARIANTS["f64x2"] = (("CR_F64", 1), ("CR_F64_ROWS", 2))
 
 
 def mont_r_bits(limbs: int, variant: str) -> int:
