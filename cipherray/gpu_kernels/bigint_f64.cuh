@@ -1,11 +1,11 @@
 // cipherray: Montgomery multiplication on the fp64 units (variant "f64", -DCR_F64).
 //
-// The 32-bit-limb kernels (bigint.cuh) run on the integer multiply pipe. On H100/H200 the
-// fp64 pipe has the same lane count and a 52 x 52-bit product costs it two FMAs and one add,
-// so the same modular multiplication needs (32/52)^2 = 0.38 times as many products, each on a
-// pipe the integer kernel leaves idle (the idea of Emmart, Zheng and Weems, "Faster modular
-// exponentiation using double precision floating point arithmetic on the GPU", ARITH 2018;
-// this is our own code).
+// The 32-bit-limb kernels (bigint.cuh) run on the integer multiply pipe as carry chains (each
+// madc waits for the previous carry). Here a 52 x 52-bit product costs the fp64 pipe (64 lanes
+// per SM on H100/H200) two FMAs and one add, the products of a row are independent of each
+// other, and the same modular multiplication needs (32/52)^2 = 0.38 times as many of them
+// (the idea of Emmart, Zheng and Weems, "Faster modular exponentiation using double precision
+// floating point arithmetic on the GPU", ARITH 2018; this is our own code).
 //
 // Numbers stay in the word layout of bigint.cuh (N 32-bit limbs as N/2 uint64 words) in
 // memory; inside mont_mul they are L = ceil(32 N / 52) limbs of 52 bits held exactly in
@@ -21,7 +21,8 @@
 // removing them per product.
 //
 // The host build computes fma_rz's value from an exact 128-bit integer product (the host has no
-// per-instruction rounding mode); everything else is the same code.
+// per-instruction rounding mode; tests/test_kernel_f64_rounding.py checks the emulation against
+// the CPU's FMA under FE_TOWARDZERO); everything else is the same code.
 #pragma once
 #include "common.cuh"
 
