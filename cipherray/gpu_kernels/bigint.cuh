@@ -323,6 +323,26 @@ CR_HD void pack(uint64_t* dst, int ld, const uint32_t* src) {
   for (int k = 0; k < N / 2; k++) dst[(cr_idx)k * ld] = CR_LO(src[2 * k]) | ((uint64_t)src[2 * k + 1] << 32);
 }
 
+// o (N limbs) += x * y for x, y of N / 2 limbs (schoolbook; o must not overflow N limbs).
+template <int N>
+CR_HD void mul_add_half(uint32_t* o, const uint32_t* x, const uint32_t* y) {
+  const int H = N / 2;
+  for (int i = 0; i < H; i++) {
+    const uint64_t xi = x[i];
+    uint64_t c = 0;
+    for (int j = 0; j < H; j++) {
+      const uint64_t s = (uint64_t)o[i + j] + xi * y[j] + c;
+      o[i + j] = (uint32_t)s;
+      c = s >> 32;
+    }
+    for (int k = i + H; k < N && c; k++) {
+      const uint64_t s = (uint64_t)o[k] + c;
+      o[k] = (uint32_t)s;
+      c = s >> 32;
+    }
+  }
+}
+
 // s = s - (m & mask) where mask is chosen so that the result is s mod m for s < 2m
 // (carry = carry out of the addition that produced s).
 template <int N>
@@ -439,20 +459,7 @@ CR_HD void one_plus_xn_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t*
   unpack<H>(nn, n, 1);
   for (int j = 0; j < N; j++) o[j] = 0;
   o[0] = 1;
-  for (int i = 0; i < H; i++) {
-    const uint64_t xi = xx[i];
-    uint64_t c = 0;
-    for (int j = 0; j < H; j++) {
-      const uint64_t s = (uint64_t)o[i + j] + xi * nn[j] + c;
-      o[i + j] = (uint32_t)s;
-      c = s >> 32;
-    }
-    for (int k = i + H; k < N && c; k++) {
-      const uint64_t s = (uint64_t)o[k] + c;
-      o[k] = (uint32_t)s;
-      c = s >> 32;
-    }
-  }
+  mul_add_half<N>(o, xx, nn);
   pack<N>(out + idx, ldo, o);
 }
 
@@ -560,20 +567,7 @@ CR_HD void dec_finish_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* 
   // out = m_q + q * h
   unpack<H>(b32, mq, 1);
   for (int j = 0; j < N; j++) o[j] = j < H ? b32[j] : 0u;
-  for (int i = 0; i < H; i++) {
-    const uint64_t hi = a32[i];
-    c = 0;
-    for (int j = 0; j < H; j++) {
-      const uint64_t s = (uint64_t)o[i + j] + hi * q32[j] + c;
-      o[i + j] = (uint32_t)s;
-      c = s >> 32;
-    }
-    for (int k = i + H; k < N && c; k++) {
-      const uint64_t s = (uint64_t)o[k] + c;
-      o[k] = (uint32_t)s;
-      c = s >> 32;
-    }
-  }
+  mul_add_half<N>(o, a32, q32);
   pack<N>(out + idx, ldo, o);
 }
 

@@ -113,9 +113,19 @@ CR_HD F52Prod f52_mul(double x, double y) {
 
 constexpr uint64_t CR_F52_ROW_BIAS = 2 * CR_F52_BL + 2 * CR_F52_BH;  // one row, one column
 
-// u = (t mod 2^52) (-m^-1) mod 2^52 as a double (the biases are multiples of 2^52)
-CR_HD double f52_digit(uint64_t t, uint64_t minv) {
-  return f52_double(((t & CR_F52_MASK) * minv) & CR_F52_MASK);
+// The reduction step of the column about to be shifted out. t: its sum without u m_0; bias:
+// the constants in t + lo(u m_0) (multiples of 2^52, so they do not change the digit).
+// u = t (-m^-1) mod 2^52, q = u m_0, carry = (t + lo(q) - bias) / 2^52 (exact).
+struct F52Digit {
+  double u;
+  F52Prod q;
+  uint64_t carry;
+};
+
+CR_HD F52Digit f52_reduce(uint64_t t, double m0, uint64_t minv, uint64_t bias) {
+  const double u = f52_double(((t & CR_F52_MASK) * minv) & CR_F52_MASK);
+  const F52Prod q = f52_mul(m0, u);
+  return {u, q, (uint64_t)((int64_t)(t + q.lo - bias) >> 52)};
 }
 
 // One row: acc = (acc + a b_r + u m) / 2^52 after r rows. Column k - 1 of the result is built
@@ -124,15 +134,11 @@ CR_HD double f52_digit(uint64_t t, uint64_t minv) {
 template <int L, int AS>
 CR_HD void f52_row(uint64_t* acc, const double* A, const double* M, double br, uint64_t minv,
                    int r) {
-  const double a0 = A[0], m0 = M[0];
-  const F52Prod p0 = f52_mul(a0, br);
-  uint64_t t0 = acc[0] + p0.lo;
-  const double u = f52_digit(t0, minv);
-  const F52Prod q0 = f52_mul(m0, u);
-  t0 += q0.lo;
-  const uint64_t carry =
-      (uint64_t)((int64_t)(t0 - ((uint64_t)r * CR_F52_ROW_BIAS + 2 * CR_F52_BL)) >> 52);
-  uint64_t h1 = p0.hi + carry, h2 = q0.hi;  // high halves of products k - 1
+  const F52Prod p0 = f52_mul(A[0], br);
+  const F52Digit d = f52_reduce(acc[0] + p0.lo, M[0], minv,
+                                (uint64_t)r * CR_F52_ROW_BIAS + 2 * CR_F52_BL);
+  const double u = d.u;
+  uint64_t h1 = p0.hi + d.carry, h2 = d.q.hi;  // high halves of products k - 1
   CR_UNROLL
   for (int k = 1; k < L; k++) {
     const F52Prod p = f52_mul(A[k * AS], br), q = f52_mul(M[k], u);
@@ -154,21 +160,16 @@ CR_HD void f52_row2(uint64_t* acc, const double* A, const double* M, double b0, 
   // column 0: row r's digit
   const double a0 = A[0], m0 = M[0];
   const F52Prod p0 = f52_mul(a0, b0);
-  uint64_t t0 = acc[0] + p0.lo;
-  const double u0 = f52_digit(t0, minv);
-  const F52Prod q0 = f52_mul(m0, u0);
-  t0 += q0.lo;
-  const uint64_t c0 = (uint64_t)((int64_t)(t0 - ((uint64_t)r * B + 2 * CR_F52_BL)) >> 52);
+  const F52Digit d0 = f52_reduce(acc[0] + p0.lo, m0, minv, (uint64_t)r * B + 2 * CR_F52_BL);
+  const double u0 = d0.u;
   // column 1: row r + 1's digit (bias r B of acc[1], plus 4 low and 2 high halves)
   const double a1 = A[AS], m1 = M[1];
   const F52Prod p1 = f52_mul(a1, b0), q1 = f52_mul(m1, u0), s0 = f52_mul(a0, b1);
-  uint64_t t1 = acc[1] + p1.lo + q1.lo + p0.hi + q0.hi + c0 + s0.lo;
-  const double u1 = f52_digit(t1, minv);
-  const F52Prod v0 = f52_mul(m0, u1);
-  t1 += v0.lo;
-  const uint64_t c1 = (uint64_t)((int64_t)(t1 - ((uint64_t)r * B + B + 2 * CR_F52_BL)) >> 52);
-  uint64_t h1 = p1.hi + c1, h2 = q1.hi;  // row r, products k - 1
-  uint64_t g1 = s0.hi, g2 = v0.hi;       // row r + 1, products k - 2
+  const F52Digit d1 = f52_reduce(acc[1] + p1.lo + q1.lo + p0.hi + d0.q.hi + d0.carry + s0.lo,
+                                 m0, minv, (uint64_t)r * B + B + 2 * CR_F52_BL);
+  const double u1 = d1.u;
+  uint64_t h1 = p1.hi + d1.carry, h2 = q1.hi;  // row r, products k - 1
+  uint64_t g1 = s0.hi, g2 = d1.q.hi;           // row r + 1, products k - 2
   double ap = a1, mp = m1;               // a_(k-1), m_(k-1)
   CR_UNROLL
   for (int k = 2; k < L; k++) {
