@@ -95,6 +95,10 @@ def test_add_scalar_sum_matvec(key):
     sm = P.scalar_mul(nsq, c, k, backend="host")
     assert list(sm) == [pow(int(x), kk, nsq) for x, kk in zip(c, k)]
     assert list(P.decrypt_crt(p, q, sm, backend="host")) == [m * kk % n for m, kk in zip(ms, k)]
+    # short scalars: the windows stop at the batch's longest one (3 bits here; all zero)
+    for ks in ([RNG.randrange(-7, 8) for _ in c], [0] * len(c)):
+        sm = P.scalar_mul(nsq, c, ks, backend="host")
+        assert list(sm) == [pow(int(x), kk, nsq) for x, kk in zip(c, ks)]
 
     tot = 1
     for x in c:

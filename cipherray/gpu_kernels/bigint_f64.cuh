@@ -224,19 +224,27 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
   for (int k = 0; k < L; k++) acc[k] = 0;
   // A and M are re-derived every pass (cr_opaque_zero): otherwise ptxas hoists the loads of
   // later passes and spills the accumulator (sm_90, N = 128: 2 KB of spills; none like this).
+  // b's limbs are loaded one pass ahead (bn0, bn1: limbs r, r + 1), so that a pass does not
+  // start by waiting on a global load; limbs past the top read as 0 without a load.
   int r = 0;
+  uint64_t bn0 = f52_limb<N>(b, ldb, 0), bn1 = f52_limb<N>(b, ldb, 1);
   if constexpr (CR_F64_ROWS == 2) {
     CR_NOUNROLL
     for (; r + 1 < L; r += 2) {
       const uint32_t z = cr_opaque_zero();
-      f52_row2<L, AS>(acc, A + z, M + z, f52_double(f52_limb<N>(b, ldb, r)),
-                      f52_double(f52_limb<N>(b, ldb, r + 1)), minv, r);
+      const double b0 = f52_double(bn0), b1 = f52_double(bn1);
+      bn0 = f52_limb<N>(b, ldb, r + 2);
+      bn1 = f52_limb<N>(b, ldb, r + 3);
+      f52_row2<L, AS>(acc, A + z, M + z, b0, b1, minv, r);
     }
   }
   CR_NOUNROLL
   for (; r < L; r++) {
     const uint32_t z = cr_opaque_zero();
-    f52_row<L, AS>(acc, A + z, M + z, f52_double(f52_limb<N>(b, ldb, r)), minv, r);
+    const double b0 = f52_double(bn0);
+    bn0 = bn1;
+    bn1 = f52_limb<N>(b, ldb, r + 2);
+    f52_row<L, AS>(acc, A + z, M + z, b0, minv, r);
   }
   // Remove the biases (column j went through L - 1 - j full rows and one top-column row),
   // normalise to 52-bit limbs (the value t is < 2m < 2^(52 L): no carry out of the top) and

@@ -157,7 +157,7 @@ class PaillierGpu:
 
     def scalar_mul_limbs(self, c_limbs, k_abs_limbs, kbits: int = 64):
         """c^k for non-negative k given as uint32 (ceil(kbits/32), count) limbs."""
-        return self.ctx.modexp(c_limbs, k_abs_limbs, kbits, w=4)
+        return self.ctx.modexp(c_limbs, k_abs_limbs, kbits)
 
     def sum_limbs(self, c_limbs, groups: int):
         """Product over the leading `groups` blocks of c_limbs viewed as (groups, M)."""
@@ -229,8 +229,11 @@ class PaillierGpu:
         if any(abs(x) >= 1 << 64 for x in ks):
             raise ValueError("scalars must fit in 64 bits (|k| < 2^64)")
         cs = [_inv(ci, self.nsq) if ki < 0 else ci for ci, ki in zip(cs, ks)]
-        kl = self.ctx.put32([abs(x) for x in ks], limbs=2)
-        return self.ctx.get(self.scalar_mul_limbs(self.ctx.put(cs), kl))
+        kabs = [abs(x) for x in ks]
+        kl = self.ctx.put32(kabs, limbs=2)
+        # windows only up to the batch's longest scalar (fixed-point data is often short)
+        kbits = max((x.bit_length() for x in kabs), default=1)
+        return self.ctx.get(self.scalar_mul_limbs(self.ctx.put(cs), kl, max(kbits, 1)))
 
     def matvec(self, X, c) -> np.ndarray:
         """X.T @ c in the exponent: out_j = prod_r c_r^X[r, j] mod n^2 (X int64, shape (R, J))."""
