@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import gmpy2
 import numpy as np
 import pytest
 
@@ -93,6 +94,34 @@ def test_product_tree():
             acc = acc * vals[k * M + j] % m
         want.append(acc)
     assert list(got) == want
+
+
+@pytest.mark.parametrize(("bits", "variant"), [(256, "auto"), (2048, "f64"), (4096, "f64x2")])
+def test_batch_inverse(bits, variant):
+    """One host inversion per batch (product tree): odd and even levels, 1 to 37 values."""
+    m = int(gmpy2.next_prime(_modulus(bits)))  # prime: every value in [1, m) is a unit
+    ctx = bi.MontContext(m, "host", variant=variant)
+    for count in (1, 2, 3, 5, 8, 37):
+        vals = [1, m - 1][:count] + [RNG.randrange(2, m) for _ in range(count - 2)]
+        got = ctx.get(ctx.invert(ctx.put(vals)))
+        assert [g * v % m for g, v in zip(got, vals)] == [1] * count
+        assert list(got) == [pow(v, -1, m) for v in vals]
+    assert ctx.invert(ctx.empty(0)).shape[1] == 0
+
+
+def test_batch_inverse_names_non_units():
+    p, q = 1000003, 999983
+    ctx = bi.MontContext(p * q, "host")
+    with pytest.raises(ValueError, match=r"columns \[1, 3\]"):
+        ctx.invert(ctx.put([2, p * 5, 7, q]))
+
+
+def test_strided_columns_rejected():
+    m = _modulus(256)
+    ctx = bi.MontContext(m, "host")
+    x = ctx.put([RNG.randrange(m) for _ in range(6)])
+    with pytest.raises(ValueError, match="contiguous columns"):
+        ctx.mont_mul(x[:, ::2], x[:, ::2])
 
 
 def test_rejects_bad_moduli():

@@ -132,6 +132,10 @@ def test_input_checks(key):
         P.encrypt(n, key["hs"], [1], [1 << key["rand_bits"]], key["rand_bits"], backend="host")
     with pytest.raises(ValueError):
         P.scalar_mul(nsq, [1], [2**64], backend="host")
+    with pytest.raises(ValueError, match="ciphertexts must lie"):
+        P.scalar_mul(nsq, [nsq], [3], backend="host")
+    with pytest.raises(ValueError, match=r"at \[2\] have no inverse"):  # k < 0 needs c^-1
+        P.scalar_mul(nsq, [5, 7, key["p"]], [3, -1, -2], backend="host")
     with pytest.raises(ValueError):
         P.decrypt_crt(key["p"], key["q"], [nsq], backend="host")
     with pytest.raises(ValueError):

@@ -14,9 +14,10 @@ Every function comes in two flavours:
   limb-major layout of :mod:`.bigint` (shape ``(limbs, count)``) and keep data on the device.
 
 Negative plaintext scalars (``scalar_mul``, ``matvec``): ``c^k`` with ``k < 0`` is computed as
-``(c^-1)^|k|``; the modular inverses are taken on the host (``gmpy2.invert`` or ``pow(x, -1, m)``)
--- per element for ``scalar_mul``, once per output for ``matvec`` (the kernel accumulates
-positive and negative exponents separately).
+``(c^-1)^|k|``. The inverses come from ``MontContext.invert``: batched multiplications on the
+device and one modular inversion on the host per batch -- of the ciphertexts with negative
+scalars for ``scalar_mul``, of the per-output products of the negative terms for ``matvec``
+(the kernel accumulates positive and negative exponents separately).
 
 ``backend``: ``"auto"`` (GPU when CuPy sees one, else host build), ``"gpu"`` or ``"host"``.
 """
@@ -228,20 +229,29 @@ class PaillierGpu:
             raise ValueError("c and k differ in length")
         if any(abs(x) >= 1 << 64 for x in ks):
             raise ValueError("scalars must fit in 64 bits (|k| < 2^64)")
-        cs = [_inv(ci, self.nsq) if ki < 0 else ci for ci, ki in zip(cs, ks)]
+        if any(not 0 <= x < self.nsq for x in cs):
+            raise ValueError("ciphertexts must lie in [0, n^2)")
         kabs = [abs(x) for x in ks]
         kl = self.ctx.put32(kabs, limbs=2)
         # windows only up to the batch's longest scalar (fixed-point data is often short)
         kbits = max((x.bit_length() for x in kabs), default=1)
-        return self.ctx.get(self.scalar_mul_limbs(self.ctx.put(cs), kl, max(kbits, 1)))
+        c_l = self.ctx.put(cs)
+        neg = np.flatnonzero(np.fromiter((x < 0 for x in ks), dtype=bool, count=len(ks)))
+        if neg.size:
+            cols = self.backend.asarray(neg)
+            try:
+                c_l[:, cols] = self.ctx.invert(c_l[:, cols])
+            except bi.NotInvertibleError as e:
+                at = [int(neg[j]) for j in e.columns[:10]]
+                raise ValueError(
+                    f"ciphertexts at {at} have no inverse mod n^2 (needed for negative scalars)"
+                ) from None
+        return self.ctx.get(self.scalar_mul_limbs(c_l, kl, max(kbits, 1)))
 
     def matvec(self, X, c) -> np.ndarray:
         """X.T @ c in the exponent: out_j = prod_r c_r^X[r, j] mod n^2 (X int64, shape (R, J))."""
         pos, neg = self.matvec_limbs(self.ctx.put(_ints(c)), np.asarray(X))
-        pos_i, neg_i = self.ctx.get(pos), self.ctx.get(neg)
-        out = [pi if ni == 1 else pi * _inv(int(ni), self.nsq) % self.nsq
-               for pi, ni in zip(pos_i, neg_i)]  # fmt: skip
-        return _obj(out)
+        return self.ctx.get(self.ctx.mulmod(pos, self.ctx.invert(neg)))
 
 
 @lru_cache(maxsize=8)
