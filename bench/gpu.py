@@ -475,6 +475,14 @@ def main() -> int:
         k_host = pinned(cp.asnumpy(k_l))
         t = timed(lambda: roundtrip(K.scalar_mul_limbs, h1, k_host, out=c_buf), 1)
         pai["scalar_mul64_per_s_with_transfer"] = cnt / t
+        # the int API with signed scalars (half negative: batch inversion on the device)
+        ks_signed = [secrets.randbits(64) - (1 << 63) for _ in range(sub)]
+        t = timed(lambda: K.scalar_mul(c_ints, ks_signed), reps=1)
+        pai["scalar_mul64_signed_per_s_ints_end_to_end"] = sub / t
+        inv = ctx.get(ctx.invert(c_l[:, :64]))
+        res["checks"]["batch_inverse"] = all(
+            int(x) * int(y) % nsq == 1 for x, y in zip(inv, c_ints[:64])
+        )
         # X.T @ c, X (1e5, 30) int64
         rows, J = int(100_000 * scale), 30
         g = np.random.default_rng(2)
