@@ -132,7 +132,7 @@ def test_rejects_bad_moduli():
 
 
 @pytest.mark.parametrize(
-    "variant", ["fios", "cios", "fios_smem", "ptx", "ptx_smem", "f64", "f64x2"]
+    "variant", ["fios", "cios", "fios_smem", "ptx", "ptx_smem", "f64", "f64x2", "f64s", "f64x2s"]
 )
 def test_variants_agree(variant):
     # on the host "ptx*" and "*_smem" compile to the portable core; "cios" and "f64" are their
@@ -147,15 +147,17 @@ def test_variants_agree(variant):
         rinv = pow(1 << bi.mont_r_bits(ctx.limbs, variant), -1, m)
         got = ctx.get(ctx.mont_mul(ctx.put(a), ctx.put(b)))
         assert list(got) == [x * y * rinv % m for x, y in zip(a, b)]
+        got = ctx.get(ctx.mont_sqr(ctx.put(a)))
+        assert list(got) == [x * x * rinv % m for x in a]
     with pytest.raises(ValueError):
         bi.MontContext(m, "host", variant="nope")
 
 
-@pytest.mark.parametrize("variant", ["f64", "f64x2"])
+@pytest.mark.parametrize("variant", ["f64", "f64x2", "f64s", "f64x2s"])
 @pytest.mark.parametrize("bits", [256, 512, 1024, 2048, 3000, 4096])
 def test_kernel_f64_montgomery(bits, variant):
     """fp64-limb variants: every size (odd and even 52-bit limb counts), extreme operands,
-    moduli close to R, modexp and the wide reduction."""
+    moduli close to R, squaring, modexp and the wide reduction."""
     for m in (_modulus(bits), (1 << bits) - 1 - 2 * RNG.getrandbits(32), (1 << (bits - 1)) + 1):
         ctx = bi.MontContext(m, "host", variant=variant)
         assert ctx.R == 1 << (52 * -(-32 * ctx.limbs // 52))
@@ -166,6 +168,10 @@ def test_kernel_f64_montgomery(bits, variant):
         rinv = pow(ctx.R, -1, m)
         got = ctx.get(ctx.mont_mul(ctx.put(a), ctx.put(b)))
         assert list(got) == [x * y * rinv % m for x, y in zip(a, b)]
+        # squares: limbs with bit 51 set make the squaring's diagonal terms negative
+        sq = a + b + [((1 << bits) - 1) % m, int("10" * (bits // 2), 2) % m]
+        got = ctx.get(ctx.mont_sqr(ctx.put(sq)))
+        assert list(got) == [x * x * rinv % m for x in sq]
         e = [0, 1, 2**64 - 1] + [RNG.getrandbits(64) for _ in range(len(a) - 3)]
         got = ctx.get(ctx.modexp(ctx.put(a), ctx.put32(e, 2), 64))
         assert list(got) == [pow(x, y, m) for x, y in zip(a, e)]

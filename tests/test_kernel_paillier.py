@@ -23,7 +23,15 @@ def _prime(bits: int) -> int:
 
 @pytest.fixture(
     scope="module",
-    params=[(512, "auto"), (2048, "auto"), (512, "f64"), (2048, "f64"), (2048, "f64x2")],
+    params=[
+        (512, "auto"),
+        (2048, "auto"),
+        (512, "f64"),
+        (2048, "f64"),
+        (2048, "f64x2"),
+        (512, "f64s"),
+        (2048, "f64x2s"),
+    ],
     ids=lambda p: f"n{p[0]}" + ("" if p[1] == "auto" else f"-{p[1]}"),
 )
 def key(request):

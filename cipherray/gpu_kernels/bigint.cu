@@ -12,6 +12,11 @@ CR_ENTRY(montmul, (uint64_t* out, int ldo, const uint64_t* a, int lda, int sa, c
                    int ldb, int sb, const uint64_t* m, uint32_t minv, cr_idx count),
          (idx, out, ldo, a, lda, sa, b, ldb, sb, m, minv))
 
+#define montsqr_body montsqr_kbody<NN>
+CR_ENTRY(montsqr, (uint64_t* out, int ldo, const uint64_t* a, int lda, const uint64_t* m,
+                   uint32_t minv, cr_idx count),
+         (idx, out, ldo, a, lda, m, minv))
+
 #define mulmod_body mulmod_kbody<NN>
 CR_ENTRY(mulmod, (uint64_t* out, int ldo, const uint64_t* a, int lda, int sa, const uint64_t* b,
                   int ldb, int sb, const uint64_t* m, uint32_t minv, const uint64_t* r2,

@@ -304,6 +304,22 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
 
 #endif
 
+#ifndef CR_F64_SQR
+#define CR_F64_SQR 0  // f64 builds: K > 0 = squarings by f52_mont_sqr with K blocks
+#endif
+
+// out = a^2 R^-1 mod m (out may alias a): the dedicated fp64 squaring where built with it,
+// else the general multiplication.
+template <int N>
+CR_HD void mont_sqr(uint64_t* out, int ldo, const uint64_t* a, int lda, const uint64_t* m,
+                    uint32_t minv) {
+#if defined(CR_F64) && CR_F64_SQR
+  f52_mont_sqr<N, CR_F64_SQR>(out, ldo, a, lda, m);
+#else
+  mont_mul<N>(out, ldo, a, lda, a, lda, m, minv);
+#endif
+}
+
 template <int N>
 CR_HD void copy_words(uint64_t* out, int ldo, const uint64_t* a, int lda) {
   for (int k = 0; k < N / 2; k++) out[(cr_idx)k * ldo] = a[(cr_idx)k * lda];
@@ -383,6 +399,12 @@ CR_HD void montmul_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* a, 
   mont_mul<N>(out + idx, ldo, a + idx * sa, lda, b + idx * sb, ldb, m, minv);
 }
 
+template <int N>
+CR_HD void montsqr_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* a, int lda,
+                         const uint64_t* m, uint32_t minv) {
+  mont_sqr<N>(out + idx, ldo, a + idx, lda, m, minv);
+}
+
 // out = a * b mod m (normal form in and out); r2 = R^2 mod m.
 template <int N>
 CR_HD void mulmod_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* a, int lda, int sa,
@@ -419,7 +441,7 @@ CR_HD void modexp_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* base
     if (win == nwin - 1) {
       copy_words<N>(o, ldo, tb + d * tstep, ldt);
     } else {
-      for (int k = 0; k < w; k++) mont_mul<N>(o, ldo, o, ldo, o, ldo, m, minv);
+      for (int k = 0; k < w; k++) mont_sqr<N>(o, ldo, o, ldo, m, minv);
       mont_mul<N>(o, ldo, o, ldo, tb + d * tstep, ldt, m, minv);
     }
   }
@@ -606,9 +628,9 @@ CR_HD void straus_kbody(cr_idx idx, uint64_t* acc_pos, uint64_t* acc_neg, int ld
   for (cr_idx r = r0; r < r1; r++) anyneg |= xneg[r * J + j] != 0;
   for (int win = 15; win >= 0; win--) {
     if (win != 15) {
-      for (int k = 0; k < 4; k++) mont_mul<N>(ap, lda, ap, lda, ap, lda, m, minv);
+      for (int k = 0; k < 4; k++) mont_sqr<N>(ap, lda, ap, lda, m, minv);
       if (anyneg)
-        for (int k = 0; k < 4; k++) mont_mul<N>(an, lda, an, lda, an, lda, m, minv);
+        for (int k = 0; k < 4; k++) mont_sqr<N>(an, lda, an, lda, m, minv);
     }
     for (cr_idx r = r0; r < r1; r++) {
       const uint32_t d = (uint32_t)(xabs[r * J + j] >> (4 * win)) & 15u;

@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover
 # kernel -> argument types (count is appended)
 _SIG = {
     "montmul": "pipiipiipu",
+    "montsqr": "pipipu",
     "mulmod": "pipiipiipup",
     "modexp": "pipiipiiiipuppii",
     "fixed_base": "pipiiiiippupii",
@@ -48,7 +49,8 @@ _SIG = {
 # a operand already from 2048-bit moduli on, instead of 4096-bit), "ptx" / "ptx_smem" (GPU
 # only: the rows as PTX carry chains; on the host these are the same as "fios"), "f64"
 # (bigint_f64.cuh: 52-bit limbs on the fp64 units; Montgomery radix 2^(52 ceil(32 L / 52))
-# instead of 2^(32 L), see mont_r_bits), "f64x2" (the same, two rows of b per pass over a, m).
+# instead of 2^(32 L), see mont_r_bits), "f64x2" (the same, two rows of b per pass over a, m),
+# "f64s" / "f64x2s" (those with a dedicated squaring: each cross product once).
 _VARIANTS = {
     "fios": (),
     "cios": (("CR_CIOS", 1),),
@@ -57,6 +59,8 @@ _VARIANTS = {
     "ptx_smem": (("CR_PTX", 1), ("CR_SMEM_MIN", 64)),
     "f64": (("CR_F64", 1),),
     "f64x2": (("CR_F64", 1), ("CR_F64_ROWS", 2)),
+    "f64s": (("CR_F64", 1), ("CR_F64_SQR", 4)),
+    "f64x2s": (("CR_F64", 1), ("CR_F64_ROWS", 2), ("CR_F64_SQR", 4)),
 }
 
 
@@ -222,6 +226,13 @@ class MontContext:
              self.consts],
             count,
         )  # fmt: skip
+        return out
+
+    def mont_sqr(self, a, out=None):
+        """a^2 * R^-1 mod m (the squaring kernel of the variant)."""
+        count = a.shape[1]
+        out = self.empty(count) if out is None else out
+        self.launch("montsqr", [out, _ld(out), a, _ld(a), self.m_arr, self.minv], count)
         return out
 
     def to_mont(self, a, out=None):
