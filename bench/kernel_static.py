@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "cipherray" / "gpu_kernels"
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("fios", "ptx", "f64", "f64x2")  # names in cipherray.gpu_kernels.bigint._VARIANTS
+# names in cipherray.gpu_kernels.bigint._VARIANTS
+VARIANTS = ("fios", "ptx", "f64", "f64x2", "f64s", "f64x2s")
 
 
 def _site_dirs() -> list[str]:
@@ -142,8 +143,7 @@ def _classify(op: str) -> str:
     return "other"
 
 
-def row_loop_mix(cuobjdump: str, cubin: bytes, kernel: str = "montmul") -> dict | None:
-    """Instruction mix of the largest loop in `kernel` (the Montgomery row loop)."""
+def sass(cuobjdump: str, cubin: bytes) -> str:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
@@ -151,10 +151,14 @@ def row_loop_mix(cuobjdump: str, cubin: bytes, kernel: str = "montmul") -> dict 
         if shutil.which("nvdisasm") is None and "NVDISASM_PATH" not in env:
             env["NVDISASM_PATH"] = str(Path(cuobjdump).parent)  # the pip wheels: same bin/
         r = subprocess.run([cuobjdump, "-sass", f.name], capture_output=True, text=True, env=env)
-    txt = r.stdout
+    return r.stdout
+
+
+def loops(txt: str, kernel: str, min_len: int = 200) -> list[list[tuple[int, str]]]:
+    """The loops (backward branches) of at least min_len instructions in `kernel`, in order."""
     i = txt.find(f"Function : {kernel}\n")
     if i < 0:
-        return None
+        return []
     j = txt.find("Function :", i + 10)
     ins = []
     for line in txt[i : j if j > 0 else None].splitlines():
@@ -162,15 +166,35 @@ def row_loop_mix(cuobjdump: str, cubin: bytes, kernel: str = "montmul") -> dict 
         if m:
             ins.append((int(m.group(1), 16), m.group(2).strip()))
     index = {a: k for k, (a, _) in enumerate(ins)}
-    best = None
+    out = []
     for k, (a, t) in enumerate(ins):
         m = re.search(r"BRA.*?0x([0-9a-f]+)", t)
         if m and int(m.group(1), 16) < a and int(m.group(1), 16) in index:
             seg = ins[index[int(m.group(1), 16)] : k + 1]
-            if best is None or len(seg) > len(best):
-                best = seg
-    if best is None:
+            if len(seg) >= min_len:
+                out.append(seg)
+    return out
+
+
+def square_rows(txt: str, limbs32: int, blocks: int, rows_per_pass: int) -> dict | None:
+    """Instructions per row of the blocked fp64 squaring (montsqr), averaged over its rows:
+    block b's loop does rows_per_pass rows of (L - s_b) + L products per pass."""
+    ls = loops(txt, "montsqr")
+    if len(ls) != blocks:
         return None
+    L = -(-32 * limbs32 // 52)
+    bounds = [(b * L // blocks, (b + 1) * L // blocks) for b in range(blocks)]
+    per_row = [len(seg) / rows_per_pass for seg in ls]
+    mean = sum(p * (e - s) for p, (s, e) in zip(per_row, bounds)) / L
+    return {"per_row_by_block": [round(p) for p in per_row], "per_row_mean": round(mean, 1)}
+
+
+def row_loop_mix(txt: str, kernel: str = "montmul") -> dict | None:
+    """Instruction mix of the largest loop in `kernel` (the Montgomery row loop)."""
+    ls = loops(txt, kernel)
+    if not ls:
+        return None
+    best = max(ls, key=len)
     ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for _, t in best)
     classes = collections.Counter()
     for op, c in ops.items():
@@ -206,11 +230,12 @@ def main() -> int:
             }
             if var.startswith("f64"):
                 L = -(-32 * n // 52)
-                rows_per_pass, prods = (2, 4) if var == "f64x2" else (1, 2)
+                rows_per_pass, prods = (2, 4) if var.startswith("f64x2") else (1, 2)
                 limb_bits = 52
             else:
                 L, rows_per_pass, prods, limb_bits = n, 2, 4, 32  # int loop: 2 rows per pass
-            mix = row_loop_mix(cuobj, cubin) if cuobj else None
+            txt = sass(cuobj, cubin) if cuobj else ""
+            mix = row_loop_mix(txt) if cuobj else None
             if mix:
                 # products in one pass of the loop: prods per limb of a / m, L limbs
                 per_prod = {k: round(v / (prods * L), 2) for k, v in mix["classes"].items()}
@@ -222,9 +247,14 @@ def main() -> int:
                 mix["instructions_per_kbit2"] = round(
                     1000 * mix["instructions"] / (prods * L * limb_bits**2), 3
                 )
+            if mix:
+                mix["per_row"] = round(mix["instructions"] / rows_per_pass, 1)
             entry["row_loop"] = mix
+            sq = dict(table[var]).get("CR_F64_SQR", 0)
+            entry["square"] = square_rows(txt, n, sq, rows_per_pass) if (sq and cuobj) else None
+            entry["montsqr_kernel"] = rep.get("montsqr", {})
             res["modules"][f"{n}_{var}"] = entry
-            rows.append((n, var, mm, entry["modexp_kernel"], mix))
+            rows.append((n, var, mm, entry["modexp_kernel"], mix, entry["square"]))
             print(f"N={n:3d} {var:6s} mont_mul spills {mm.get('spill_stores')}/"
                   f"{mm.get('spill_loads')} B"
                   + (f", row loop {mix['instructions']} instr, "
@@ -238,17 +268,23 @@ def main() -> int:
         "",
         "| modulus | variant | mont_mul spills (B) | modexp kernel regs / spills (B) | row-loop "
         "instructions per limb product | of which fp64 / int / shared / local / move | "
-        "instructions per 1000 bit² |",
-        "|---|---|---:|---:|---:|---|---:|",
+        "instructions per 1000 bit² | squaring / multiplication (row-loop instructions) |",
+        "|---|---|---:|---:|---:|---|---:|---|",
     ]
-    for n, var, mm, mk, mix in rows:
+    for n, var, mm, mk, mix, sq in rows:
         pp = mix["per_product"] if mix else {}
         md.append(
             f"| {32 * n}-bit | {var} | {mm.get('spill_stores', '?')} | "
             f"{mk.get('registers', '?')} / {mk.get('spill_stores', '?')} | "
             f"{mix['instructions_per_product'] if mix else '-'} | "
             + " / ".join(str(pp.get(c, 0)) for c in ("fp64", "int", "shared", "local", "move"))
-            + f" | {mix['instructions_per_kbit2'] if mix else '-'} |"
+            + f" | {mix['instructions_per_kbit2'] if mix else '-'} | "
+            + (
+                f"{(sq['per_row_mean'] if sq else mix['per_row']) / mix['per_row']:.2f}"
+                if mix
+                else "-"
+            )
+            + " |"
         )
     (out / "kernel_static.md").write_text("\n".join(md) + "\n")
     print(f"wrote {out / 'kernel_static.json'} and .md")
