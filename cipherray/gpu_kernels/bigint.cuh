@@ -433,8 +433,11 @@ CR_HD void modexp_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* base
   const int nt = 1 << w;
   copy_words<N>(tb, ldt, one_m, 1);
   mont_mul<N>(tb + tstep, ldt, base + idx * sb, ldb, r2, 1, m, minv);
-  for (int d = 2; d < nt; d++)
-    mont_mul<N>(tb + d * tstep, ldt, tb + (d - 1) * tstep, ldt, tb + tstep, ldt, m, minv);
+  for (int d = 2; d < nt; d++)  // even powers as squares (cheaper where mont_sqr is its own)
+    if (d % 2 == 0)
+      mont_sqr<N>(tb + d * tstep, ldt, tb + (d / 2) * tstep, ldt, m, minv);
+    else
+      mont_mul<N>(tb + d * tstep, ldt, tb + (d - 1) * tstep, ldt, tb + tstep, ldt, m, minv);
   const int nwin = ebits > 0 ? (ebits + w - 1) / w : 1;
   for (int win = nwin - 1; win >= 0; win--) {
     const uint32_t d = exp_digit(ex, lde, elimbs, win, w);
@@ -603,7 +606,11 @@ CR_HD void row_table_kbody(cr_idx idx, uint64_t* tbl, const uint64_t* base, int 
   uint64_t* t = tbl + idx * nt * W;
   copy_words<N>(t, 1, consts + W, 1);
   mont_mul<N>(t + W, 1, base + idx, ldb, consts, 1, m, minv);
-  for (int d = 2; d < nt; d++) mont_mul<N>(t + d * W, 1, t + (d - 1) * W, 1, t + W, 1, m, minv);
+  for (int d = 2; d < nt; d++)  // even powers as squares, as in modexp_kbody
+    if (d % 2 == 0)
+      mont_sqr<N>(t + d * W, 1, t + (d / 2) * W, 1, m, minv);
+    else
+      mont_mul<N>(t + d * W, 1, t + (d - 1) * W, 1, t + W, 1, m, minv);
 }
 
 // Straus multi-exponentiation for X^T c: item idx = (group g, column j), J columns, groups of
