@@ -1,4 +1,5 @@
-// cipherray: Montgomery multiplication on the fp64 units (variant "f64", -DCR_F64).
+// cipherray: Montgomery multiplication and squaring on the fp64 units (variants "f64*",
+// -DCR_F64; -DCR_F64_ROWS=2: two rows per pass; -DCR_F64_SQR=K: f52_mont_sqr with K blocks).
 //
 // The 32-bit-limb kernels (bigint.cuh) run on the integer multiply pipe as carry chains (each
 // madc waits for the previous carry). Here a 52 x 52-bit product costs the fp64 pipe (64 lanes
@@ -128,7 +129,8 @@ CR_HD F52Digit f52_reduce(uint64_t t, double m0, uint64_t minv, uint64_t bias) {
   return {u, q, (uint64_t)((int64_t)(t + q.lo - bias) >> 52)};
 }
 
-// lo halves of product rows landing in column c (absolute): rows i of block b with
+// Column constants of the blocked squaring (f52_mont_sqr, below: K blocks [s_b, e_b) of the
+// L limbs). lo halves of product rows landing in column c (absolute): rows i of block b with
 // s_b <= c - i < L. The hi halves in column c are those of column c - 1.
 template <int L, int K>
 CR_HD constexpr int f52_sq_prod_terms(int c) {
