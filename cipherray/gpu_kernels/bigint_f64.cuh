@@ -310,6 +310,21 @@ CR_HD constexpr uint64_t f52_mul_bias(int j) {
 template <int N, int L, int K>
 CR_HD void f52_finish(uint64_t* acc, const double* M, uint64_t* out, int ldo);
 
+// The operands as doubles: X = a (TWICE: 2a, in 52-bit limbs: the top bit of each limb moves
+// into the next one), M = m; returns -m^-1 mod 2^52.
+template <int N, int AS, bool TWICE>
+CR_HD uint64_t f52_load(double* X, double* M, const uint64_t* a, int lda, const uint64_t* m) {
+  uint64_t carry = 0;
+  CR_NOUNROLL
+  for (int k = 0; k < F52<N>::L; k++) {
+    const uint64_t ak = f52_limb<N>(a, lda, k);
+    X[k * AS] = f52_double(TWICE ? ((ak << 1) & CR_F52_MASK) | carry : ak);
+    carry = ak >> 51;
+    M[k] = f52_double(f52_limb<N>(m, 1, k));
+  }
+  return f52_minv(f52_limb<N>(m, 1, 0));
+}
+
 // out = a * b * 2^(-52 L) mod m, fully reduced for a, b < m (out may alias a or b).
 // The accumulator (L uint64 columns) is in registers.
 template <int N>
@@ -319,13 +334,8 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
   constexpr int L = F52<N>::L;
   CR_F52_OPERANDS(L)
   double* A = X;
-  CR_NOUNROLL
-  for (int k = 0; k < L; k++) {
-    A[k * AS] = f52_double(f52_limb<N>(a, lda, k));
-    M[k] = f52_double(f52_limb<N>(m, 1, k));
-  }
+  const uint64_t minv = f52_load<N, AS, false>(A, M, a, lda, m);
   CR_F52_SYNC();
-  const uint64_t minv = f52_minv(f52_limb<N>(m, 1, 0));
   uint64_t acc[L];
   CR_UNROLL
   for (int k = 0; k < L; k++) acc[k] = 0;
@@ -413,16 +423,8 @@ CR_HD_NOINLINE void f52_mont_sqr(uint64_t* out, int ldo, const uint64_t* a, int 
   static_assert(K >= 1 && K <= L, "f52_mont_sqr: 1 <= K <= L blocks");
   CR_F52_OPERANDS(L)
   double* D = X;  // B = 2a, then block by block as described above
-  uint64_t carry = 0;
-  CR_NOUNROLL
-  for (int k = 0; k < L; k++) {
-    const uint64_t ak = f52_limb<N>(a, lda, k);
-    D[k * AS] = f52_double(((ak << 1) & CR_F52_MASK) | carry);
-    carry = ak >> 51;
-    M[k] = f52_double(f52_limb<N>(m, 1, k));
-  }
+  const uint64_t minv = f52_load<N, AS, true>(D, M, a, lda, m);
   CR_F52_SYNC();
-  const uint64_t minv = f52_minv(f52_limb<N>(m, 1, 0));
   uint64_t acc[L];
   CR_UNROLL
   for (int k = 0; k < L; k++) acc[k] = 0;
