@@ -48,12 +48,6 @@ def _ints(values) -> list[int]:
     return [int(v) for v in values]
 
 
-def _obj(values) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
-
-
 class PaillierGpu:
     """Per-key state on one backend: Montgomery contexts, comb table, CRT constants.
 
@@ -234,7 +228,7 @@ class PaillierGpu:
         kabs = [abs(x) for x in ks]
         kl = self.ctx.put32(kabs, limbs=2)
         # windows only up to the batch's longest scalar (fixed-point data is often short)
-        kbits = max((x.bit_length() for x in kabs), default=1)
+        kbits = max((x.bit_length() for x in kabs), default=0) or 1
         c_l = self.ctx.put(cs)
         neg = np.flatnonzero(np.fromiter((x < 0 for x in ks), dtype=bool, count=len(ks)))
         if neg.size:
@@ -246,7 +240,7 @@ class PaillierGpu:
                 raise ValueError(
                     f"ciphertexts at {at} have no inverse mod n^2 (needed for negative scalars)"
                 ) from None
-        return self.ctx.get(self.scalar_mul_limbs(c_l, kl, max(kbits, 1)))
+        return self.ctx.get(self.scalar_mul_limbs(c_l, kl, kbits))
 
     def matvec(self, X, c) -> np.ndarray:
         """X.T @ c in the exponent: out_j = prod_r c_r^X[r, j] mod n^2 (X int64, shape (R, J))."""
