@@ -374,10 +374,9 @@ def main() -> int:
                 res[f"mulmod{bits}{sfx}_per_s"] = count / t
                 t = timed(lambda ctx=ctx, a=a, out=out: ctx.mont_sqr(a, out))
                 res[f"montsqr{bits}{sfx}_per_s"] = count / t
-                # the scalar-multiply shape: 64-bit exponents, window 4 (about 91 multiplications)
-                ce = max(
-                    1, count // 4
-                )  # 2^18 x 4096-bit: still 8 waves of an H200's resident warps
+                # the scalar-multiply shape: 64-bit exponents, window 4 (about 91 multiplications);
+                # 2^18 x 4096-bit: still 8 waves of an H200's resident warps
+                ce = max(1, count // 4)
                 e = cp.random.randint(0, 2**32, size=(2, ce), dtype=cp.int64).astype(np.uint32)
                 ae, oe = a[:, :ce], out[:, :ce]
                 t = timed(lambda ctx=ctx, a=ae, e=e, o=oe: ctx.modexp(a, e, 64, w=4, out=o), reps=2)
