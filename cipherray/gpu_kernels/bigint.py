@@ -136,6 +136,10 @@ def _powmod(b: int, e: int, m: int) -> int:
     return pow(b, e, m)
 
 
+def _invmod(x: int, m: int) -> int:
+    return int(_gmpy2.invert(x, m)) if _gmpy2 is not None else pow(x, -1, m)
+
+
 class NotInvertibleError(ValueError):
     """Some values have no inverse mod m; `columns` lists where they are."""
 
@@ -338,8 +342,7 @@ class MontContext:
         if math.gcd(root, self.m) != 1:
             bad = [i for i, v in enumerate(self.get(x)) if math.gcd(int(v), self.m) != 1]
             raise NotInvertibleError(bad)
-        root_inv = int(_gmpy2.invert(root, self.m)) if _gmpy2 is not None else pow(root, -1, self.m)
-        inv = self.put([root_inv * self.R % self.m])
+        inv = self.put([_invmod(root, self.m) * self.R % self.m])
         # 3. down
         for t in reversed(levels[:-1]):
             k = t.shape[1]

@@ -129,11 +129,12 @@ CR_HD F52Digit f52_reduce(uint64_t t, double m0, uint64_t minv, uint64_t bias) {
   return {u, q, (uint64_t)((int64_t)(t + q.lo - bias) >> 52)};
 }
 
-// Column constants of the blocked squaring (f52_mont_sqr, below: K blocks [s_b, e_b) of the
-// L limbs). lo halves of product rows landing in column c (absolute): rows i of block b with
-// s_b <= c - i < L. The hi halves in column c are those of column c - 1.
+// Column constants ("biases"): how many lo and hi halves landed in a column. Product rows in
+// K blocks [s_b, e_b) of the L limbs (the squaring, f52_mont_sqr below; K = 1 is mont_mul's
+// full rows). lo halves of product rows landing in column c (absolute): rows i of block b
+// with s_b <= c - i < L. The hi halves in column c are those of column c - 1.
 template <int L, int K>
-CR_HD constexpr int f52_sq_prod_terms(int c) {
+CR_HD constexpr int f52_prod_terms(int c) {
   int n = 0;
   for (int b = 0; b < K; b++) {
     const int s = b * L / K, e = (b + 1) * L / K;
@@ -152,23 +153,24 @@ CR_HD constexpr int f52_red_terms(int c) {
   return hi >= lo ? hi - lo + 1 : 0;
 }
 
-// constants in column c (absolute) once all rows are in
+// constants in column c (absolute) once all rows are in (K = 1: mont_mul)
 template <int L, int K>
-CR_HD constexpr uint64_t f52_sq_bias(int c) {
-  return (uint64_t)(f52_sq_prod_terms<L, K>(c) + f52_red_terms<L>(c)) * CR_F52_BL +
-         (uint64_t)(f52_sq_prod_terms<L, K>(c - 1) + f52_red_terms<L>(c - 1)) * CR_F52_BH;
+CR_HD constexpr uint64_t f52_final_bias(int c) {
+  return (uint64_t)(f52_prod_terms<L, K>(c) + f52_red_terms<L>(c)) * CR_F52_BL +
+         (uint64_t)(f52_prod_terms<L, K>(c - 1) + f52_red_terms<L>(c - 1)) * CR_F52_BH;
 }
 
 // Constants in column r (absolute) at its digit: product lo / hi halves so far, r + 1
-// reduction lo halves (row r's u m_0 included), r reduction hi halves. K = 0: mont_mul's rows
-// (r + 1 and r product halves: r B + 2 BL); K > 0: the squaring's K blocks.
+// reduction lo halves (row r's u m_0 included), r reduction hi halves. K = 0: mont_mul's rows,
+// in closed form (the count for K = 1: r + 1 and r product halves, r B + 2 BL); K > 0: the
+// squaring's K blocks.
 template <int L, int K>
 CR_HD uint64_t f52_digit_bias(int r) {
   if constexpr (K == 0) {
     return (uint64_t)r * CR_F52_ROW_BIAS + 2 * CR_F52_BL;
   } else {
-    return (uint64_t)(f52_sq_prod_terms<L, K>(r) + r + 1) * CR_F52_BL +
-           (uint64_t)(f52_sq_prod_terms<L, K>(r - 1) + r) * CR_F52_BH;
+    return (uint64_t)(f52_prod_terms<L, K>(r) + r + 1) * CR_F52_BL +
+           (uint64_t)(f52_prod_terms<L, K>(r - 1) + r) * CR_F52_BH;
   }
 }
 
@@ -294,14 +296,6 @@ __device__ __forceinline__ double* f52_smem_m() {
   constexpr int AS = 1;
 #define CR_F52_SYNC()
 #endif
-
-// Final bias of column j (of L) after mont_mul's rows: the constants of the product and
-// reduction halves that landed in it (column j went through L - 1 - j full rows and one
-// top-column row).
-template <int L>
-CR_HD constexpr uint64_t f52_mul_bias(int j) {
-  return (uint64_t)(L - 1 - j) * CR_F52_ROW_BIAS + 2 * CR_F52_BH;
-}
 
 // Remove the biases (K = 0: mont_mul's; K > 0: those of f52_mont_sqr with K blocks), normalise
 // to 52-bit limbs (the value t is < 2m < 2^(52 L): no carry out of the top) and find the
@@ -439,7 +433,7 @@ CR_HD void f52_finish(uint64_t* acc, const double* Mr, uint64_t* out, int ldo) {
   uint64_t br = 0;
   CR_UNROLL
   for (int j = 0; j < L; j++) {
-    const uint64_t bias = K ? f52_sq_bias<L, K>(L + j) : f52_mul_bias<L>(j);
+    const uint64_t bias = f52_final_bias<L, (K ? K : 1)>(L + j);
     const uint64_t v = acc[j] - bias + c;
     acc[j] = v & CR_F52_MASK;
     c = v >> 52;

@@ -32,15 +32,6 @@ import numpy as np
 from . import bigint as bi
 from ._build import get_backend
 
-try:
-    import gmpy2 as _gmpy2
-except ImportError:  # pragma: no cover
-    _gmpy2 = None
-
-
-def _inv(x: int, m: int) -> int:
-    return int(_gmpy2.invert(x, m)) if _gmpy2 is not None else pow(x, -1, m)
-
 
 def _ints(values) -> list[int]:
     if isinstance(values, np.ndarray):
@@ -93,11 +84,11 @@ class PaillierGpu:
 
         def hfun(x: int) -> int:
             xsq = x * x
-            return _inv((bi._powmod(g, x - 1, xsq) - 1) // x, x)
+            return bi._invmod((bi._powmod(g, x - 1, xsq) - 1) // x, x)
 
         hp, hq = hfun(p), hfun(q)
         prm = [p, pow(p, -1, R32), hp * RH % p, q, pow(q, -1, R32), hq * RH % q,
-               _inv(q, p) * RH % p]  # fmt: skip
+               bi._invmod(q, p) * RH % p]  # fmt: skip
         self.crt_prm = self.backend.asarray(bi._words(bi.ints_to_limbs(prm, h).reshape(-1)))
         self.p_minv = (-pow(p, -1, 1 << 32)) % (1 << 32)
         self.q_minv = (-pow(q, -1, 1 << 32)) % (1 << 32)
