@@ -174,6 +174,7 @@ def main() -> int:
         name = props["name"]
         res["device"] = name.decode() if isinstance(name, bytes) else str(name)
         res["cupy"] = cp.__version__
+        res["compute_capability"] = str(cp.cuda.Device().compute_capability)
         sync = cp.cuda.runtime.deviceSynchronize
     else:
         res["device"] = "host build (dry run)"
@@ -388,7 +389,7 @@ def main() -> int:
             best = max(cands, key=cands.get)
             if cands[best] > 0 and res["checks"].get(f"mulmod{bits}_{best}"):
                 bi.DEFAULT_VARIANT[n] = best
-            chosen[bits] = bi.DEFAULT_VARIANT[n]
+            chosen[bits] = bi.auto_variant(n, bi.get_backend(BK))
         res["montmul_variant_used"] = chosen
 
     @section("kernel_attributes")

@@ -153,6 +153,43 @@ def test_variants_agree(variant):
         bi.MontContext(m, "host", variant="nope")
 
 
+def test_auto_variant_device_class(monkeypatch):
+    """ "auto": an fp64 default gives way to the integer kernels on a GPU with slow fp64; the
+    environment override wins and is validated."""
+
+    class SlowFp64Gpu:  # stands in for a consumer GPU backend (only the attribute is read)
+        fp64_full_rate = False
+
+    class FullFp64Gpu:
+        fp64_full_rate = True
+
+    monkeypatch.delenv(bi.VARIANT_ENV, raising=False)
+    monkeypatch.setitem(bi.DEFAULT_VARIANT, 128, "f64x2s")
+    monkeypatch.setitem(bi.DEFAULT_VARIANT, 64, "ptx")
+    assert bi.auto_variant(128, FullFp64Gpu()) == "f64x2s"
+    assert bi.auto_variant(128, SlowFp64Gpu()) == bi.INTEGER_FALLBACK_VARIANT
+    assert bi.auto_variant(64, SlowFp64Gpu()) == "ptx"
+    m = _modulus(4096)
+    ctx = bi.MontContext(m, "host")  # the host build counts as full rate: takes the default
+    assert ctx.variant == "f64x2s" and ctx.R == 1 << bi.mont_r_bits(128, "f64x2s")
+    a = [RNG.randrange(m) for _ in range(5)]
+    assert list(ctx.get(ctx.mulmod(ctx.put(a), ctx.put(a)))) == [x * x % m for x in a]
+    monkeypatch.setenv(bi.VARIANT_ENV, "cios")
+    assert bi.auto_variant(128, FullFp64Gpu()) == "cios"
+    assert bi.MontContext(m, "host").variant == "cios"
+    monkeypatch.setenv(bi.VARIANT_ENV, "f65")
+    with pytest.raises(ValueError, match=bi.VARIANT_ENV):
+        bi.MontContext(m, "host")
+
+
+def test_gpu_backend_fp64_class():
+    from cipherray.gpu_kernels import _build
+
+    assert {"80", "90"} <= _build.FP64_FULL_RATE_CC
+    assert not {"75", "86", "89", "120"} & _build.FP64_FULL_RATE_CC  # consumer parts
+    assert _build.HostBackend.fp64_full_rate is True
+
+
 @pytest.mark.parametrize("variant", ["f64", "f64x2", "f64s", "f64x2s"])
 @pytest.mark.parametrize("bits", [256, 512, 1024, 2048, 3000, 4096])
 def test_kernel_f64_montgomery(bits, variant):

@@ -138,6 +138,9 @@ class HostBackend:
                 conv.append(int(a))
         fn(*conv, int(count))
 
+    # the host build runs every variant's arithmetic; the choice changes no result
+    fp64_full_rate = True
+
     def asarray(self, a):
         return np.asarray(a)
 
@@ -146,6 +149,10 @@ class HostBackend:
 
     def synchronize(self) -> None:
         pass
+
+
+# compute capabilities (CuPy's spelling) with a full-rate fp64 pipe
+FP64_FULL_RATE_CC = frozenset({"60", "70", "80", "90", "100"})
 
 
 class GpuBackend:
@@ -187,6 +194,18 @@ class GpuBackend:
         block = self.BLOCK.get(source, self.block)
         grid = (int(count) + block - 1) // block
         fn((grid,), (block,), tuple(conv))
+
+    @property
+    def compute_capability(self) -> str:
+        """The current device's compute capability as CuPy writes it ("90" for sm_90)."""
+        return str(self.xp.cuda.Device().compute_capability)
+
+    @property
+    def fp64_full_rate(self) -> bool:
+        """Whether the device has a full-rate fp64 pipe (half the fp32 rate: the data-centre
+        parts P100, V100, A100, H100 / H200, B200). Consumer and workstation GPUs run fp64 at
+        1/32 to 1/64 of fp32, where the fp64 Montgomery variants are not worth choosing."""
+        return self.compute_capability in FP64_FULL_RATE_CC
 
     def asarray(self, a):
         return self.xp.asarray(a)

@@ -14,6 +14,7 @@ limb count. All kernels are in ``bigint.cu`` / ``bigint.cuh``; the host build ru
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -76,6 +77,24 @@ def mont_r_bits(limbs: int, variant: str) -> int:
 # fios 4.3-4.4e8, fios_smem 4.5e8, cios 3.8e8; 4096-bit ptx 1.10e8, fios 1.0e8, cios 3.9e7.
 # Smaller sizes use the 2048-bit choice.
 DEFAULT_VARIANT = {8: "ptx", 16: "ptx", 32: "ptx", 64: "ptx", 128: "ptx"}
+# Used instead of an "f64*" default on GPUs without a full-rate fp64 pipe.
+INTEGER_FALLBACK_VARIANT = "ptx"
+VARIANT_ENV = "CIPHERRAY_MONT_VARIANT"  # overrides "auto" (experiments, benchmarks)
+
+
+def auto_variant(limbs: int, backend: Any) -> str:
+    """The variant ``MontContext(variant="auto")`` uses for ``limbs`` on ``backend``: the
+    environment's ``CIPHERRAY_MONT_VARIANT`` when set, else DEFAULT_VARIANT, except that an
+    fp64 variant gives way to INTEGER_FALLBACK_VARIANT on a GPU whose fp64 pipe is slow."""
+    forced = os.environ.get(VARIANT_ENV, "").strip()
+    if forced:
+        if forced not in _VARIANTS:
+            raise ValueError(f"{VARIANT_ENV}={forced!r}: must be one of {sorted(_VARIANTS)}")
+        return forced
+    variant = DEFAULT_VARIANT.get(limbs, "fios")
+    if variant.startswith("f64") and not getattr(backend, "fp64_full_rate", True):
+        return INTEGER_FALLBACK_VARIANT
+    return variant
 
 
 def limbs_for_bits(bits: int) -> int:
@@ -163,7 +182,7 @@ class MontContext:
             raise ValueError("modulus does not fit the limb count")
         self.backend = get_backend(backend)
         if variant == "auto":
-            variant = DEFAULT_VARIANT.get(n, "fios")
+            variant = auto_variant(n, self.backend)
         self.variant = variant
         if variant not in _VARIANTS:
             raise ValueError(f"variant must be one of {sorted(_VARIANTS)}")
