@@ -27,6 +27,16 @@ def test_limb_conversion_roundtrip():
         bi.ints_to_limbs([2**2048], 64)
     with pytest.raises(ValueError):
         bi.ints_to_limbs([-1], 64)
+    # mpz, NumPy integers and ints in one batch; mpz out
+    mixed = [gmpy2.mpz(2**100 + 7), np.int64(5), np.uint64(2**64 - 1), 3, True]
+    got = bi.limbs_to_ints(bi.ints_to_limbs(mixed, 8), as_mpz=True)
+    assert list(got) == [2**100 + 7, 5, 2**64 - 1, 3, 1]
+    assert all(type(x) is type(gmpy2.mpz(0)) for x in got)
+    assert list(bi.ints_to_limbs((v for v in vals), 64).ravel()) == list(limbs.ravel())
+    with pytest.raises(ValueError):
+        bi.ints_to_limbs([gmpy2.mpz(-1)], 8)
+    with pytest.raises(ValueError):
+        bi.ints_to_limbs([gmpy2.mpz(2) ** 256], 8)
 
 
 @pytest.mark.parametrize("bits", [256, 2048, 4096])

@@ -134,6 +134,30 @@ def test_add_scalar_sum_matvec(key):
     assert list(dm) == [sum(int(X[r, j]) * ms[r] for r in range(9)) % n for j in range(5)]
 
 
+def test_mpz_in_and_out(key):
+    """gmpy2 mpz inputs (as the protocol layer passes them) and as_mpz outputs: same values,
+    mpz type; a negative mpz or one >= n^2 is refused like an int."""
+    mpz = gmpy2.mpz
+    p, q, n, nsq = key["p"], key["q"], key["n"], key["nsq"]
+    ms = [RNG.randrange(n) for _ in range(5)]
+    c = [mpz(x) for x in _enc(key, ms)]
+    k = [mpz(RNG.randrange(-(2**63), 2**63)) for _ in c]
+    sm = P.scalar_mul(mpz(nsq), c, k, backend="host", as_mpz=True)
+    assert all(type(x) is type(mpz(0)) for x in sm)
+    assert list(sm) == [pow(int(x), int(kk), nsq) for x, kk in zip(c, k)]
+    ad = P.add(nsq, c, sm, backend="host", as_mpz=True)
+    assert list(ad) == [int(x) * int(y) % nsq for x, y in zip(c, sm)]
+    dm = P.decrypt_crt(p, q, ad, backend="host", as_mpz=True)
+    assert all(type(x) is type(mpz(0)) for x in dm)
+    assert list(dm) == [(m + m * int(kk)) % n for m, kk in zip(ms, k)]
+    with pytest.raises(ValueError, match="ciphertexts must lie"):
+        P.scalar_mul(nsq, [mpz(nsq)], [3], backend="host")
+    with pytest.raises(ValueError):
+        P.decrypt_crt(p, q, [mpz(-5)], backend="host")
+    with pytest.raises(ValueError):
+        P.scalar_mul(nsq, c[:1], [mpz(2) ** 64], backend="host")
+
+
 def test_input_checks(key):
     n, nsq = key["n"], key["nsq"]
     with pytest.raises(ValueError):

@@ -108,25 +108,36 @@ def limbs_for_bits(bits: int) -> int:
 def ints_to_limbs(values: Iterable[Any], limbs: int) -> np.ndarray:
     """Non-negative ints (Python int, numpy object array, gmpy2 mpz) -> uint32 (count, limbs)."""
     width = 4 * limbs
-    vals = values.ravel() if isinstance(values, np.ndarray) else values
+    if isinstance(values, np.ndarray):
+        vals = values.ravel()
+    elif isinstance(values, (list, tuple)):
+        vals = values
+    else:
+        vals = list(values)
     try:
-        buf = b"".join([int(v).to_bytes(width, "little") for v in vals])
+        try:  # int and mpz write their bytes directly (no int() copy of an mpz)
+            parts = [v.to_bytes(width, "little") for v in vals]
+        except (AttributeError, TypeError):  # e.g. NumPy integers
+            parts = [int(v).to_bytes(width, "little") for v in vals]
     except OverflowError as e:
         raise ValueError(f"a value is negative or does not fit in {limbs} limbs") from e
-    return np.frombuffer(buf, dtype="<u4").reshape(-1, limbs).astype(np.uint32, copy=False)
+    return (
+        np.frombuffer(b"".join(parts), dtype="<u4").reshape(-1, limbs).astype(np.uint32, copy=False)
+    )
 
 
-def limbs_to_ints(arr: np.ndarray) -> np.ndarray:
-    """uint32 (count, limbs) little-endian limbs -> 1-D numpy object array of Python ints."""
+def limbs_to_ints(arr: np.ndarray, as_mpz: bool = False) -> np.ndarray:
+    """uint32 (count, limbs) little-endian limbs -> 1-D numpy object array of Python ints
+    (``as_mpz``: of gmpy2 mpz, made straight from the bytes, where gmpy2 is installed)."""
     a = np.ascontiguousarray(arr, dtype="<u4")
     if a.ndim == 1:
         a = a[None, :]
     width = 4 * a.shape[1]
     mv = memoryview(a.tobytes())
-    out = np.empty(a.shape[0], dtype=object)
-    fb = int.from_bytes
-    out[:] = [fb(mv[i : i + width], "little") for i in range(0, len(mv), width)]
-    return out
+    fb = _gmpy2.mpz.from_bytes if as_mpz and _gmpy2 is not None else int.from_bytes
+    vals = [fb(mv[i : i + width], "little") for i in range(0, len(mv), width)]
+    # fromiter: `out[:] = vals` probes every mpz as a possible sequence (1.4 us each)
+    return np.fromiter(vals, dtype=object, count=len(vals))
 
 
 def _words(limbs32: np.ndarray) -> np.ndarray:
@@ -213,10 +224,11 @@ class MontContext:
         host = ints_to_limbs(values, limbs)
         return self.backend.xp.ascontiguousarray(self.backend.asarray(host).T)
 
-    def get(self, arr) -> np.ndarray:
-        """Backend word array (limbs // 2, count) -> numpy object array of ints."""
-        host = self.backend.to_host(arr)
-        return limbs_to_ints(np.ascontiguousarray(host.T).view(np.uint32))
+    def get(self, arr, as_mpz: bool = False) -> np.ndarray:
+        """Backend word array (limbs // 2, count) -> numpy object array of ints (or mpz)."""
+        # transpose where the data is (on a GPU: there, not in a strided host copy)
+        host = self.backend.to_host(self.backend.xp.ascontiguousarray(arr.T))
+        return limbs_to_ints(host.view(np.uint32), as_mpz)
 
     def empty(self, count: int, limbs: int | None = None):
         return self.backend.xp.empty(((limbs or self.limbs) // 2, count), dtype=np.uint64)

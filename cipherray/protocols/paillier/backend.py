@@ -15,8 +15,6 @@ import functools
 import os
 from typing import Any
 
-from gmpy2 import mpz
-
 GPU_MIN_BATCH = 64
 # which build of gpu_kernels runs the "gpu" path: the CUDA one, or "host" (the same
 # source compiled for the CPU) so that tests check this dispatch without a GPU
@@ -56,10 +54,6 @@ def use_gpu(count: int) -> bool:
     return count >= GPU_MIN_BATCH and gpu_present()
 
 
-def _mpz_list(values: Any) -> list:
-    return [mpz(int(v)) for v in values]
-
-
 def encrypt(pk: Any, m_ints: list) -> list:
     """DJN encryption on the GPU with fresh exponents a < 2^rand_bits from os.urandom."""
     from cipherray.gpu_kernels import paillier as gp
@@ -71,22 +65,20 @@ def encrypt(pk: Any, m_ints: list) -> list:
         int.from_bytes(buf[i * nbytes : (i + 1) * nbytes], "little") & mask
         for i in range(len(m_ints))
     ]
-    out = gp.encrypt(
-        int(pk.n), int(pk.hs), [int(m) for m in m_ints], a, pk.rand_bits, backend=KERNEL
-    )
-    return _mpz_list(out)
+    out = gp.encrypt(int(pk.n), int(pk.hs), m_ints, a, pk.rand_bits, backend=KERNEL, as_mpz=True)
+    return list(out)
 
 
 def decrypt(sk: Any, c_list: list) -> list:
     from cipherray.gpu_kernels import paillier as gp
 
-    return _mpz_list(gp.decrypt_crt(int(sk.p), int(sk.q), [int(c) for c in c_list], backend=KERNEL))
+    return list(gp.decrypt_crt(int(sk.p), int(sk.q), c_list, backend=KERNEL, as_mpz=True))
 
 
 def add(a: list, b: list, nsq: Any) -> list:
     from cipherray.gpu_kernels import paillier as gp
 
-    return _mpz_list(gp.add(int(nsq), [int(x) for x in a], [int(x) for x in b], backend=KERNEL))
+    return list(gp.add(int(nsq), a, b, backend=KERNEL, as_mpz=True))
 
 
 def fits_int64(values: Any) -> bool:
@@ -96,9 +88,7 @@ def fits_int64(values: Any) -> bool:
 def scalar_mul(c: list, k: list, nsq: Any) -> list:
     from cipherray.gpu_kernels import paillier as gp
 
-    return _mpz_list(
-        gp.scalar_mul(int(nsq), [int(x) for x in c], [int(x) for x in k], backend=KERNEL)
-    )
+    return list(gp.scalar_mul(int(nsq), c, k, backend=KERNEL, as_mpz=True))
 
 
 def matmul(bases: list, exp_columns: list[list[int]], nsq: Any) -> list:
@@ -108,4 +98,4 @@ def matmul(bases: list, exp_columns: list[list[int]], nsq: Any) -> list:
     from cipherray.gpu_kernels import paillier as gp
 
     X = np.array(exp_columns, dtype=np.int64).T.copy()
-    return _mpz_list(gp.matvec(int(nsq), X, [int(b) for b in bases], backend=KERNEL))
+    return list(gp.matvec(int(nsq), X, bases, backend=KERNEL, as_mpz=True))
