@@ -42,6 +42,7 @@ from gmpy2 import mpz
 
 from cipherray.protocols.paillier import CipherArray
 from cipherray.protocols.paillier.arith import _add_plain_raw, _decrypt_raw
+from cipherray.protocols.paillier.cipher_array import _objarray
 
 SIGMA = 40  # statistical security of the H2A mask, bits
 
@@ -75,9 +76,7 @@ def h2a_mask(c: CipherArray, frac_bits: int) -> tuple[CipherArray, np.ndarray]:
         masks = [ri << (-s) for ri in r1]
         share = [(-ri) & 0xFFFFFFFFFFFFFFFF for ri in r1]
     masked = _add_plain_raw(flat, masks, pk.n, pk.nsquare)
-    out = CipherArray.from_ciphertexts(
-        pk, np.array(masked, dtype=object).reshape(c.shape), c.exponent, c.kind
-    )
+    out = CipherArray.from_ciphertexts(pk, _objarray(masked, c.shape), c.exponent, c.kind)
     own = np.array([int(v) for v in share], dtype=np.uint64).reshape(c.shape)
     return out.rerandomize(), own
 
@@ -130,7 +129,5 @@ def a2h_unmask(c: CipherArray, r: np.ndarray, frac_bits: int) -> CipherArray:
     flat = [mpz(x) for x in c.ciphertexts().ravel()]
     neg_r = [(-int(v)) % int(pk.n) for v in np.asarray(r, dtype=np.uint64).ravel()]
     out = _add_plain_raw(flat, [mpz(v) for v in neg_r], pk.n, pk.nsquare)
-    res = CipherArray.from_ciphertexts(
-        pk, np.array(out, dtype=object).reshape(c.shape), -(frac_bits // 4), "float"
-    )
+    res = CipherArray.from_ciphertexts(pk, _objarray(out, c.shape), -(frac_bits // 4), "float")
     return res.rerandomize()
