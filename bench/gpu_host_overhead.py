@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Host-side cost per element of the GPU Paillier path, on a CPU, with the kernels stubbed out.
+
+Every kernel launch of ``gpu_kernels.bigint`` is replaced by a no-op, and the GPU path runs on
+the host backend. What remains is the Python side a GPU run also pays: int <-> limb
+conversion, input checks, object arrays, the layer of ``protocols.paillier``. The results
+are garbage (nothing is computed); only the times mean something. On a GPU the limb
+transposes run on the device, so this overstates that part slightly.
+
+    python bench/gpu_host_overhead.py [--n 20000]   # prints a table, writes bench/out/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+from gmpy2 import mpz
+
+from cipherray.gpu_kernels import bigint as bi
+from cipherray.gpu_kernels import paillier as gp
+from cipherray.protocols import paillier
+from cipherray.protocols.paillier import backend as B
+
+
+def best_of(fn, reps: int = 3) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--out", default="bench/out")
+    args = ap.parse_args()
+    n = args.n
+    bi.MontContext.launch = lambda self, kernel, a, count: None  # no arithmetic
+    B.KERNEL, B._backend = "host", "gpu"  # protocols.paillier -> gpu_kernels, host build
+    pk, sk = paillier.keygen(2048)
+    nsq = int(pk.nsquare)
+    c_mpz = [mpz(secrets.randbelow(nsq)) for _ in range(n)]
+    c_int = [int(x) for x in c_mpz]
+    k = [secrets.randbits(64) - (1 << 63) for _ in range(n)]
+    k_pos = [abs(x) >> 1 for x in k]
+    x = np.array([secrets.randbits(40) - (1 << 39) for _ in range(n)], dtype=np.int64)
+    c_arr = pk.encrypt(x)
+    kk = np.array(k, dtype=np.int64)
+    rows = {
+        "gpu_kernels.paillier.add (int in, int out)": lambda: gp.add(nsq, c_int, c_int[::-1]),
+        "gpu_kernels.paillier.add (mpz in, mpz out)": lambda: gp.add(
+            nsq, c_mpz, c_mpz[::-1], as_mpz=True
+        ),
+        "gpu_kernels.paillier.scalar_mul (k >= 0, mpz)": lambda: gp.scalar_mul(
+            nsq, c_mpz, k_pos, as_mpz=True
+        ),
+        "protocols.paillier: encrypt": lambda: pk.encrypt(x),
+        "protocols.paillier: decrypt": lambda: sk.decrypt(c_arr),
+        "protocols.paillier: c * k (half negative)": lambda: c_arr * kk,
+    }
+    res = {}
+    print(f"host-side cost per element, kernels stubbed, 2048-bit n, {n} values")
+    for name, fn in rows.items():
+        us = best_of(fn) / n * 1e6
+        res[name] = round(us, 3)
+        print(f"  {name:48s} {us:7.2f} us")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_host_overhead.json").write_text(
+        json.dumps({"n": n, "us_per_element": res}, indent=1)
+    )
+
+
+if __name__ == "__main__":
+    main()
