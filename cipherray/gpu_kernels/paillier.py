@@ -270,8 +270,14 @@ def _key(n, hs=None, rand_bits=448, p=None, q=None, backend="auto") -> PaillierG
 
 
 def encrypt(
-    n: int, hs: int, m_ints, a_exponents, rand_bits: int, backend: str = "auto", as_mpz=False
-):
+    n: int,
+    hs: int,
+    m_ints,
+    a_exponents,
+    rand_bits: int,
+    backend: str = "auto",
+    as_mpz: bool = False,
+) -> np.ndarray:
     """c_i = (1 + m_i n) * hs^(a_i) mod n^2 (fixed-base comb on hs); numpy object array."""
     return _key(n, hs, rand_bits, backend=backend).encrypt(m_ints, a_exponents, as_mpz)
 
