@@ -189,6 +189,22 @@ def square_rows(txt: str, limbs32: int, blocks: int, rows_per_pass: int) -> dict
     return {"per_row_by_block": [round(p) for p in per_row], "per_row_mean": round(mean, 1)}
 
 
+def code_kib(txt: str) -> dict[str, float]:
+    """SASS size (KiB, 16 bytes an instruction) of each kernel, the device functions it calls
+    included (each kernel carries its own copy). A hot loop that outgrows the SM's
+    instruction caches is fetched from L2: a risk the static counts do not show."""
+    sizes: dict[str, int] = {}
+    cur = None
+    for line in txt.splitlines():
+        m = re.match(r"\s+Function : (\S+)", line)
+        if m:
+            cur = m.group(1)
+            sizes[cur] = 0
+        elif cur and re.match(r"\s+/\*[0-9a-f]{4,}\*/", line):
+            sizes[cur] += 1
+    return {k: round(v * 16 / 1024, 1) for k, v in sizes.items()}
+
+
 def row_loop_mix(txt: str, kernel: str = "montmul") -> dict | None:
     """Instruction mix of the largest loop in `kernel` (the Montgomery row loop)."""
     ls = loops(txt, kernel)
@@ -253,8 +269,12 @@ def main() -> int:
             sq = dict(table[var]).get("CR_F64_SQR", 0)
             entry["square"] = square_rows(txt, n, sq, rows_per_pass) if (sq and cuobj) else None
             entry["montsqr_kernel"] = rep.get("montsqr", {})
+            kib = code_kib(txt) if cuobj else {}
+            entry["code_kib"] = {k: kib[k] for k in ("montmul", "montsqr", "modexp") if k in kib}
             res["modules"][f"{n}_{var}"] = entry
-            rows.append((n, var, mm, entry["modexp_kernel"], mix, entry["square"]))
+            rows.append(
+                (n, var, mm, entry["modexp_kernel"], mix, entry["square"], entry["code_kib"])
+            )
             print(f"N={n:3d} {var:6s} mont_mul spills {mm.get('spill_stores')}/"
                   f"{mm.get('spill_loads')} B"
                   + (f", row loop {mix['instructions']} instr, "
@@ -268,10 +288,11 @@ def main() -> int:
         "",
         "| modulus | variant | mont_mul spills (B) | modexp kernel regs / spills (B) | row-loop "
         "instructions per limb product | of which fp64 / int / shared / local / move | "
-        "instructions per 1000 bit² | squaring / multiplication (row-loop instructions) |",
-        "|---|---|---:|---:|---:|---|---:|---|",
+        "instructions per 1000 bit² | squaring / multiplication (row-loop instructions) | "
+        "SASS KiB montmul / montsqr / modexp |",
+        "|---|---|---:|---:|---:|---|---:|---|---|",
     ]
-    for n, var, mm, mk, mix, sq in rows:
+    for n, var, mm, mk, mix, sq, kib in rows:
         pp = mix["per_product"] if mix else {}
         md.append(
             f"| {32 * n}-bit | {var} | {mm.get('spill_stores', '?')} | "
@@ -283,6 +304,10 @@ def main() -> int:
                 f"{(sq['per_row_mean'] if sq else mix['per_row']) / mix['per_row']:.2f}"
                 if mix
                 else "-"
+            )
+            + " | "
+            + " / ".join(
+                f"{kib[k]:.0f}" if k in kib else "-" for k in ("montmul", "montsqr", "modexp")
             )
             + " |"
         )
