@@ -7,24 +7,27 @@ conversion, input checks, object arrays, the layer of ``protocols.paillier``. Th
 are garbage (nothing is computed); only the times mean something. On a GPU the limb
 transposes run on the device, so this overstates that part slightly.
 
-    python bench/gpu_host_overhead.py [--n 20000]   # prints a table, writes bench/out/*.json
+    python bench/gpu_host_overhead.py [--n 20000]   # bench/out/gpu_host_overhead.{json,md}
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from gmpy2 import mpz
 
-from cipherray.gpu_kernels import bigint as bi
-from cipherray.gpu_kernels import paillier as gp
-from cipherray.protocols import paillier
-from cipherray.protocols.paillier import backend as B
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+from cipherray.gpu_kernels import bigint as bi  # noqa: E402
+from cipherray.gpu_kernels import paillier as gp  # noqa: E402
+from cipherray.protocols import paillier  # noqa: E402
+from cipherray.protocols.paillier import backend as B  # noqa: E402
 
 
 def best_of(fn, reps: int = 3) -> float:
@@ -66,17 +69,11 @@ def main() -> None:
         "protocols.paillier: decrypt": lambda: sk.decrypt(c_arr),
         "protocols.paillier: c * k (half negative)": lambda: c_arr * kk,
     }
-    res = {}
-    print(f"host-side cost per element, kernels stubbed, 2048-bit n, {n} values")
-    for name, fn in rows.items():
-        us = best_of(fn) / n * 1e6
-        res[name] = round(us, 3)
-        print(f"  {name:48s} {us:7.2f} us")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_host_overhead.json").write_text(
-        json.dumps({"n": n, "us_per_element": res}, indent=1)
-    )
+    table = [{"operation": name, "us per element": round(best_of(fn) / n * 1e6, 2)}
+             for name, fn in rows.items()]  # fmt: skip
+    data = {"machine": common.machine(), "n": n, "n_bits": 2048, "kernels": "stubbed",
+            "rows": table}  # fmt: skip
+    common.write(args.out, "gpu_host_overhead", data, table, ["operation", "us per element"])
 
 
 if __name__ == "__main__":

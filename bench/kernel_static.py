@@ -154,17 +154,25 @@ def sass(cuobjdump: str, cubin: bytes) -> str:
     return r.stdout
 
 
+def functions(txt: str) -> dict[str, list[tuple[int, str]]]:
+    """cuobjdump -sass output -> {kernel: [(address, instruction), ...]} (a kernel's section
+    holds the device functions it calls too)."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    cur: list[tuple[int, str]] | None = None
+    for line in txt.splitlines():
+        f = re.match(r"\s+Function : (\S+)", line)
+        if f:
+            cur = out.setdefault(f.group(1), [])
+            continue
+        m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
+        if m and cur is not None:
+            cur.append((int(m.group(1), 16), m.group(2).strip()))
+    return out
+
+
 def loops(txt: str, kernel: str, min_len: int = 200) -> list[list[tuple[int, str]]]:
     """The loops (backward branches) of at least min_len instructions in `kernel`, in order."""
-    i = txt.find(f"Function : {kernel}\n")
-    if i < 0:
-        return []
-    j = txt.find("Function :", i + 10)
-    ins = []
-    for line in txt[i : j if j > 0 else None].splitlines():
-        m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
-        if m:
-            ins.append((int(m.group(1), 16), m.group(2).strip()))
+    ins = functions(txt).get(kernel, [])
     index = {a: k for k, (a, _) in enumerate(ins)}
     out = []
     for k, (a, t) in enumerate(ins):
@@ -189,20 +197,15 @@ def square_rows(txt: str, limbs32: int, blocks: int, rows_per_pass: int) -> dict
     return {"per_row_by_block": [round(p) for p in per_row], "per_row_mean": round(mean, 1)}
 
 
+SIZED_KERNELS = ("montmul", "montsqr", "modexp")
+
+
 def code_kib(txt: str) -> dict[str, float]:
-    """SASS size (KiB, 16 bytes an instruction) of each kernel, the device functions it calls
-    included (each kernel carries its own copy). A hot loop that outgrows the SM's
+    """SASS size (KiB, 16 bytes an instruction) of the SIZED_KERNELS, the device functions
+    each calls included (each kernel carries its own copy). A hot loop that outgrows the SM's
     instruction caches is fetched from L2: a risk the static counts do not show."""
-    sizes: dict[str, int] = {}
-    cur = None
-    for line in txt.splitlines():
-        m = re.match(r"\s+Function : (\S+)", line)
-        if m:
-            cur = m.group(1)
-            sizes[cur] = 0
-        elif cur and re.match(r"\s+/\*[0-9a-f]{4,}\*/", line):
-            sizes[cur] += 1
-    return {k: round(v * 16 / 1024, 1) for k, v in sizes.items()}
+    fns = functions(txt)
+    return {k: round(len(fns[k]) * 16 / 1024, 1) for k in SIZED_KERNELS if k in fns}
 
 
 def row_loop_mix(txt: str, kernel: str = "montmul") -> dict | None:
@@ -269,8 +272,7 @@ def main() -> int:
             sq = dict(table[var]).get("CR_F64_SQR", 0)
             entry["square"] = square_rows(txt, n, sq, rows_per_pass) if (sq and cuobj) else None
             entry["montsqr_kernel"] = rep.get("montsqr", {})
-            kib = code_kib(txt) if cuobj else {}
-            entry["code_kib"] = {k: kib[k] for k in ("montmul", "montsqr", "modexp") if k in kib}
+            entry["code_kib"] = code_kib(txt) if cuobj else {}
             res["modules"][f"{n}_{var}"] = entry
             rows.append(
                 (n, var, mm, entry["modexp_kernel"], mix, entry["square"], entry["code_kib"])
@@ -306,9 +308,7 @@ def main() -> int:
                 else "-"
             )
             + " | "
-            + " / ".join(
-                f"{kib[k]:.0f}" if k in kib else "-" for k in ("montmul", "montsqr", "modexp")
-            )
+            + " / ".join(f"{kib[k]:.0f}" if k in kib else "-" for k in SIZED_KERNELS)
             + " |"
         )
     (out / "kernel_static.md").write_text("\n".join(md) + "\n")
