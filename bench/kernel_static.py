@@ -39,7 +39,7 @@ SRC = ROOT / "cipherray" / "gpu_kernels"
 sys.path.insert(0, str(ROOT))
 
 # names in cipherray.gpu_kernels.bigint._VARIANTS
-VARIANTS = ("fios", "ptx", "f64", "f64x2", "f64s", "f64x2s")
+VARIANTS = ("fios", "ptx", "pairs", "f64", "f64x2", "f64s", "f64x2s")
 
 
 def _site_dirs() -> list[str]:
@@ -143,6 +143,21 @@ def _classify(op: str) -> str:
     return "other"
 
 
+def _pipe(op: str) -> str:
+    """The execution pipe an instruction issues to on sm_80 / sm_90, as Nsight Compute names
+    them: every IMAD form (IMAD.WIDE, and IMAD.MOV, which ptxas uses for plain moves) goes to
+    the FMA pipe; IADD3, LOP3, MOV and the other integer ALU operations to the ALU pipe."""
+    if op.startswith(("DFMA", "DADD", "DMUL")):
+        return "fp64"
+    if op.startswith("IMAD"):
+        return "fma"
+    if op.startswith(("IADD3", "LOP3", "MOV", "SHF", "SEL", "ISETP", "LEA", "VIADD", "PRMT")):
+        return "alu"
+    if op.startswith(("LD", "ST")):
+        return "memory"
+    return "other"
+
+
 def sass(cuobjdump: str, cubin: bytes) -> str:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
@@ -216,9 +231,16 @@ def row_loop_mix(txt: str, kernel: str = "montmul") -> dict | None:
     best = max(ls, key=len)
     ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for _, t in best)
     classes = collections.Counter()
+    pipes = collections.Counter()
     for op, c in ops.items():
         classes[_classify(op)] += c
-    return {"instructions": len(best), "classes": dict(classes), "top": ops.most_common(8)}
+        pipes[_pipe(op)] += c
+    return {
+        "instructions": len(best),
+        "classes": dict(classes),
+        "pipes": dict(pipes),
+        "top": ops.most_common(8),
+    }
 
 
 def main() -> int:
@@ -259,6 +281,9 @@ def main() -> int:
                 # products in one pass of the loop: prods per limb of a / m, L limbs
                 per_prod = {k: round(v / (prods * L), 2) for k, v in mix["classes"].items()}
                 mix["per_product"] = per_prod
+                mix["pipes_per_product"] = {
+                    k: round(v / (prods * L), 2) for k, v in mix["pipes"].items()
+                }
                 mix["instructions_per_product"] = round(mix["instructions"] / (prods * L), 2)
                 mix["limb_bits"] = limb_bits
                 mix["rows_per_pass"] = rows_per_pass
@@ -290,17 +315,21 @@ def main() -> int:
         "",
         "| modulus | variant | mont_mul spills (B) | modexp kernel regs / spills (B) | row-loop "
         "instructions per limb product | of which fp64 / int / shared / local / move | "
+        "by pipe: FMA (all IMAD forms) / ALU / fp64 | "
         "instructions per 1000 bit² | squaring / multiplication (row-loop instructions) | "
         "SASS KiB montmul / montsqr / modexp |",
-        "|---|---|---:|---:|---:|---|---:|---|---|",
+        "|---|---|---:|---:|---:|---|---|---:|---|---|",
     ]
     for n, var, mm, mk, mix, sq, kib in rows:
         pp = mix["per_product"] if mix else {}
+        pipes = mix["pipes_per_product"] if mix else {}
         md.append(
             f"| {32 * n}-bit | {var} | {mm.get('spill_stores', '?')} | "
             f"{mk.get('registers', '?')} / {mk.get('spill_stores', '?')} | "
             f"{mix['instructions_per_product'] if mix else '-'} | "
             + " / ".join(str(pp.get(c, 0)) for c in ("fp64", "int", "shared", "local", "move"))
+            + " | "
+            + " / ".join(str(pipes.get(c, 0)) for c in ("fma", "alu", "fp64"))
             + f" | {mix['instructions_per_kbit2'] if mix else '-'} | "
             + (
                 f"{(sq['per_row_mean'] if sq else mix['per_row']) / mix['per_row']:.2f}"

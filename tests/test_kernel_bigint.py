@@ -6,6 +6,7 @@ import random
 
 import gmpy2
 import numpy as np
+import pairs_model
 import pytest
 
 from cipherray.gpu_kernels import bigint as bi
@@ -142,7 +143,8 @@ def test_rejects_bad_moduli():
 
 
 @pytest.mark.parametrize(
-    "variant", ["fios", "cios", "fios_smem", "ptx", "ptx_smem", "f64", "f64x2", "f64s", "f64x2s"]
+    "variant",
+    ["fios", "cios", "fios_smem", "ptx", "ptx_smem", "pairs", "f64", "f64x2", "f64s", "f64x2s"],
 )
 def test_variants_agree(variant):
     # on the host "ptx*" and "*_smem" compile to the portable core; "cios" and "f64" are their
@@ -161,6 +163,40 @@ def test_variants_agree(variant):
         assert list(got) == [x * x * rinv % m for x in a]
     with pytest.raises(ValueError):
         bi.MontContext(m, "host", variant="nope")
+
+
+def test_carry_vectors_take_every_top_carry():
+    """The model of the pairs rows agrees with Montgomery multiplication, and under the
+    carry vectors it takes every top-limb carry the kernel propagates (except the one after
+    pass E, which the bound allows but no input found reaches)."""
+    taken: set[str] = set()
+    for m, a, b in pairs_model.CARRY_VECTORS_256:
+        got = pairs_model.mont_pairs(a, b, m, 8, taken)
+        assert got < 2 * m and got % m == a * b * pow(1 << 256, -1, m) % m
+    assert taken == {"A:N", "B:N+1", "C:N", "C:N+1", "D:N+1", "F:N+1", "F:N+2", "G:N+1", "G:N+2"}
+
+
+@pytest.mark.parametrize("variant", ["fios", "pairs", "f64x2"])
+def test_variants_at_the_carry_bounds(variant):
+    """Moduli and operands at the edges of the carry bounds: m = 2^bits - 1 (every limb all
+    ones), m just above 2^(bits-1), and a, b = m - 1, where the accumulator's top limbs and
+    every carry chain are at their largest; plus the pairs carry vectors (256-bit)."""
+    for m, a, b in pairs_model.CARRY_VECTORS_256:
+        ctx = bi.MontContext(m, "host", variant=variant)
+        rinv = pow(1 << bi.mont_r_bits(ctx.limbs, variant), -1, m)
+        got = ctx.get(ctx.mont_mul(ctx.put([a, b]), ctx.put([b, a])))
+        assert list(got) == [a * b * rinv % m] * 2
+    for bits in (256, 2048, 4096):
+        for m in ((1 << bits) - 1, (1 << (bits - 1)) + 1, (1 << bits) - 3):
+            ctx = bi.MontContext(m, "host", variant=variant)
+            a = [m - 1, m - 1, m - 2, 1, 0] + [RNG.randrange(m) for _ in range(11)]
+            b = [m - 1, m - 2, m - 1, m - 1, m - 1] + [RNG.randrange(m) for _ in range(11)]
+            rinv = pow(1 << bi.mont_r_bits(ctx.limbs, variant), -1, m)
+            got = ctx.get(ctx.mont_mul(ctx.put(a), ctx.put(b)))
+            assert list(got) == [x * y * rinv % m for x, y in zip(a, b)], (bits, hex(m)[:12])
+            e = [2**64 - 1] * 4 + [RNG.getrandbits(64) for _ in range(12)]
+            got = ctx.get(ctx.modexp(ctx.put(a), ctx.put32(e, limbs=2), 64))
+            assert list(got) == [pow(x, k, m) for x, k in zip(a, e)]
 
 
 def test_auto_variant_device_class(monkeypatch):

@@ -207,6 +207,10 @@ CR_HD void mont_finish(uint64_t* out, int ldo, const uint32_t* t, const uint64_t
   }
 }
 
+#ifdef CR_PAIRS
+#include "bigint_pairs.cuh"
+#endif
+
 #if defined(CR_F64)
 // Variant "f64": Montgomery multiplication on the fp64 units, R = 2^(52 ceil(32 N / 52)).
 #include "bigint_f64.cuh"
@@ -221,13 +225,19 @@ template <int N>
 CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
                              const uint64_t* b, int ldb, const uint64_t* __restrict__ m,
                              uint32_t minv) {
+#ifdef CR_PAIRS
+  uint32_t t[N + 4];
+#else
   uint32_t t[N + 2];
+#endif
 #ifdef __CUDA_ARCH__
   if constexpr (N >= CR_SMEM_MIN) {
     __shared__ uint64_t s_a[(N / 2) * CR_MM_BLOCK];
     uint64_t* col = s_a + threadIdx.x;
     for (int k = 0; k < N / 2; k++) col[k * CR_MM_BLOCK] = a[(cr_idx)k * lda];
-#ifdef CR_PTX
+#if defined(CR_PAIRS)
+    mont_core_pairs<N, CR_MM_BLOCK, true>(t, col, CR_MM_BLOCK, b, ldb, m, minv);
+#elif defined(CR_PTX)
     mont_core_ptx<N, CR_MM_BLOCK, true>(t, col, CR_MM_BLOCK, b, ldb, m, minv);
 #else
     mont_core<N, CR_MM_BLOCK, true>(t, col, CR_MM_BLOCK, b, ldb, m, minv);
@@ -235,13 +245,17 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
     mont_finish<N>(out, ldo, t, m);
     return;
   }
-#ifdef CR_PTX
+#if defined(CR_PTX) && !defined(CR_PAIRS)
   mont_core_ptx<N, 0, false>(t, a, lda, b, ldb, m, minv);
   mont_finish<N>(out, ldo, t, m);
   return;
 #endif
 #endif
+#ifdef CR_PAIRS
+  mont_core_pairs<N, 0, false>(t, a, lda, b, ldb, m, minv);
+#else
   mont_core<N, 0, false>(t, a, lda, b, ldb, m, minv);
+#endif
   mont_finish<N>(out, ldo, t, m);
 }
 

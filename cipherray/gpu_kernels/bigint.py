@@ -48,7 +48,9 @@ _SIG = {
 # Montgomery multiplication variants (compile-time switches of bigint.cuh): "fios" (default),
 # "cios" (separate product / reduction passes), "fios_smem" (shared-memory streaming of the
 # a operand already from 2048-bit moduli on, instead of 4096-bit), "ptx" / "ptx_smem" (GPU
-# only: the rows as PTX carry chains; on the host these are the same as "fios"), "f64"
+# only: the rows as PTX carry chains; on the host these are the same as "fios"), "pairs"
+# (bigint_pairs.cuh: carry chains whose fused products all land on aligned register pairs,
+# the others as mul.wide + add chain; the host build runs the same chains), "f64"
 # (bigint_f64.cuh: 52-bit limbs on the fp64 units; Montgomery radix 2^(52 ceil(32 L / 52))
 # instead of 2^(32 L), see mont_r_bits), "f64x2" (the same, two rows of b per pass over a, m),
 # "f64s" / "f64x2s" (those with a dedicated squaring: each cross product once).
@@ -58,6 +60,7 @@ _VARIANTS = {
     "fios_smem": (("CR_SMEM_MIN", 64),),
     "ptx": (("CR_PTX", 1),),
     "ptx_smem": (("CR_PTX", 1), ("CR_SMEM_MIN", 64)),
+    "pairs": (("CR_PAIRS", 1),),
     "f64": (("CR_F64", 1),),
     "f64x2": (("CR_F64", 1), ("CR_F64_ROWS", 2)),
     "f64s": (("CR_F64", 1), ("CR_F64_SQR", 4)),

@@ -1,0 +1,97 @@
+"""A Python model of the "pairs" Montgomery rows (cipherray/gpu_kernels/bigint_pairs.cuh):
+the same eight carry chains per word of b, on a list of 32-bit limbs, recording which of the
+carries into the accumulator's top limbs were taken. Used to find, and to check, inputs that
+take every such carry: CARRY_VECTORS_256, which tests/test_kernel_bigint.py runs on the host
+build and bench/gpu.py on the GPU."""
+
+from __future__ import annotations
+
+M32 = (1 << 32) - 1
+
+# (m, a, b), 256-bit (n = 8 limbs), under which each carry into the top limbs of the "pairs"
+# accumulator is taken (found with mont_pairs below, by a search over near-maximal operands):
+# into t[N] in passes A and C, into t[N + 1] in B, C, D, F, G, into t[N + 2] in F and G.
+# Random operands rarely take them.
+CARRY_VECTORS_256 = [
+    (
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFB2C3E5901AB16437,
+        0xF8937DC56ACE67A2A2623607E7E717EE76D06FD42DC0F7DBA038B65D0E54E466,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF90FC98A5E9FF5CA5F666AF27C9098A33,
+    ),
+    (
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF1,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEF,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF0,
+    ),
+    (
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEDBB1334FC3B0BC7F,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA0AA8DFCCFE7AF3938215E0831764915,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF77E12E9D51D14EAB80EAFADBCB464A20,
+    ),
+    (
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFE461F3,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFCDE3AD6994273989A92FAF3298844E8B,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA250EF92,
+    ),
+]
+
+
+def mont_pairs(a: int, b: int, m: int, n: int, taken: set[str]) -> int:
+    """a * b * 2^(-32 n) mod m, not fully reduced (< 2m), as the pairs rows compute it; the
+    names of the top-limb carries that were 1 are added to `taken` (pass letter, limb)."""
+    w = n // 2
+    minv = (-pow(m, -1, 1 << 32)) % (1 << 32)
+    al = [(a >> (32 * i)) & M32 for i in range(n)]
+    bl_ = [(b >> (32 * i)) & M32 for i in range(n)]
+    ml = [(m >> (32 * i)) & M32 for i in range(n)]
+    t = [0] * (n + 4)
+
+    def fused(pair0: int, x: list[int], off: int, y: int) -> int:
+        c = 0
+        for k in range(w):
+            lo, hi = 2 * (k + pair0), 2 * (k + pair0) + 1
+            s = x[2 * k + off] * y + (t[lo] | (t[hi] << 32)) + c
+            t[lo], t[hi], c = s & M32, (s >> 32) & M32, s >> 64
+        return c
+
+    def odd(x: list[int], off: int, y: int) -> int:
+        c = 0
+        for k in range(w):
+            p = x[2 * k + off] * y
+            s = t[2 * k + 1] + (p & M32) + c
+            t[2 * k + 1], c = s & M32, s >> 32
+            s = t[2 * k + 2] + (p >> 32) + c
+            t[2 * k + 2], c = s & M32, s >> 32
+        return c
+
+    def carry_into(i: int, c: int, name: str, last: bool) -> int:
+        if c:
+            taken.add(name)
+        s = t[i] + c
+        t[i] = s & M32
+        if last and s >> 32:
+            raise AssertionError(f"carry lost above limb {i} ({name})")
+        return s >> 32
+
+    for ib in range(w):
+        bl, bh = bl_[2 * ib], bl_[2 * ib + 1]
+        carry_into(n, fused(0, al, 0, bl), "A:N", True)
+        carry_into(n + 1, odd(al, 1, bl), "B:N+1", True)
+        u1 = t[0] * minv & M32
+        c = carry_into(n, fused(0, ml, 0, u1), "C:N", False)
+        carry_into(n + 1, c, "C:N+1", True)
+        carry_into(n + 1, odd(ml, 1, u1), "D:N+1", True)
+        carry_into(n + 2, fused(1, al, 1, bh), "E:N+2", True)
+        c = carry_into(n + 1, odd(al, 0, bh), "F:N+1", False)
+        carry_into(n + 2, c, "F:N+2", True)
+        u2 = t[1] * minv & M32
+        c = carry_into(n + 1, odd(ml, 0, u2), "G:N+1", False)
+        carry_into(n + 2, c, "G:N+2", True)
+        assert t[0] == 0 and t[1] == 0
+        c = 0
+        for k in range(w):
+            s = ml[2 * k + 1] * u2 + (t[2 * k + 2] | (t[2 * k + 3] << 32)) + c
+            t[2 * k], t[2 * k + 1], c = s & M32, (s >> 32) & M32, s >> 64
+        t[n], t[n + 1], t[n + 2] = t[n + 2] + c, 0, 0
+        assert t[n] <= M32 and t[n + 3] == 0
+    return sum(x << (32 * i) for i, x in enumerate(t))
