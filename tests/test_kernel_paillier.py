@@ -172,6 +172,13 @@ def test_input_checks(key):
         P.decrypt_crt(key["p"], key["q"], [nsq], backend="host")
     with pytest.raises(ValueError):
         P.matvec(nsq, np.zeros((3, 2), dtype=np.int64), [1, 1], backend="host")
+    with pytest.raises(ValueError, match="ciphertexts must lie"):
+        P.matvec(nsq, np.zeros((2, 2), dtype=np.int64), [1, nsq], backend="host")
+    for c1, c2 in (([1, nsq], [1, 1]), ([1, 1], [-1, 1])):
+        with pytest.raises(ValueError, match="ciphertexts must lie"):
+            P.add(nsq, c1, c2, backend="host")
+    with pytest.raises(ValueError, match="differ in length"):
+        P.add(nsq, [1, 2], [1], backend="host")
 
 
 def test_matches_cpu_paillier_protocol():

@@ -52,6 +52,23 @@ def _like(values: list, x: int):
     return _mpz_type(x) if values and type(values[0]) is _mpz_type else x
 
 
+def _require_ciphertexts(values: list, nsq: int) -> None:
+    """Ciphertexts (already through _ints) must lie in [0, n^2): the kernels reduce only
+    products of operands below the modulus."""
+    bound = _like(values, nsq)
+    if any(not 0 <= x < bound for x in values):
+        raise ValueError("ciphertexts must lie in [0, n^2)")
+
+
+def _checked_pair(c1, c2, nsq: int) -> tuple[list, list]:
+    a, b = _ints(c1), _ints(c2)
+    if len(a) != len(b):
+        raise ValueError("c1 and c2 differ in length")
+    _require_ciphertexts(a, nsq)
+    _require_ciphertexts(b, nsq)
+    return a, b
+
+
 class PaillierGpu:
     """Per-key state on one backend: Montgomery contexts, comb table, CRT constants.
 
@@ -214,15 +231,13 @@ class PaillierGpu:
 
     def decrypt(self, c_ints, as_mpz: bool = False) -> np.ndarray:
         c = _ints(c_ints)
-        nsq = _like(c, self.nsq)
-        if any(x < 0 or x >= nsq for x in c):
-            raise ValueError("ciphertexts must lie in [0, n^2)")
+        _require_ciphertexts(c, self.nsq)
         cl = self.ctx_p.put(c, limbs=2 * self.ctx_p.limbs)
         return self.ctx_p.get(self.decrypt_limbs(cl), as_mpz)
 
     def add(self, c1, c2, as_mpz: bool = False) -> np.ndarray:
-        c1_l, c2_l = self.ctx.put(_ints(c1)), self.ctx.put(_ints(c2))
-        return self.ctx.get(self.add_limbs(c1_l, c2_l), as_mpz)
+        a, b = _checked_pair(c1, c2, self.nsq)
+        return self.ctx.get(self.add_limbs(self.ctx.put(a), self.ctx.put(b)), as_mpz)
 
     def scalar_mul(self, c, k, as_mpz: bool = False) -> np.ndarray:
         cs = _ints(c)
@@ -232,9 +247,7 @@ class PaillierGpu:
         k_lim = _like(ks, 1 << 64)
         if any(abs(x) >= k_lim for x in ks):
             raise ValueError("scalars must fit in 64 bits (|k| < 2^64)")
-        nsq = _like(cs, self.nsq)
-        if any(not 0 <= x < nsq for x in cs):
-            raise ValueError("ciphertexts must lie in [0, n^2)")
+        _require_ciphertexts(cs, self.nsq)
         kabs = [abs(x) for x in ks]
         kl = self.ctx.put32(kabs, limbs=2)
         # windows only up to the batch's longest scalar (fixed-point data is often short)
@@ -254,7 +267,9 @@ class PaillierGpu:
 
     def matvec(self, X, c, as_mpz: bool = False) -> np.ndarray:
         """X.T @ c in the exponent: out_j = prod_r c_r^X[r, j] mod n^2 (X int64, shape (R, J))."""
-        pos, neg = self.matvec_limbs(self.ctx.put(_ints(c)), np.asarray(X))
+        cs = _ints(c)
+        _require_ciphertexts(cs, self.nsq)
+        pos, neg = self.matvec_limbs(self.ctx.put(cs), np.asarray(X))
         return self.ctx.get(self.ctx.mulmod(pos, self.ctx.invert(neg)), as_mpz)
 
 
@@ -289,8 +304,9 @@ def decrypt_crt(p: int, q: int, c, backend: str = "auto", as_mpz: bool = False) 
 
 def add(nsq: int, c1, c2, backend: str = "auto", as_mpz: bool = False) -> np.ndarray:
     """Homomorphic addition: c1_i * c2_i mod n^2."""
+    a, b = _checked_pair(c1, c2, int(nsq))
     ctx = bi.MontContext(int(nsq), backend)
-    return ctx.get(ctx.mulmod(ctx.put(_ints(c1)), ctx.put(_ints(c2))), as_mpz)
+    return ctx.get(ctx.mulmod(ctx.put(a), ctx.put(b)), as_mpz)
 
 
 def _nsq_key(nsq: int, backend: str) -> PaillierGpu:
