@@ -39,7 +39,7 @@ SRC = ROOT / "cipherray" / "gpu_kernels"
 sys.path.insert(0, str(ROOT))
 
 # names in cipherray.gpu_kernels.bigint._VARIANTS
-VARIANTS = ("fios", "ptx", "pairs", "f64", "f64x2", "f64s", "f64x2s")
+VARIANTS = ("fios", "ptx", "pairs", "pairs_sqr", "f64", "f64x2", "f64s", "f64x2s")
 
 
 def _site_dirs() -> list[str]:
@@ -199,13 +199,16 @@ def loops(txt: str, kernel: str, min_len: int = 200) -> list[list[tuple[int, str
     return out
 
 
-def square_rows(txt: str, limbs32: int, blocks: int, rows_per_pass: int) -> dict | None:
-    """Instructions per row of the blocked fp64 squaring (montsqr), averaged over its rows:
-    block b's loop does rows_per_pass rows of (L - s_b) + L products per pass."""
+def square_rows(
+    txt: str, limbs32: int, blocks: int, rows_per_pass: int, fp64: bool = True
+) -> dict | None:
+    """Instructions per row of a blocked squaring (montsqr), averaged over its rows. fp64:
+    block b's loop does rows_per_pass rows of (L - s_b) + L products per pass, L 52-bit limbs;
+    else ("pairs_sqr") one word of b, two 32-bit rows, per pass, over L = limbs32 / 2 words."""
     ls = loops(txt, "montsqr")
     if len(ls) != blocks:
         return None
-    L = -(-32 * limbs32 // 52)
+    L = -(-32 * limbs32 // 52) if fp64 else limbs32 // 2
     bounds = [(b * L // blocks, (b + 1) * L // blocks) for b in range(blocks)]
     per_row = [len(seg) / rows_per_pass for seg in ls]
     mean = sum(p * (e - s) for p, (s, e) in zip(per_row, bounds)) / L
@@ -294,8 +297,13 @@ def main() -> int:
             if mix:
                 mix["per_row"] = round(mix["instructions"] / rows_per_pass, 1)
             entry["row_loop"] = mix
-            sq = dict(table[var]).get("CR_F64_SQR", 0)
-            entry["square"] = square_rows(txt, n, sq, rows_per_pass) if (sq and cuobj) else None
+            defs = dict(table[var])
+            sq = defs.get("CR_F64_SQR", 0) or defs.get("CR_PAIRS_SQR", 0)
+            entry["square"] = (
+                square_rows(txt, n, sq, rows_per_pass, fp64=var.startswith("f64"))
+                if (sq and cuobj)
+                else None
+            )
             entry["montsqr_kernel"] = rep.get("montsqr", {})
             entry["code_kib"] = code_kib(txt) if cuobj else {}
             res["modules"][f"{n}_{var}"] = entry

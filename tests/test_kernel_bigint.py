@@ -144,7 +144,19 @@ def test_rejects_bad_moduli():
 
 @pytest.mark.parametrize(
     "variant",
-    ["fios", "cios", "fios_smem", "ptx", "ptx_smem", "pairs", "f64", "f64x2", "f64s", "f64x2s"],
+    [
+        "fios",
+        "cios",
+        "fios_smem",
+        "ptx",
+        "ptx_smem",
+        "pairs",
+        "pairs_sqr",
+        "f64",
+        "f64x2",
+        "f64s",
+        "f64x2s",
+    ],
 )
 def test_variants_agree(variant):
     # on the host "ptx*" and "*_smem" compile to the portable core; "cios" and "f64" are their
@@ -176,7 +188,7 @@ def test_carry_vectors_take_every_top_carry():
     assert taken == {"A:N", "B:N+1", "C:N", "C:N+1", "D:N+1", "F:N+1", "F:N+2", "G:N+1", "G:N+2"}
 
 
-@pytest.mark.parametrize("variant", ["fios", "pairs", "f64x2"])
+@pytest.mark.parametrize("variant", ["fios", "pairs", "pairs_sqr", "f64x2"])
 def test_variants_at_the_carry_bounds(variant):
     """Moduli and operands at the edges of the carry bounds: m = 2^bits - 1 (every limb all
     ones), m just above 2^(bits-1), and a, b = m - 1, where the accumulator's top limbs and

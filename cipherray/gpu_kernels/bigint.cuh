@@ -232,8 +232,12 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
 #endif
 #ifdef __CUDA_ARCH__
   if constexpr (N >= CR_SMEM_MIN) {
+#ifdef CR_PAIRS
+    uint64_t* col = crp_smem<N>() + threadIdx.x;  // shared with mont_sqr_pairs
+#else
     __shared__ uint64_t s_a[(N / 2) * CR_MM_BLOCK];
     uint64_t* col = s_a + threadIdx.x;
+#endif
     for (int k = 0; k < N / 2; k++) col[k * CR_MM_BLOCK] = a[(cr_idx)k * lda];
 #if defined(CR_PAIRS)
     mont_core_pairs<N, CR_MM_BLOCK, true>(t, col, CR_MM_BLOCK, b, ldb, m, minv);
@@ -329,6 +333,8 @@ CR_HD void mont_sqr(uint64_t* out, int ldo, const uint64_t* a, int lda, const ui
                     uint32_t minv) {
 #if defined(CR_F64) && CR_F64_SQR
   f52_mont_sqr<N, CR_F64_SQR>(out, ldo, a, lda, m);
+#elif defined(CR_PAIRS) && defined(CR_PAIRS_SQR)
+  mont_sqr_pairs<N, CR_PAIRS_SQR>(out, ldo, a, lda, m, minv);
 #else
   mont_mul<N>(out, ldo, a, lda, a, lda, m, minv);
 #endif

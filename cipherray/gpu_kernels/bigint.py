@@ -61,6 +61,7 @@ _VARIANTS = {
     "ptx": (("CR_PTX", 1),),
     "ptx_smem": (("CR_PTX", 1), ("CR_SMEM_MIN", 64)),
     "pairs": (("CR_PAIRS", 1),),
+    "pairs_sqr": (("CR_PAIRS", 1), ("CR_PAIRS_SQR", 4)),
     "f64": (("CR_F64", 1),),
     "f64x2": (("CR_F64", 1), ("CR_F64_ROWS", 2)),
     "f64s": (("CR_F64", 1), ("CR_F64_SQR", 4)),

@@ -77,35 +77,70 @@
 // 32-bit limb `h` (0: low, 1: high) of the 64-bit word k of x (stride ld).
 #define CRP_LIMB(x, ld, k, h) ((uint32_t)((x)[(cr_idx)(k) * (ld)] >> (32 * (h))))
 
-// t (pairs from limb 2 * P) += x_h * y: the limbs x[2k + h] (k < W) at positions 2k + 2P, each
-// product fused onto the aligned pair (t[2k + 2P], t[2k + 2P + 1]). Leaves the carry out of
-// position N - 1 + 2P in the flag.
-#define CRP_FUSED_PASS(t, P, x, ld, h, y)                                            \
+// t += x_h * y over the words k in [K0, K1) of x: the limbs x[2k + h] at positions 2k + 2P,
+// each product fused onto the aligned pair (t[2k + 2P], t[2k + 2P + 1]). Leaves the carry out
+// of position 2 K1 - 1 + 2P in the flag.
+#define CRP_FUSED_RANGE(t, P, x, ld, h, y, K0, K1)                                   \
   do {                                                                               \
-    CRP_MADLO_CC(t[2 * (P)], CRP_LIMB(x, ld, 0, h), y, t[2 * (P)]);                  \
-    CRP_MADCHI_CC(t[2 * (P) + 1], CRP_LIMB(x, ld, 0, h), y, t[2 * (P) + 1]);         \
+    CRP_MADLO_CC(t[2 * ((K0) + (P))], CRP_LIMB(x, ld, K0, h), y, t[2 * ((K0) + (P))]); \
+    CRP_MADCHI_CC(t[2 * ((K0) + (P)) + 1], CRP_LIMB(x, ld, K0, h), y,                \
+                  t[2 * ((K0) + (P)) + 1]);                                          \
     CR_UNROLL                                                                        \
-    for (int k = 1; k < W; k++) {                                                    \
+    for (int k = (K0) + 1; k < (K1); k++) {                                          \
       const uint32_t xk_ = CRP_LIMB(x, ld, k, h);                                    \
       CRP_MADCLO_CC(t[2 * (k + (P))], xk_, y, t[2 * (k + (P))]);                     \
       CRP_MADCHI_CC(t[2 * (k + (P)) + 1], xk_, y, t[2 * (k + (P)) + 1]);             \
     }                                                                                \
   } while (0)
+#define CRP_FUSED_PASS(t, P, x, ld, h, y) CRP_FUSED_RANGE(t, P, x, ld, h, y, 0, W)
 
-// t += x_h * y at the odd positions 2k + 1 (k < W): mul.wide, then the product's two halves
-// into (t[2k + 1], t[2k + 2]) on one add chain. Leaves the carry out of position N in the flag.
-#define CRP_ODD_PASS(t, x, ld, h, y)                                                 \
+// t += x_h * y at the odd positions 2k + 1, k in [K0, K1): mul.wide, then the product's two
+// halves into (t[2k + 1], t[2k + 2]) on one add chain. Leaves the carry out of position 2 K1
+// in the flag.
+#define CRP_ODD_RANGE(t, x, ld, h, y, K0, K1)                                        \
   do {                                                                               \
     uint32_t pl_, ph_;                                                               \
-    CRP_MULWIDE(pl_, ph_, CRP_LIMB(x, ld, 0, h), y);                                 \
-    CRP_ADD_CC(t[1], t[1], pl_);                                                     \
-    CRP_ADDC_CC(t[2], t[2], ph_);                                                    \
+    CRP_MULWIDE(pl_, ph_, CRP_LIMB(x, ld, K0, h), y);                                \
+    CRP_ADD_CC(t[2 * (K0) + 1], t[2 * (K0) + 1], pl_);                               \
+    CRP_ADDC_CC(t[2 * (K0) + 2], t[2 * (K0) + 2], ph_);                              \
     CR_UNROLL                                                                        \
-    for (int k = 1; k < W; k++) {                                                    \
+    for (int k = (K0) + 1; k < (K1); k++) {                                          \
       CRP_MULWIDE(pl_, ph_, CRP_LIMB(x, ld, k, h), y);                               \
       CRP_ADDC_CC(t[2 * k + 1], t[2 * k + 1], pl_);                                  \
       CRP_ADDC_CC(t[2 * k + 2], t[2 * k + 2], ph_);                                  \
     }                                                                                \
+  } while (0)
+#define CRP_ODD_PASS(t, x, ld, h, y) CRP_ODD_RANGE(t, x, ld, h, y, 0, W)
+
+// Passes C, D (row 1 of the word, u1 from t[0]) and G, H (row 2, u2 from t[1], then the
+// 2^64 shift), shared by the multiplication and the squaring, with their top-limb carries.
+#define CRP_REDUCE_ROW1(t, mr, minv)                                                 \
+  do {                                                                               \
+    const uint32_t u1_ = t[0] * (minv);                                              \
+    CRP_FUSED_PASS(t, 0, mr, 1, 0, u1_);                                             \
+    CRP_ADDC_CC(t[N], t[N], 0u);                                                     \
+    CRP_ADDC(t[N + 1], t[N + 1], 0u);                                                \
+    CRP_ODD_PASS(t, mr, 1, 1, u1_);                                                  \
+    CRP_ADDC(t[N + 1], t[N + 1], 0u);                                                \
+  } while (0)
+#define CRP_REDUCE_ROW2(t, mr, minv)                                                 \
+  do {                                                                               \
+    const uint32_t u2_ = t[1] * (minv);                                              \
+    CRP_ODD_PASS(t, mr, 1, 0, u2_);                                                  \
+    CRP_ADDC_CC(t[N + 1], t[N + 1], 0u);                                             \
+    CRP_ADDC(t[N + 2], t[N + 2], 0u);                                                \
+    /* H: pair k + 1 plus m_o[k] * u2, written to pair k (t[0], t[1] are 0, drop out) */ \
+    CRP_MADLO_CC(t[0], CRP_LIMB(mr, 1, 0, 1), u2_, t[2]);                            \
+    CRP_MADCHI_CC(t[1], CRP_LIMB(mr, 1, 0, 1), u2_, t[3]);                           \
+    CR_UNROLL                                                                        \
+    for (int k = 1; k < W; k++) {                                                    \
+      const uint32_t mk_ = CRP_LIMB(mr, 1, k, 1);                                    \
+      CRP_MADCLO_CC(t[2 * k], mk_, u2_, t[2 * k + 2]);                               \
+      CRP_MADCHI_CC(t[2 * k + 1], mk_, u2_, t[2 * k + 3]);                           \
+    }                                                                                \
+    CRP_ADDC(t[N], t[N + 2], 0u);                                                    \
+    t[N + 1] = 0;                                                                    \
+    t[N + 2] = 0;                                                                    \
   } while (0)
 
 // t (N + 4 limbs) = a * b * 2^(-32 N) mod m, not fully reduced (t < 2m, limbs 0..N).
@@ -132,14 +167,8 @@ CR_HD void mont_core_pairs(uint32_t* t, const uint64_t* a, int lda_rt, const uin
     // B
     CRP_ODD_PASS(t, ar, lda, 1, bl);
     CRP_ADDC(t[N + 1], t[N + 1], 0u);
-    // C
-    const uint32_t u1 = t[0] * minv;
-    CRP_FUSED_PASS(t, 0, mr, 1, 0, u1);
-    CRP_ADDC_CC(t[N], t[N], 0u);
-    CRP_ADDC(t[N + 1], t[N + 1], 0u);
-    // D
-    CRP_ODD_PASS(t, mr, 1, 1, u1);
-    CRP_ADDC(t[N + 1], t[N + 1], 0u);
+    // C, D
+    CRP_REDUCE_ROW1(t, mr, minv);
     // E
     CRP_FUSED_PASS(t, 1, ar, lda, 1, bh);
     CRP_ADDC(t[N + 2], t[N + 2], 0u);  // by the bound only: no test input found reaches it
@@ -147,22 +176,94 @@ CR_HD void mont_core_pairs(uint32_t* t, const uint64_t* a, int lda_rt, const uin
     CRP_ODD_PASS(t, ar, lda, 0, bh);
     CRP_ADDC_CC(t[N + 1], t[N + 1], 0u);
     CRP_ADDC(t[N + 2], t[N + 2], 0u);
-    // G
-    const uint32_t u2 = t[1] * minv;
-    CRP_ODD_PASS(t, mr, 1, 0, u2);
-    CRP_ADDC_CC(t[N + 1], t[N + 1], 0u);
-    CRP_ADDC(t[N + 2], t[N + 2], 0u);
-    // H: pair k + 1 plus m_o[k] * u2, written to pair k (t[0], t[1] are 0 and drop out)
-    CRP_MADLO_CC(t[0], CRP_LIMB(mr, 1, 0, 1), u2, t[2]);
-    CRP_MADCHI_CC(t[1], CRP_LIMB(mr, 1, 0, 1), u2, t[3]);
-    CR_UNROLL
-    for (int k = 1; k < W; k++) {
-      const uint32_t mk = CRP_LIMB(mr, 1, k, 1);
-      CRP_MADCLO_CC(t[2 * k], mk, u2, t[2 * k + 2]);
-      CRP_MADCHI_CC(t[2 * k + 1], mk, u2, t[2 * k + 3]);
-    }
-    CRP_ADDC(t[N], t[N + 2], 0u);
-    t[N + 1] = 0;
-    t[N + 2] = 0;
+    // G, H
+    CRP_REDUCE_ROW2(t, mr, minv);
   }
+}
+
+// Squaring (variant "pairs_sqr": mont_sqr with -DCR_PAIRS_SQR=K). A square needs each cross
+// product a_i a_j (i != j) once, doubled. The words of a are split into K blocks [S, E); row
+// i of block b multiplies a_i by
+//   D = a (words S .. E - 1) | 2 a (words E .. W - 1, carries included, plus the top bit of 2a
+//       as word W)
+// over the words k >= S only: each product within a block comes once per order, each product
+// across blocks once, doubled, which sums to a^2. D lives in this thread's column of a shared
+// block (host: a local array), first as 2a; entering block b turns its words back into a
+// (a = D / 2, the low bit of the next word giving each word's top bit) and clears the low bit
+// of word E, the carry that 2a brought in from below the block. The rows keep the shape of the
+// multiplication's (the product passes start at word S, a template constant, and take word W
+// too); the reduction passes are unchanged. Bounds: D < 2m, so between words t < 3m (the
+// partial sums of a^2 are below 2a 2^(32 i)) and within a word the sum stays below
+// 2^(32N + 66): the same top limbs suffice. The result is below 2m because a < m.
+#ifdef __CUDA_ARCH__
+// One shared column block per limb count for mont_mul's a (N >= CR_SMEM_MIN) and the
+// squaring's D, so that a kernel calling both holds it once.
+template <int N>
+__device__ __forceinline__ uint64_t* crp_smem() {
+  __shared__ uint64_t s[(N / 2 + 1) * CR_MM_BLOCK];
+  return s;
+}
+#endif
+
+template <int N, int DLD, int K, int BLK>
+CR_HD void crp_sq_blocks(uint32_t* t, uint64_t* d, const uint64_t* m, uint32_t minv) {
+  const int W = N / 2;
+  constexpr int S = BLK * (N / 2) / K, E = (BLK + 1) * (N / 2) / K;
+  CRP_CC_STATE;
+  {
+    uint64_t* dz = d + cr_opaque_zero();
+    CR_NOUNROLL
+    for (int k = S; k < E; k++)
+      dz[(cr_idx)k * DLD] = (dz[(cr_idx)k * DLD] >> 1) | (dz[(cr_idx)(k + 1) * DLD] << 63);
+    dz[(cr_idx)E * DLD] &= ~(uint64_t)1;
+  }
+  CR_NOUNROLL
+  for (int ib = S; ib < E; ib++) {
+    const uint32_t z = cr_opaque_zero();
+    const uint64_t* dr = d + z;
+    const uint64_t* mr = m + z;
+    const uint64_t bv = dr[(cr_idx)ib * DLD];  // a's word ib (block b's words of D are a)
+    const uint32_t bl = (uint32_t)bv, bh = (uint32_t)(bv >> 32);
+    // A: D's even limbs * bl, words S .. W (word W: the top bit of 2a); with B below, the sum
+    // stays under 3m + D 2^32 < 2^(32N + 34), so neither carries past t[N + 1]
+    CRP_FUSED_RANGE(t, 0, dr, DLD, 0, bl, S, W + 1);
+    // B: odd limbs * bl
+    CRP_ODD_RANGE(t, dr, DLD, 1, bl, S, W);
+    CRP_ADDC(t[N + 1], t[N + 1], 0u);
+    CRP_REDUCE_ROW1(t, mr, minv);
+    // E: odd limbs * bh, one pair up
+    CRP_FUSED_RANGE(t, 1, dr, DLD, 1, bh, S, W);
+    CRP_ADDC(t[N + 2], t[N + 2], 0u);
+    // F: even limbs * bh at odd positions, up to limb N + 2 (no carry out: the bound)
+    CRP_ODD_RANGE(t, dr, DLD, 0, bh, S, W + 1);
+    CRP_REDUCE_ROW2(t, mr, minv);
+  }
+  if constexpr (BLK + 1 < K) crp_sq_blocks<N, DLD, K, BLK + 1>(t, d, m, minv);
+}
+
+// out = a^2 * 2^(-32 N) mod m, fully reduced for a < m (out may alias a); K blocks.
+template <int N, int K>
+CR_HD_NOINLINE void mont_sqr_pairs(uint64_t* out, int ldo, const uint64_t* a, int lda,
+                                   const uint64_t* __restrict__ m, uint32_t minv) {
+  static_assert(K >= 1 && K <= N / 2, "mont_sqr_pairs: 1 <= K <= N / 2 blocks");
+  const int W = N / 2;
+#ifdef __CUDA_ARCH__
+  uint64_t* d = crp_smem<N>() + threadIdx.x;
+  constexpr int DLD = CR_MM_BLOCK;
+#else
+  uint64_t d[N / 2 + 1];
+  constexpr int DLD = 1;
+#endif
+  uint64_t prev = 0;  // D = 2a, W + 1 words
+  for (int k = 0; k < W; k++) {
+    const uint64_t v = a[(cr_idx)k * lda];
+    d[(cr_idx)k * DLD] = (v << 1) | (prev >> 63);
+    prev = v;
+  }
+  d[(cr_idx)W * DLD] = prev >> 63;
+  uint32_t t[N + 4];
+  CR_UNROLL
+  for (int j = 0; j < N + 4; j++) t[j] = 0;
+  crp_sq_blocks<N, DLD, K, 0>(t, d, m, minv);
+  mont_finish<N>(out, ldo, t, m);
 }
