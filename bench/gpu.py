@@ -400,15 +400,20 @@ def main() -> int:
                 ae, oe = a[:, :ce], out[:, :ce]
                 t = timed(lambda ctx=ctx, a=ae, e=e, o=oe: ctx.modexp(a, e, 64, w=4, out=o), reps=2)
                 res[f"modexp64_{bits}{sfx}_per_s"] = ce / t
-        # use the fastest measured variant per size for everything below
-        chosen = {}
+        # use the fastest measured variant per size for everything below; record the fastest
+        # overall and the fastest integer one (bigint.DEFAULT_VARIANT and
+        # INTEGER_FALLBACK_VARIANT, the choice on GPUs with slow fp64) for the source
+        chosen, fastest_int = {}, {}
         for bits, n in ((2048, 64), (4096, 128)):
             cands = {v: res.get(f"modexp64_{bits}_{v}_per_s", 0) for v in TIMED_VARIANTS}
             best = max(cands, key=cands.get)
             if cands[best] > 0 and res["checks"].get(f"mulmod{bits}_{best}"):
                 bi.DEFAULT_VARIANT[n] = best
             chosen[bits] = bi.auto_variant(n, bi.get_backend(BK))
+            ints = {v: r for v, r in cands.items() if not v.startswith("f64") and r > 0}
+            fastest_int[bits] = max(ints, key=ints.get) if ints else None
         res["montmul_variant_used"] = chosen
+        res["fastest_integer_variant"] = fastest_int
 
     @section("kernel_attributes")
     def _():
