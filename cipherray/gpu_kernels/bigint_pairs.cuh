@@ -1,4 +1,5 @@
-// cipherray: Montgomery multiplication on aligned limb pairs (variant "pairs").
+// cipherray: Montgomery multiplication on aligned limb pairs (variant "pairs"; with the
+// squaring at the end of this file, "pairs_sqr").
 //
 // Why: on sm_80/sm_90 ptxas turns a PTX pair "mad.lo.cc / madc.hi.cc" into one
 // IMAD.WIDE.U32.X, whose addend and result are 64-bit register pairs that must start at an even
@@ -24,9 +25,9 @@
 //
 // Bounds (m < 2^(32N), a, b < m, t < 2m on entry): after G the sum is below 2^(32N + 66), so t
 // has N + 3 limbs (N + 4 allocated, to keep pairs aligned); after H, t < 2m again (CIOS bound).
-// Each chain's carry goes only as far up as the bound lets it reach. tests/test_kernel_bigint.py
-// has inputs (CARRY_VECTORS_256, found with a Python model of these chains) under which each
-// of those top-limb carries is taken, except the one after E.
+// Each chain's carry goes only as far up as the bound lets it reach. tests/pairs_model.py
+// models these chains in Python and holds inputs (CARRY_VECTORS_256) under which each of those
+// top-limb carries is taken, except the one after E; the CPU tests and bench/gpu.py run them.
 //
 // The host build runs the same chains with the carry flag emulated in a variable, so the CPU
 // tests check this exact sequence of operations; the GPU must give the same bits.
