@@ -55,8 +55,7 @@ def _like(values: list, x: int):
 def _require_ciphertexts(values: list, nsq: int) -> None:
     """Ciphertexts (already through _ints) must lie in [0, n^2): the kernels reduce only
     products of operands below the modulus."""
-    bound = _like(values, nsq)
-    if any(not 0 <= x < bound for x in values):
+    if values and (min(values) < 0 or max(values) >= _like(values, nsq)):
         raise ValueError("ciphertexts must lie in [0, n^2)")
 
 
@@ -221,7 +220,7 @@ class PaillierGpu:
         n = _like(ms, self.n)
         ms = [v % n for v in ms]
         a = _ints(a_exponents)
-        if any(x < 0 or x.bit_length() > self.rand_bits for x in a):
+        if a and (min(a) < 0 or max(a) >> self.rand_bits):
             raise ValueError(f"randomness exponents must be in [0, 2^{self.rand_bits})")
         if len(ms) != len(a):
             raise ValueError("m and a differ in length")
@@ -245,7 +244,7 @@ class PaillierGpu:
         if len(cs) != len(ks):
             raise ValueError("c and k differ in length")
         k_lim = _like(ks, 1 << 64)
-        if any(abs(x) >= k_lim for x in ks):
+        if ks and (max(ks) >= k_lim or min(ks) <= -k_lim):
             raise ValueError("scalars must fit in 64 bits (|k| < 2^64)")
         _require_ciphertexts(cs, self.nsq)
         kabs = [abs(x) for x in ks]
