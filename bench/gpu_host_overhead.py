@@ -7,6 +7,10 @@ conversion, input checks, object arrays, the layer of ``protocols.paillier``. Th
 are garbage (nothing is computed); only the times mean something. On a GPU the limb
 transposes run on the device, so this overstates that part slightly.
 
+The chain rows run encrypt (x and y), ``c * k``, ``+``, ``sum`` and decrypt, once with the
+ciphertexts kept on the device between steps and once with each result turned into integers
+(as every step did before ``protocols.paillier.device``); per element of x.
+
     python bench/gpu_host_overhead.py [--n 20000]   # bench/out/gpu_host_overhead.{json,md}
 """
 
@@ -57,6 +61,23 @@ def main() -> None:
     x = np.array([secrets.randbits(40) - (1 << 39) for _ in range(n)], dtype=np.int64)
     c_arr = pk.encrypt(x)
     kk = np.array(k, dtype=np.int64)
+    y = x[::-1].copy()
+
+    def chain(between_steps_on_host: bool) -> None:
+        """encrypt x, y -> x * k -> + y -> sum -> decrypt; optionally with each result turned
+        into integers and its device copy dropped (what every step paid before ciphertexts
+        stayed on the device)."""
+
+        def step(c):
+            if between_steps_on_host:
+                c.ciphertexts()
+                c._dev = None
+            return c
+
+        cx, cy = step(pk.encrypt(x)), step(pk.encrypt(y))
+        s = step(step(step(cx * kk) + cy).sum())
+        sk.decrypt(s)
+
     rows = {
         "gpu_kernels.paillier.add (int in, int out)": lambda: gp.add(nsq, c_int, c_int[::-1]),
         "gpu_kernels.paillier.add (mpz in, mpz out)": lambda: gp.add(
@@ -68,6 +89,10 @@ def main() -> None:
         "protocols.paillier: encrypt": lambda: pk.encrypt(x),
         "protocols.paillier: decrypt": lambda: sk.decrypt(c_arr),
         "protocols.paillier: c * k (half negative)": lambda: c_arr * kk,
+        "chain: 2 encrypts, c * k, +, sum, decrypt (on the device between steps)": (
+            lambda: chain(False)
+        ),
+        "the same chain with integers between steps": lambda: chain(True),
     }
     table = [{"operation": name, "us per element": round(best_of(fn) / n * 1e6, 2)}
              for name, fn in rows.items()]  # fmt: skip

@@ -48,3 +48,56 @@ def test_backend_selection():
         with pytest.raises(RuntimeError, match="no CuPy-usable GPU"):
             paillier.set_backend("gpu")
         assert not backend.use_gpu(10_000)  # "auto" on a machine without a GPU: the CPU
+
+
+def test_ciphertexts_stay_on_the_device_between_operations(keys, gpu_path, monkeypatch):
+    """encrypt -> c * k -> + -> sum -> decrypt on the GPU path: no conversion of the
+    ciphertexts to integers in between, and the same results as the CPU."""
+    from cipherray.protocols.paillier import device
+
+    pk, sk = keys
+    fetches = []
+    to_mpz = device.DeviceCiphertexts.to_mpz
+    monkeypatch.setattr(
+        device.DeviceCiphertexts, "to_mpz", lambda self: fetches.append(self.size) or to_mpz(self)
+    )
+    x = np.array([[3, -7, 12], [0, 99, -1]], dtype=np.int64)
+    k = np.array([[2, -3, 5], [7, -1, 4]], dtype=np.int64)
+    c = pk.encrypt(x)
+    ck = c * k
+    total = ck + c
+    flat = total.ravel()
+    s = flat.sum()
+    assert all(a.on_device for a in (c, ck, total, flat, s))
+    np.testing.assert_array_equal(sk.decrypt(total), x * k + x)
+    assert sk.decrypt(s) == (x * k + x).sum()
+    assert fetches == []  # decrypted from the device limbs
+    # the integers, when asked for, are the CPU path's bits (deterministic operations)
+    c_host = paillier.CipherArray.from_ciphertexts(pk, c.ciphertexts(), c.exponent)
+    assert fetches == [6]
+    monkeypatch.setattr(backend, "_backend", "cpu")
+    assert list((c_host * k + c_host).ciphertexts().ravel()) == list(total.ciphertexts().ravel())
+    np.testing.assert_array_equal(sk.decrypt(total), x * k + x)  # CPU decryption
+
+
+def test_device_ciphertexts_behave_as_host_ones(keys, gpu_path):
+    import pickle
+
+    pk, sk = keys
+    x = np.array([5, -2, 8, 1], dtype=np.int64)
+    c = pk.encrypt(x)
+    assert c.on_device and c.shape == (4,) and len(c) == 4 and c.size == 4
+    assert sk.decrypt(c[1:3]).tolist() == [-2, 8]  # indexing fetches the integers
+    back = paillier.CipherArray.from_bytes(c.to_bytes(), pk)
+    np.testing.assert_array_equal(sk.decrypt(back), x)
+    np.testing.assert_array_equal(sk.decrypt(pickle.loads(pickle.dumps(c))), x)
+    np.testing.assert_array_equal(sk.decrypt(c.reshape(2, 2).T), x.reshape(2, 2).T)
+    host = paillier.CipherArray.from_ciphertexts(pk, c.ciphertexts(), c.exponent)
+    assert not host.on_device
+    np.testing.assert_array_equal(sk.decrypt(host + c), 2 * x)  # mixed: result on the device
+    assert (host + c).on_device
+    f = pk.encrypt(np.array([0.5, -1.25, 3.0, 2.0]))  # floats: other exponent -> host path
+    np.testing.assert_allclose(sk.decrypt(c + f), x + np.array([0.5, -1.25, 3.0, 2.0]))
+    np.testing.assert_allclose(sk.decrypt(c * 0.5), x * 0.5)
+    np.testing.assert_array_equal(sk.decrypt(c * np.array([2**40, 1, -1, 3])),
+                                  x * np.array([2**40, 1, -1, 3]))  # fmt: skip

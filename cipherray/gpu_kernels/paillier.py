@@ -59,6 +59,12 @@ def _require_ciphertexts(values: list, nsq: int) -> None:
         raise ValueError("ciphertexts must lie in [0, n^2)")
 
 
+def _check_scalars(ks: list) -> None:
+    k_lim = _like(ks, 1 << 64)
+    if ks and (max(ks) >= k_lim or min(ks) <= -k_lim):
+        raise ValueError("scalars must fit in 64 bits (|k| < 2^64)")
+
+
 def _checked_pair(c1, c2, nsq: int) -> tuple[list, list]:
     a, b = _ints(c1), _ints(c2)
     if len(a) != len(b):
@@ -216,6 +222,10 @@ class PaillierGpu:
 
     # -- int API -------------------------------------------------------------------------
     def encrypt(self, m_ints, a_exponents, as_mpz: bool = False) -> np.ndarray:
+        return self.ctx.get(self.encrypt_to_limbs(m_ints, a_exponents), as_mpz)
+
+    def encrypt_to_limbs(self, m_ints, a_exponents):
+        """encrypt, leaving the ciphertexts on the device as limbs."""
         ms = _ints(m_ints)
         n = _like(ms, self.n)
         ms = [v % n for v in ms]
@@ -226,7 +236,7 @@ class PaillierGpu:
             raise ValueError("m and a differ in length")
         m_l = self.ctx.put(ms, limbs=self.half)
         a_l = self.ctx.put32(a, limbs=(self.rand_bits + 31) // 32)
-        return self.ctx.get(self.encrypt_limbs(m_l, a_l), as_mpz)
+        return self.encrypt_limbs(m_l, a_l)
 
     def decrypt(self, c_ints, as_mpz: bool = False) -> np.ndarray:
         c = _ints(c_ints)
@@ -243,18 +253,21 @@ class PaillierGpu:
         ks = _ints(k)
         if len(cs) != len(ks):
             raise ValueError("c and k differ in length")
-        k_lim = _like(ks, 1 << 64)
-        if ks and (max(ks) >= k_lim or min(ks) <= -k_lim):
-            raise ValueError("scalars must fit in 64 bits (|k| < 2^64)")
         _require_ciphertexts(cs, self.nsq)
+        return self.ctx.get(self.scalar_mul_signed_limbs(self.ctx.put(cs), ks), as_mpz)
+
+    def scalar_mul_signed_limbs(self, c_l, ks: list):
+        """c^k for device limbs c_l and signed ints |k| < 2^64 (one per column); c_l is not
+        modified. A negative k takes the inverse of its ciphertext (batched on the device)."""
+        _check_scalars(ks)
         kabs = [abs(x) for x in ks]
         kl = self.ctx.put32(kabs, limbs=2)
         # windows only up to the batch's longest scalar (fixed-point data is often short)
         kbits = max((x.bit_length() for x in kabs), default=0) or 1
-        c_l = self.ctx.put(cs)
         neg = np.flatnonzero(np.fromiter((x < 0 for x in ks), dtype=bool, count=len(ks)))
         if neg.size:
             cols = self.backend.asarray(neg)
+            c_l = c_l.copy()
             try:
                 c_l[:, cols] = self.ctx.invert(c_l[:, cols])
             except bi.NotInvertibleError as e:
@@ -262,7 +275,7 @@ class PaillierGpu:
                 raise ValueError(
                     f"ciphertexts at {at} have no inverse mod n^2 (needed for negative scalars)"
                 ) from None
-        return self.ctx.get(self.scalar_mul_limbs(c_l, kl, kbits), as_mpz)
+        return self.scalar_mul_limbs(c_l, kl, kbits)
 
     def matvec(self, X, c, as_mpz: bool = False) -> np.ndarray:
         """X.T @ c in the exponent: out_j = prod_r c_r^X[r, j] mod n^2 (X int64, shape (R, J))."""

@@ -13,7 +13,8 @@ Public API::
     encrypt_with_exponents(pk, m, a)         # deterministic, for backend cross-checks
 
 See the modules: encoding (base-16 fixed point), randomness (DJN scheme and its
-security argument), keys, cipher_array, arith (raw kernels), packing, interop.
+security argument), keys, cipher_array, arith (raw kernels), packing, interop, backend
+(CPU or GPU) and device (ciphertexts kept on the GPU between operations).
 No Ray import here.
 """
 

@@ -3,7 +3,9 @@ exponent and one kind ("int" or "float").
 
 Storage is a NumPy object array of gmpy2 ``mpz`` (no Python object per number beyond
 the mpz itself); every operation runs one tight loop over flat lists through the raw
-kernels in :mod:`.arith`. Supported: ``c + c``, ``c + plain``, ``plain + c``, ``-c``,
+kernels in :mod:`.arith`. On the GPU path, results of encryption, ``c + c``, ``c * k`` and
+``c.sum()`` stay on the device as limbs (:mod:`.device`) until something needs the integers
+(indexing, serialisation, a CPU operation), and decryption reads them from there. Supported: ``c + c``, ``c + plain``, ``plain + c``, ``-c``,
 ``c - c``, ``c - plain``, ``plain - c``, ``c * plain``, ``c / plain``, ``c.sum(axis)``,
 ``c @ X``, ``X @ c``, indexing/slicing, ``reshape``, ``T``, ``concatenate``,
 ``to_bytes`` / ``from_bytes``, pickle, ``to_phe`` / ``from_phe``, ``rerandomize``.
@@ -22,6 +24,7 @@ Wire format (``to_bytes``), all big-endian::
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +33,8 @@ import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
-from . import arith
+from . import arith, device
+from . import backend as _backend
 from . import encoding as enc
 from .errors import HOMOMORPHIC_ONLY, KeyMismatchError
 from .keys import PublicKey
@@ -64,7 +68,8 @@ def validate_ciphertexts(pk: PublicKey, flat: list) -> None:
 class CipherArray:
     """Array of Paillier ciphertexts (see module docstring)."""
 
-    __slots__ = ("_pk", "_data", "exponent", "kind")
+    # _obj: object array of mpz, or None while only the device limbs (_dev) exist
+    __slots__ = ("_pk", "_obj", "_dev", "_shape", "exponent", "kind")
     __array_ufunc__ = None  # make numpy defer to our reflected operators
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -76,8 +81,37 @@ class CipherArray:
     @classmethod
     def _wrap(cls, pk: PublicKey, data: np.ndarray, exponent: int, kind: str) -> CipherArray:
         self = object.__new__(cls)
-        self._pk, self._data, self.exponent, self.kind = pk, data, int(exponent), kind
+        self._pk, self._obj, self._dev, self._shape = pk, data, None, data.shape
+        self.exponent, self.kind = int(exponent), kind
         return self
+
+    @classmethod
+    def _wrap_device(
+        cls, pk: PublicKey, dev: device.DeviceCiphertexts, shape: tuple, exponent: int, kind: str
+    ) -> CipherArray:
+        self = object.__new__(cls)
+        self._pk, self._obj, self._dev, self._shape = pk, None, dev, tuple(shape)
+        self.exponent, self.kind = int(exponent), kind
+        return self
+
+    @property
+    def _data(self) -> np.ndarray:
+        """The ciphertexts as an object array of mpz (fetched from the device once if they
+        only live there)."""
+        if self._obj is None:
+            self._obj = _objarray(self._dev.to_mpz(), self._shape)
+        return self._obj
+
+    def _device(self) -> device.DeviceCiphertexts:
+        """The ciphertexts as device limbs (uploaded once if they only live on the host)."""
+        if self._dev is None:
+            self._dev = device.upload(self._pk, self._obj.ravel().tolist())
+        return self._dev
+
+    @property
+    def on_device(self) -> bool:
+        """Whether the ciphertexts are held on the GPU (as limbs)."""
+        return self._dev is not None
 
     @classmethod
     def from_ciphertexts(
@@ -98,20 +132,20 @@ class CipherArray:
 
     @property
     def shape(self) -> tuple:
-        return self._data.shape
+        return self._shape
 
     @property
     def ndim(self) -> int:
-        return self._data.ndim
+        return len(self._shape)
 
     @property
     def size(self) -> int:
-        return self._data.size
+        return math.prod(self._shape)
 
     def __len__(self) -> int:
-        if self._data.ndim == 0:
+        if not self._shape:
             raise TypeError("len() of a 0-d CipherArray")
-        return self._data.shape[0]
+        return self._shape[0]
 
     def __iter__(self) -> Iterator[CipherArray]:
         for i in range(len(self)):
@@ -135,10 +169,13 @@ class CipherArray:
         return self._like(res)
 
     def reshape(self, *shape: Any) -> CipherArray:
+        if self._obj is None:  # C order is the limbs' order: no fetch
+            new = np.empty(self._shape, dtype=np.uint8).reshape(*shape).shape
+            return CipherArray._wrap_device(self._pk, self._dev, new, self.exponent, self.kind)
         return self._like(self._data.reshape(*shape))
 
     def ravel(self) -> CipherArray:
-        return self._like(self._data.ravel())
+        return self.reshape(-1)
 
     @property
     def T(self) -> CipherArray:
@@ -188,6 +225,10 @@ class CipherArray:
         pk = self._pk
         if isinstance(other, CipherArray):
             self._check_key(other)
+            if self._add_on_device(other):
+                kind = enc.FLOAT if enc.FLOAT in (self.kind, other.kind) else enc.INT
+                dev = device.add(self._device(), other._device())
+                return CipherArray._wrap_device(pk, dev, self.shape, self.exponent, kind)
             exp = min(self.exponent, other.exponent)
             a, b = self._at_exponent(exp), other._at_exponent(exp)
             if a.shape != b.shape:
@@ -211,6 +252,15 @@ class CipherArray:
         return CipherArray._wrap(pk, _objarray(flat, a.shape), exp, kind)
 
     __radd__ = __add__
+
+    def _add_on_device(self, other: CipherArray) -> bool:
+        # "auto" keeps additions of host data on the CPU (one multiplication each is cheaper
+        # than the conversions); data already on the device stays there
+        if self.exponent != other.exponent or self.shape != other.shape:
+            return False
+        if not (self.on_device or other.on_device or _backend.get_backend() == "gpu"):
+            return False
+        return _backend.use_gpu(self.size)
 
     def __neg__(self) -> CipherArray:
         flat = arith._batch_invert(self._data.ravel().tolist(), self._pk.nsquare)
@@ -254,9 +304,16 @@ class CipherArray:
         pk = self._pk
         k, kexp, pkind = enc.signed_mantissas(pk, plain, precision)
         k_arr = _objarray(k, plain.shape)
+        kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
+        if np.broadcast_shapes(self.shape, plain.shape) == self.shape and _backend.use_gpu(
+            self.size
+        ):
+            kb = np.broadcast_to(k_arr, self.shape).ravel().tolist()
+            if _backend.fits_int64(kb):
+                dev = device.scalar_mul(self._device(), kb)
+                return CipherArray._wrap_device(pk, dev, self.shape, self.exponent + kexp, kind)
         a, b = np.broadcast_arrays(self._data, k_arr)
         flat = arith._scalar_mul_raw(a.ravel().tolist(), b.ravel().tolist(), pk.nsquare)
-        kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
         return CipherArray._wrap(pk, _objarray(flat, a.shape), self.exponent + kexp, kind)
 
     def __truediv__(self, other: Any) -> CipherArray:
@@ -278,6 +335,9 @@ class CipherArray:
     def sum(self, axis: int | tuple | None = None) -> CipherArray:
         """Homomorphic sum over ``axis`` (all elements when None)."""
         nsq = self._pk.nsquare
+        if axis is None and self.on_device and _backend.use_gpu(self.size):
+            dev = device.product(self._dev)
+            return CipherArray._wrap_device(self._pk, dev, (), self.exponent, self.kind)
         if axis is None:
             return self._like(_objarray([arith._prod_raw(self._data.ravel().tolist(), nsq)], ()))
         axes = (axis,) if isinstance(axis, int) else tuple(axis)

@@ -26,6 +26,7 @@ import numpy as np
 from gmpy2 import mpz
 
 from . import backend as _backend
+from . import device as _device
 from . import randomness as _rnd
 from .arith import _decrypt_raw, _encrypt_raw
 
@@ -153,10 +154,11 @@ class PublicKey:
         arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
         enc, exp, kind = encode(self, arr, precision=precision, exponent=exponent)
         if _backend.use_gpu(len(enc)) and self.pool_size < len(enc):
-            flat = _backend.encrypt(self, enc)  # same DJN scheme, on the GPU
-        else:
-            r = _rnd.fresh_randomness(self, len(enc))
-            flat = _encrypt_raw(self, enc, r)
+            # same DJN scheme, on the GPU; the ciphertexts stay there until needed
+            dev = _device.encrypt(self, enc)
+            return CipherArray._wrap_device(self, dev, arr.shape, exp, kind)
+        r = _rnd.fresh_randomness(self, len(enc))
+        flat = _encrypt_raw(self, enc, r)
         data = np.fromiter(flat, dtype=object, count=len(flat)).reshape(arr.shape)
         return CipherArray._wrap(self, data, exp, kind)
 
@@ -230,7 +232,10 @@ class PrivateKey:
             raise TypeError(f"expected a CipherArray, got {type(c).__name__}")
         if c.public_key != self.public_key:
             raise ValueError("ciphertext was produced under a different public key")
-        m = _decrypt_raw(self, c._data.ravel().tolist())
+        if c.on_device and _backend.use_gpu(c.size):
+            m = _device.decrypt(self, c._device())
+        else:
+            m = _decrypt_raw(self, c._data.ravel().tolist())
         return decode(self.public_key, m, c.exponent, c.kind, c.shape)
 
     @classmethod

@@ -1,0 +1,80 @@
+"""Ciphertexts kept on the GPU between operations.
+
+A CipherArray that the GPU path made (encryption, ``c + c``, ``c * k``, ``c.sum()``) holds
+its ciphertexts as device limbs (:class:`DeviceCiphertexts`) and turns them into gmpy2
+integers only when something needs them: indexing, serialisation, an operation that runs on
+the CPU. A chain such as encrypt -> ``c * k`` -> ``+`` -> ``sum`` -> decrypt then converts
+between Python integers and limbs once at each end instead of around every step (on a GPU
+that conversion, about a microsecond per value each way, costs more than the kernels).
+
+The limbs are the normal-form ciphertexts mod n^2 in ``gpu_kernels.bigint`` layout (words,
+count), one column per element in C order. Every function here returns new limbs; none
+modifies its inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import backend as _backend
+
+
+class DeviceCiphertexts:
+    """The ciphertexts of one CipherArray as device limbs, with the GPU key that made them."""
+
+    __slots__ = ("key", "limbs")
+
+    def __init__(self, key: Any, limbs: Any) -> None:
+        self.key, self.limbs = key, limbs
+
+    @property
+    def size(self) -> int:
+        return int(self.limbs.shape[1])
+
+    def to_mpz(self) -> list:
+        return list(self.key.ctx.get(self.limbs, as_mpz=True))
+
+
+def _gpu_key(pk: Any, sk: Any = None) -> Any:
+    """The cached gpu_kernels PaillierGpu for pk (with sk: the one holding p, q)."""
+    from cipherray.gpu_kernels import paillier as gp
+
+    if sk is None:
+        return gp._key(int(pk.n), int(pk.hs), pk.rand_bits, backend=_backend.KERNEL)
+    return gp._key(int(pk.n), p=int(sk.p), q=int(sk.q), backend=_backend.KERNEL)
+
+
+def upload(pk: Any, flat: list) -> DeviceCiphertexts:
+    """Ciphertexts (validated ints / mpz) to the device."""
+    key = _gpu_key(pk)
+    return DeviceCiphertexts(key, key.ctx.put(flat))
+
+
+def encrypt(pk: Any, m_ints: list) -> DeviceCiphertexts:
+    """DJN encryption with fresh exponents (the same scheme as backend.encrypt)."""
+    key = _gpu_key(pk)
+    a = _backend.random_exponents(pk, len(m_ints))
+    return DeviceCiphertexts(key, key.encrypt_to_limbs(m_ints, a))
+
+
+def add(a: DeviceCiphertexts, b: DeviceCiphertexts) -> DeviceCiphertexts:
+    return DeviceCiphertexts(a.key, a.key.add_limbs(a.limbs, b.limbs))
+
+
+def scalar_mul(c: DeviceCiphertexts, k: list) -> DeviceCiphertexts:
+    """c_i^(k_i) for signed |k_i| < 2^64."""
+    return DeviceCiphertexts(c.key, c.key.scalar_mul_signed_limbs(c.limbs, k))
+
+
+def product(c: DeviceCiphertexts) -> DeviceCiphertexts:
+    """The product of all ciphertexts (the homomorphic sum), one element."""
+    return DeviceCiphertexts(c.key, c.key.sum_limbs(c.limbs, c.size))
+
+
+def decrypt(sk: Any, c: DeviceCiphertexts) -> list:
+    """CRT decryption on the device; plaintexts in [0, n) as mpz."""
+    key = _gpu_key(sk.public_key, sk)
+    limbs = c.limbs
+    if limbs.shape[0] != key.ctx_p.limbs:  # CRT halves of another width: re-lay the limbs
+        limbs = key.ctx_p.put(c.to_mpz(), limbs=2 * key.ctx_p.limbs)
+    return list(key.ctx_p.get(key.decrypt_limbs(limbs), as_mpz=True))
