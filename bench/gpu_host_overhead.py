@@ -44,6 +44,13 @@ def best_of(fn, reps: int = 3) -> float:
     return best
 
 
+def _on_host(c):
+    """c with its ciphertexts fetched as integers and its device copy dropped."""
+    c.ciphertexts()
+    c._dev = None
+    return c
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20_000)
@@ -69,10 +76,7 @@ def main() -> None:
         stayed on the device)."""
 
         def step(c):
-            if between_steps_on_host:
-                c.ciphertexts()
-                c._dev = None
-            return c
+            return _on_host(c) if between_steps_on_host else c
 
         cx, cy = step(pk.encrypt(x)), step(pk.encrypt(y))
         s = step(step(step(cx * kk) + cy).sum())
@@ -93,6 +97,10 @@ def main() -> None:
             lambda: chain(False)
         ),
         "the same chain with integers between steps": lambda: chain(True),
+        "to_bytes of a result on the device (what the runtime ships)": lambda: (
+            c_arr * kk
+        ).to_bytes(),
+        "to_bytes of the same result as integers": lambda: _on_host(c_arr * kk).to_bytes(),
     }
     table = [{"operation": name, "us per element": round(best_of(fn) / n * 1e6, 2)}
              for name, fn in rows.items()]  # fmt: skip

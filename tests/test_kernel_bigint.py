@@ -135,6 +135,17 @@ def test_strided_columns_rejected():
         ctx.mont_mul(x[:, ::2], x[:, ::2])
 
 
+def test_get_bytes_big_endian():
+    m = _modulus(2048)
+    ctx = bi.MontContext(m, "host")
+    vals = [0, 1, m - 1, RNG.randrange(m), 2**2040 + 5]
+    arr = ctx.put(vals)
+    assert ctx.get_bytes(arr, 256) == b"".join(v.to_bytes(256, "big") for v in vals)
+    assert ctx.get_bytes(arr[:, :2], 3) == b"\x00\x00\x00\x00\x00\x01"
+    with pytest.raises(ValueError, match="do not fit in 255 bytes"):
+        ctx.get_bytes(arr, 255)
+
+
 def test_rejects_bad_moduli():
     with pytest.raises(ValueError):
         bi.MontContext(2**100, "host")

@@ -88,6 +88,11 @@ def test_device_ciphertexts_behave_as_host_ones(keys, gpu_path):
     c = pk.encrypt(x)
     assert c.on_device and c.shape == (4,) and len(c) == 4 and c.size == 4
     assert sk.decrypt(c[1:3]).tolist() == [-2, 8]  # indexing fetches the integers
+    d = c * np.array([3, 1, -2, 5])  # on the device only
+    wire = d.to_bytes()  # straight from the limbs
+    assert d.on_device
+    same = paillier.CipherArray.from_ciphertexts(pk, d.ciphertexts(), d.exponent, d.kind)
+    assert wire == same.to_bytes()
     back = paillier.CipherArray.from_bytes(c.to_bytes(), pk)
     np.testing.assert_array_equal(sk.decrypt(back), x)
     np.testing.assert_array_equal(sk.decrypt(pickle.loads(pickle.dumps(c))), x)

@@ -234,6 +234,15 @@ class MontContext:
         host = self.backend.to_host(self.backend.xp.ascontiguousarray(arr.T))
         return limbs_to_ints(host.view(np.uint32), as_mpz)
 
+    def get_bytes(self, arr, width: int) -> bytes:
+        """Backend word array (limbs // 2, count) -> the values as `width`-byte big-endian
+        strings, concatenated (each value must be below 2^(8 width))."""
+        host = self.backend.to_host(self.backend.xp.ascontiguousarray(arr.T))
+        le = np.ascontiguousarray(host, dtype="<u8").view(np.uint8).reshape(host.shape[0], -1)
+        if width > le.shape[1] or le[:, width:].any():
+            raise ValueError(f"values do not fit in {width} bytes")
+        return le[:, width - 1 :: -1].tobytes() if width else b""
+
     def empty(self, count: int, limbs: int | None = None):
         return self.backend.xp.empty(((limbs or self.limbs) // 2, count), dtype=np.uint64)
 

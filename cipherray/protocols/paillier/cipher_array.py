@@ -415,7 +415,10 @@ class CipherArray:
             width,
             self.ndim,
         ) + struct.pack(f">{self.ndim}Q", *self.shape)
-        payload = b"".join([int(c).to_bytes(width, "big") for c in self._data.ravel().tolist()])
+        if self._obj is None:  # straight from the device limbs, no integers in between
+            payload = self._dev.to_bytes(width)
+        else:
+            payload = b"".join([int(c).to_bytes(width, "big") for c in self._obj.ravel().tolist()])
         return header + payload
 
     @classmethod

@@ -34,6 +34,10 @@ class DeviceCiphertexts:
     def to_mpz(self) -> list:
         return list(self.key.ctx.get(self.limbs, as_mpz=True))
 
+    def to_bytes(self, width: int) -> bytes:
+        """Each ciphertext as `width` big-endian bytes, concatenated in C order."""
+        return self.key.ctx.get_bytes(self.limbs, width)
+
 
 def _gpu_key(pk: Any, sk: Any = None) -> Any:
     """The cached gpu_kernels PaillierGpu for pk (with sk: the one holding p, q)."""
