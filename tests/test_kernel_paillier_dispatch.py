@@ -101,6 +101,11 @@ def test_device_ciphertexts_behave_as_host_ones(keys, gpu_path):
     assert not host.on_device
     np.testing.assert_array_equal(sk.decrypt(host + c), 2 * x)  # mixed: result on the device
     assert (host + c).on_device
+    X = np.array([[1, -2, 3], [4, 0, -6], [7, 8, 9], [-1, 2**35, 5]], dtype=np.int64)
+    for got, want in ((X.T @ c, X.T @ x), (c @ X, x @ X), (c @ x, x @ x)):
+        assert got.on_device and got.shape == np.shape(want)
+        np.testing.assert_array_equal(sk.decrypt(got), want)
+    np.testing.assert_allclose(sk.decrypt(c @ (X * 0.25)), x @ (X * 0.25))
     f = pk.encrypt(np.array([0.5, -1.25, 3.0, 2.0]))  # floats: other exponent -> host path
     np.testing.assert_allclose(sk.decrypt(c + f), x + np.array([0.5, -1.25, 3.0, 2.0]))
     np.testing.assert_allclose(sk.decrypt(c * 0.5), x * 0.5)

@@ -281,8 +281,12 @@ class PaillierGpu:
         """X.T @ c in the exponent: out_j = prod_r c_r^X[r, j] mod n^2 (X int64, shape (R, J))."""
         cs = _ints(c)
         _require_ciphertexts(cs, self.nsq)
-        pos, neg = self.matvec_limbs(self.ctx.put(cs), np.asarray(X))
-        return self.ctx.get(self.ctx.mulmod(pos, self.ctx.invert(neg)), as_mpz)
+        return self.ctx.get(self.matvec_to_limbs(self.ctx.put(cs), X), as_mpz)
+
+    def matvec_to_limbs(self, c_l, X):
+        """matvec on device limbs c_l (R columns), leaving the J results on the device."""
+        pos, neg = self.matvec_limbs(c_l, np.asarray(X))
+        return self.ctx.mulmod(pos, self.ctx.invert(neg))
 
 
 @lru_cache(maxsize=8)

@@ -3,8 +3,8 @@ exponent and one kind ("int" or "float").
 
 Storage is a NumPy object array of gmpy2 ``mpz`` (no Python object per number beyond
 the mpz itself); every operation runs one tight loop over flat lists through the raw
-kernels in :mod:`.arith`. On the GPU path, results of encryption, ``c + c``, ``c * k`` and
-``c.sum()`` stay on the device as limbs (:mod:`.device`) until something needs the integers
+kernels in :mod:`.arith`. On the GPU path, results of encryption, ``c + c``, ``c * k``,
+``c.sum()`` and the matrix products of a 1-d ``c`` stay on the device as limbs (:mod:`.device`) until something needs the integers
 (indexing, serialisation, a CPU operation), and decryption reads them from there. Supported: ``c + c``, ``c + plain``, ``plain + c``, ``-c``,
 ``c - c``, ``c - plain``, ``plain - c``, ``c * plain``, ``c / plain``, ``c.sum(axis)``,
 ``c @ X``, ``X @ c``, indexing/slicing, ``reshape``, ``T``, ``concatenate``,
@@ -353,6 +353,19 @@ class CipherArray:
         pk = self._pk
         k, kexp, pkind = enc.signed_mantissas(pk, plain, precision)
         X = _objarray(k, plain.shape)
+        kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
+        if self.ndim == 1 and X.ndim in (1, 2) and _backend.use_gpu(self.size):
+            x2 = X.reshape(-1, 1) if X.ndim == 1 else (X.T if transpose else X)
+            if x2.shape[0] != self.size:
+                raise ValueError(f"matmul shape mismatch: {self.shape} and {plain.shape}")
+            try:
+                x64 = np.array(x2, dtype=np.int64)
+            except OverflowError:
+                x64 = None
+            if x64 is not None:
+                dev = device.matvec(self._device(), x64)
+                shape = (x64.shape[1],) if X.ndim == 2 else ()
+                return CipherArray._wrap_device(pk, dev, shape, self.exponent + kexp, kind)
         if transpose:  # X @ c  ==  (c.T @ X.T).T
             C, X = self._data.T, X.T
         else:
@@ -374,7 +387,6 @@ class CipherArray:
             out = out.T
         if not isinstance(out, np.ndarray):
             out = _objarray([out], ())
-        kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
         return CipherArray._wrap(pk, out, self.exponent + kexp, kind)
 
     def __matmul__(self, other: Any) -> CipherArray:

@@ -1,6 +1,7 @@
 """Ciphertexts kept on the GPU between operations.
 
-A CipherArray that the GPU path made (encryption, ``c + c``, ``c * k``, ``c.sum()``) holds
+A CipherArray that the GPU path made (encryption, ``c + c``, ``c * k``, ``c.sum()``, the
+matrix products of a 1-d ``c``) holds
 its ciphertexts as device limbs (:class:`DeviceCiphertexts`) and turns them into gmpy2
 integers only when something needs them: indexing, serialisation, an operation that runs on
 the CPU. A chain such as encrypt -> ``c * k`` -> ``+`` -> ``sum`` -> decrypt then converts
@@ -68,6 +69,11 @@ def add(a: DeviceCiphertexts, b: DeviceCiphertexts) -> DeviceCiphertexts:
 def scalar_mul(c: DeviceCiphertexts, k: list) -> DeviceCiphertexts:
     """c_i^(k_i) for signed |k_i| < 2^64."""
     return DeviceCiphertexts(c.key, c.key.scalar_mul_signed_limbs(c.limbs, k))
+
+
+def matvec(c: DeviceCiphertexts, X: Any) -> DeviceCiphertexts:
+    """out_j = prod_r c_r^X[r, j] (X int64 of shape (R, J)): X.T @ c in the exponent."""
+    return DeviceCiphertexts(c.key, c.key.matvec_to_limbs(c.limbs, X))
 
 
 def product(c: DeviceCiphertexts) -> DeviceCiphertexts:
