@@ -106,6 +106,9 @@ def test_device_ciphertexts_behave_as_host_ones(keys, gpu_path):
         assert got.on_device and got.shape == np.shape(want)
         np.testing.assert_array_equal(sk.decrypt(got), want)
     np.testing.assert_allclose(sk.decrypt(c @ (X * 0.25)), x @ (X * 0.25))
+    r = c.rerandomize()
+    assert r.on_device and not set(r.ciphertexts()) & set(c.ciphertexts())
+    np.testing.assert_array_equal(sk.decrypt(r), x)
     f = pk.encrypt(np.array([0.5, -1.25, 3.0, 2.0]))  # floats: other exponent -> host path
     np.testing.assert_allclose(sk.decrypt(c + f), x + np.array([0.5, -1.25, 3.0, 2.0]))
     np.testing.assert_allclose(sk.decrypt(c * 0.5), x * 0.5)

@@ -4,7 +4,7 @@ exponent and one kind ("int" or "float").
 Storage is a NumPy object array of gmpy2 ``mpz`` (no Python object per number beyond
 the mpz itself); every operation runs one tight loop over flat lists through the raw
 kernels in :mod:`.arith`. On the GPU path, results of encryption, ``c + c``, ``c * k``,
-``c.sum()`` and the matrix products of a 1-d ``c`` stay on the device as limbs (:mod:`.device`) until something needs the integers
+``c.sum()``, ``rerandomize()`` and the matrix products of a 1-d ``c`` stay on the device as limbs (:mod:`.device`) until something needs the integers
 (indexing, serialisation, a CPU operation), and decryption reads them from there. Supported: ``c + c``, ``c + plain``, ``plain + c``, ``-c``,
 ``c - c``, ``c - plain``, ``plain - c``, ``c * plain``, ``c / plain``, ``c.sum(axis)``,
 ``c @ X``, ``X @ c``, indexing/slicing, ``reshape``, ``T``, ``concatenate``,
@@ -408,6 +408,9 @@ class CipherArray:
     def rerandomize(self) -> CipherArray:
         """Fresh randomness: multiply each ciphertext by a new hs^a (same plaintexts)."""
         pk = self._pk
+        if self.on_device and _backend.use_gpu(self.size):  # times an encryption of 0: hs^a
+            dev = device.add(self._dev, device.encrypt(pk, [0] * self.size))
+            return CipherArray._wrap_device(pk, dev, self.shape, self.exponent, self.kind)
         r = fresh_randomness(pk, self.size)
         flat = arith._add_raw(self._data.ravel().tolist(), r, pk.nsquare)
         return self._like(_objarray(flat, self.shape))
