@@ -106,6 +106,11 @@ def test_device_ciphertexts_behave_as_host_ones(keys, gpu_path):
         assert got.on_device and got.shape == np.shape(want)
         np.testing.assert_array_equal(sk.decrypt(got), want)
     np.testing.assert_allclose(sk.decrypt(c @ (X * 0.25)), x @ (X * 0.25))
+    for plain in (np.array([4, -9, 0, 2**50]), 7, np.array([0.5, 1.5, -2.25, 8.0])):
+        got = c + plain
+        assert got.on_device == (np.asarray(plain).dtype.kind == "i")  # floats: exponent moves
+        np.testing.assert_allclose(sk.decrypt(got), x + plain)
+        assert list(got.ciphertexts()) == list((host + plain).ciphertexts())  # the CPU's bits
     r = c.rerandomize()
     assert r.on_device and not set(r.ciphertexts()) & set(c.ciphertexts())
     np.testing.assert_array_equal(sk.decrypt(r), x)

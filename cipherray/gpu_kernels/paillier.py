@@ -141,12 +141,25 @@ class PaillierGpu:
     def encrypt_limbs(self, m_limbs, a_limbs):
         """m_limbs: words (L/4, count) of plaintexts in [0, n); a_limbs: uint32
         (ceil(rand_bits/32), count). Returns ciphertext words (L/2, count)."""
+        return self.ctx.fixed_base_pow(self.table(), a_limbs, mulin=self.one_plus_mn_limbs(m_limbs))
+
+    def one_plus_mn_limbs(self, m_limbs):
+        """(1 + m n) mod n^2 for plaintext words m_limbs (L/4, count) in [0, n): the
+        encryption of m with randomness 1, by which c + m is c * (1 + m n)."""
         count = m_limbs.shape[1]
-        mulin = self.ctx.empty(count)
+        out = self.ctx.empty(count)
         self.ctx.launch(
-            "one_plus_xn", [mulin, bi._ld(mulin), m_limbs, bi._ld(m_limbs), self.n_arr], count
+            "one_plus_xn", [out, bi._ld(out), m_limbs, bi._ld(m_limbs), self.n_arr], count
         )
-        return self.ctx.fixed_base_pow(self.table(), a_limbs, mulin=mulin)
+        return out
+
+    def add_plain_to_limbs(self, c_l, m_ints):
+        """c * (1 + m n) mod n^2 (the homomorphic c + m) for device limbs c_l and plaintexts
+        m (reduced mod n), leaving the result on the device."""
+        ms = _ints(m_ints)
+        n = _like(ms, self.n)
+        m_l = self.ctx.put([v % n for v in ms], limbs=self.half)
+        return self.add_limbs(c_l, self.one_plus_mn_limbs(m_l))
 
     def decrypt_limbs(self, c_limbs):
         """c_limbs: words (>= L_p, count) of ciphertexts mod n^2 -> plaintext words (< n)."""

@@ -3,8 +3,8 @@ exponent and one kind ("int" or "float").
 
 Storage is a NumPy object array of gmpy2 ``mpz`` (no Python object per number beyond
 the mpz itself); every operation runs one tight loop over flat lists through the raw
-kernels in :mod:`.arith`. On the GPU path, results of encryption, ``c + c``, ``c * k``,
-``c.sum()``, ``rerandomize()`` and the matrix products of a 1-d ``c`` stay on the device as limbs (:mod:`.device`) until something needs the integers
+kernels in :mod:`.arith`. On the GPU path, results of encryption, ``c + c``, ``c + x``,
+``c * k``, ``c.sum()``, ``rerandomize()`` and the matrix products of a 1-d ``c`` stay on the device as limbs (:mod:`.device`) until something needs the integers
 (indexing, serialisation, a CPU operation), and decryption reads them from there. Supported: ``c + c``, ``c + plain``, ``plain + c``, ``-c``,
 ``c - c``, ``c - plain``, ``plain - c``, ``c * plain``, ``c / plain``, ``c.sum(axis)``,
 ``c @ X``, ``X @ c``, indexing/slicing, ``reshape``, ``T``, ``concatenate``,
@@ -246,8 +246,17 @@ class CipherArray:
             exp = min(self.exponent, 0)
         m, exp, _ = enc.encode(pk, plain, exponent=exp)
         m_arr = _objarray(m, plain.shape)
-        a, b = np.broadcast_arrays(self._at_exponent(exp), m_arr)
         kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
+        if (
+            exp == self.exponent
+            and np.broadcast_shapes(self.shape, plain.shape) == self.shape
+            and self.on_device
+            and _backend.use_gpu(self.size)
+        ):
+            mb = np.broadcast_to(m_arr, self.shape).ravel().tolist()
+            dev = device.add_plain(self._dev, mb)
+            return CipherArray._wrap_device(pk, dev, self.shape, exp, kind)
+        a, b = np.broadcast_arrays(self._at_exponent(exp), m_arr)
         flat = arith._add_plain_raw(a.ravel().tolist(), b.ravel().tolist(), pk.n, pk.nsquare)
         return CipherArray._wrap(pk, _objarray(flat, a.shape), exp, kind)
 

@@ -1,7 +1,7 @@
 """Ciphertexts kept on the GPU between operations.
 
-A CipherArray that the GPU path made (encryption, ``c + c``, ``c * k``, ``c.sum()``, the
-matrix products of a 1-d ``c``) holds
+A CipherArray that the GPU path made (encryption, ``c + c``, ``c + x``, ``c * k``,
+``c.sum()``, the matrix products of a 1-d ``c``) holds
 its ciphertexts as device limbs (:class:`DeviceCiphertexts`) and turns them into gmpy2
 integers only when something needs them: indexing, serialisation, an operation that runs on
 the CPU. A chain such as encrypt -> ``c * k`` -> ``+`` -> ``sum`` -> decrypt then converts
@@ -64,6 +64,11 @@ def encrypt(pk: Any, m_ints: list) -> DeviceCiphertexts:
 
 def add(a: DeviceCiphertexts, b: DeviceCiphertexts) -> DeviceCiphertexts:
     return DeviceCiphertexts(a.key, a.key.add_limbs(a.limbs, b.limbs))
+
+
+def add_plain(c: DeviceCiphertexts, m: list) -> DeviceCiphertexts:
+    """c_i * (1 + m_i n): the homomorphic c + m for encoded plaintexts m (ints)."""
+    return DeviceCiphertexts(c.key, c.key.add_plain_to_limbs(c.limbs, m))
 
 
 def scalar_mul(c: DeviceCiphertexts, k: list) -> DeviceCiphertexts:
