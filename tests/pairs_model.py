@@ -9,9 +9,10 @@ from __future__ import annotations
 M32 = (1 << 32) - 1
 
 # (m, a, b), 256-bit (n = 8 limbs), under which each carry into the top limbs of the "pairs"
-# accumulator is taken (found with mont_pairs below, by a search over near-maximal operands):
-# into t[N] in passes A and C, into t[N + 1] in B, C, D, F, G, into t[N + 2] in F and G.
-# Random operands rarely take them.
+# accumulator is taken (found with mont_pairs below, by searches over near-maximal operands):
+# into t[N] in passes A and C, into t[N + 1] in B, C, D, F, G, into t[N + 2] in E, F and G.
+# Random operands rarely take them; the last vector (E) needs m = 2^256 - 1, a with every limb
+# but the lowest all ones, and b's first word chosen so that the second word's u1 is maximal.
 CARRY_VECTORS_256 = [
     (
         0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFB2C3E5901AB16437,
@@ -32,6 +33,11 @@ CARRY_VECTORS_256 = [
         0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFE461F3,
         0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFCDE3AD6994273989A92FAF3298844E8B,
         0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA250EF92,
+    ),
+    (
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000001,
+        0x00000000000000000000000000000000FFFFFFFFFFFFFFFEFFFFFFFFFFFF6E48,
     ),
 ]
 

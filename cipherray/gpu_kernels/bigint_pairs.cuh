@@ -27,7 +27,7 @@
 // has N + 3 limbs (N + 4 allocated, to keep pairs aligned); after H, t < 2m again (CIOS bound).
 // Each chain's carry goes only as far up as the bound lets it reach. tests/pairs_model.py
 // models these chains in Python and holds inputs (CARRY_VECTORS_256) under which each of those
-// top-limb carries is taken, except the one after E; the CPU tests and bench/gpu.py run them.
+// top-limb carries is taken; the CPU tests and bench/gpu.py run them.
 //
 // The host build runs the same chains with the carry flag emulated in a variable, so the CPU
 // tests check this exact sequence of operations; the GPU must give the same bits.
@@ -172,7 +172,7 @@ CR_HD void mont_core_pairs(uint32_t* t, const uint64_t* a, int lda_rt, const uin
     CRP_REDUCE_ROW1(t, mr, minv);
     // E
     CRP_FUSED_PASS(t, 1, ar, lda, 1, bh);
-    CRP_ADDC(t[N + 2], t[N + 2], 0u);  // by the bound only: no test input found reaches it
+    CRP_ADDC(t[N + 2], t[N + 2], 0u);
     // F
     CRP_ODD_PASS(t, ar, lda, 0, bh);
     CRP_ADDC_CC(t[N + 1], t[N + 1], 0u);
