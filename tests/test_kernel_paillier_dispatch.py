@@ -119,3 +119,29 @@ def test_device_ciphertexts_behave_as_host_ones(keys, gpu_path):
     np.testing.assert_allclose(sk.decrypt(c * 0.5), x * 0.5)
     np.testing.assert_array_equal(sk.decrypt(c * np.array([2**40, 1, -1, 3])),
                                   x * np.array([2**40, 1, -1, 3]))  # fmt: skip
+
+
+def test_from_bytes_on_the_gpu_path_checks_every_ciphertext(keys, gpu_path):
+    """A GPU party parses received ciphertexts straight into device limbs, with the same
+    checks and messages as the host path."""
+    pk, sk = keys
+    nsq, width = int(pk.nsquare), (int(pk.nsquare).bit_length() + 7) // 8
+    c = pk.encrypt(np.array([1, 2, 3], dtype=np.int64))
+    b = c.to_bytes()
+    head = b[: len(b) - 3 * width]
+
+    def wire(*vals: int) -> bytes:
+        return head + b"".join(v.to_bytes(width, "big") for v in vals)
+
+    ok = paillier.CipherArray.from_bytes(b, pk)
+    assert ok.on_device and list(ok.ciphertexts()) == list(c.ciphertexts())
+    edge = paillier.CipherArray.from_bytes(wire(nsq - 1, nsq - 2**64, 5), pk)
+    assert list(edge.ciphertexts()) == [nsq - 1, nsq - 2**64, 5]
+    bad = (((5, 0, 7), 1), ((5, 7, nsq), 2), ((nsq + 2**70, 5, 7), 0), ((5, nsq + 1, 7), 1))
+    for vals, at in bad:
+        with pytest.raises(ValueError, match=f"ciphertext #{at} is out of range"):
+            paillier.CipherArray.from_bytes(wire(*vals), pk)
+    with pytest.raises(ValueError, match="out of range"):
+        paillier.CipherArray.from_bytes(head + b"\xff" * (3 * width), pk)
+    with pytest.raises(ValueError, match="ciphertext #1 is not invertible"):
+        paillier.CipherArray.from_bytes(wire(3, int(sk.p), 5), pk)

@@ -4,8 +4,11 @@ exponent and one kind ("int" or "float").
 Storage is a NumPy object array of gmpy2 ``mpz`` (no Python object per number beyond
 the mpz itself); every operation runs one tight loop over flat lists through the raw
 kernels in :mod:`.arith`. On the GPU path, results of encryption, ``c + c``, ``c + x``,
-``c * k``, ``c.sum()``, ``rerandomize()`` and the matrix products of a 1-d ``c`` stay on the device as limbs (:mod:`.device`) until something needs the integers
-(indexing, serialisation, a CPU operation), and decryption reads them from there. Supported: ``c + c``, ``c + plain``, ``plain + c``, ``-c``,
+``c * k``, ``c.sum()``, ``rerandomize()``, the matrix products of a 1-d ``c`` and
+``from_bytes`` stay on the device as limbs (:mod:`.device`) until something needs the
+integers (indexing, a CPU operation); decryption and ``to_bytes`` read the limbs.
+
+Supported: ``c + c``, ``c + plain``, ``plain + c``, ``-c``,
 ``c - c``, ``c - plain``, ``plain - c``, ``c * plain``, ``c / plain``, ``c.sum(axis)``,
 ``c @ X``, ``X @ c``, indexing/slicing, ``reshape``, ``T``, ``concatenate``,
 ``to_bytes`` / ``from_bytes``, pickle, ``to_phe`` / ``from_phe``, ``rerandomize``.
@@ -471,14 +474,16 @@ class CipherArray:
         size = int(np.prod(shape, dtype=np.int64))
         if len(b) - off != size * width:
             raise ValueError("CipherArray payload length does not match its shape")
+        kind_s = enc.INT if kind == 0 else enc.FLOAT
+        if _backend.use_gpu(size):  # a GPU party: straight to device limbs, checked there
+            dev = device.from_wire(public_key, memoryview(b)[off:], size, width)
+            return cls._wrap_device(public_key, dev, shape, exp, kind_s)
         flat = [
             mpz(int.from_bytes(b[off + i * width : off + (i + 1) * width], "big"))
             for i in range(size)
         ]
         validate_ciphertexts(public_key, flat)
-        return cls._wrap(
-            public_key, _objarray(flat, shape), exp, enc.INT if kind == 0 else enc.FLOAT
-        )
+        return cls._wrap(public_key, _objarray(flat, shape), exp, kind_s)
 
     def __reduce__(self):
         return (_unpickle, (self._pk, self.to_bytes()))

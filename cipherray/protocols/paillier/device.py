@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import backend as _backend
 
 
@@ -53,6 +55,41 @@ def upload(pk: Any, flat: list) -> DeviceCiphertexts:
     """Ciphertexts (validated ints / mpz) to the device."""
     key = _gpu_key(pk)
     return DeviceCiphertexts(key, key.ctx.put(flat))
+
+
+def from_wire(pk: Any, payload: Any, count: int, width: int) -> DeviceCiphertexts:
+    """`count` ciphertexts of `width` big-endian bytes each (CipherArray.to_bytes) to device
+    limbs, with CipherArray.from_bytes's checks: each in [1, n^2) (compared as limbs) and
+    invertible mod n^2 (the product of all mod n shares no factor with n: one gcd)."""
+    import gmpy2
+
+    key = _gpu_key(pk)
+    words = key.ctx.words
+    if width > 8 * words:
+        raise ValueError("corrupt CipherArray header")
+    be = np.frombuffer(payload, dtype=np.uint8, count=count * width).reshape(count, width)
+    le = np.zeros((count, 8 * words), dtype=np.uint8)
+    le[:, :width] = be[:, ::-1]
+    vals = le.view("<u8")  # (count, words), word k of each value little-endian
+    bound = np.frombuffer(int(pk.nsquare).to_bytes(8 * words, "little"), dtype="<u8")
+    bad = ~vals.any(axis=1) | ~_less_than(vals, bound)
+    if bad.any():
+        raise ValueError(f"ciphertext #{int(np.flatnonzero(bad)[0])} is out of range [1, n^2)")
+    limbs = key.backend.asarray(np.ascontiguousarray(vals.T).astype(np.uint64, copy=False))
+    out = DeviceCiphertexts(key, limbs)
+    if count and gmpy2.gcd(product(out).to_mpz()[0] % pk.n, pk.n) != 1:
+        from .cipher_array import validate_ciphertexts
+
+        validate_ciphertexts(pk, out.to_mpz())  # names the first one that is not invertible
+    return out
+
+
+def _less_than(vals: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """Row-wise vals < bound for multi-word little-endian numbers (rows of uint64 words)."""
+    neq = vals != bound
+    top = vals.shape[1] - 1 - np.argmax(neq[:, ::-1], axis=1)  # most significant differing
+    rows = np.arange(vals.shape[0])
+    return neq.any(axis=1) & (vals[rows, top] < bound[top])
 
 
 def encrypt(pk: Any, m_ints: list) -> DeviceCiphertexts:
