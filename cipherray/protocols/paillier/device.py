@@ -1,10 +1,10 @@
 """Ciphertexts kept on the GPU between operations.
 
 A CipherArray that the GPU path made (encryption, ``c + c``, ``c + x``, ``c * k``,
-``c.sum()``, the matrix products of a 1-d ``c``) holds
-its ciphertexts as device limbs (:class:`DeviceCiphertexts`) and turns them into gmpy2
-integers only when something needs them: indexing, serialisation, an operation that runs on
-the CPU. A chain such as encrypt -> ``c * k`` -> ``+`` -> ``sum`` -> decrypt then converts
+``c.sum()``, ``rerandomize()``, the matrix products of a 1-d ``c``, ``from_bytes``) holds its
+ciphertexts as device limbs (:class:`DeviceCiphertexts`) and turns them into gmpy2 integers
+only when something needs them: indexing, an operation that runs on the CPU (decryption and
+``to_bytes`` read the limbs). A chain such as encrypt -> ``c * k`` -> ``+`` -> ``sum`` -> decrypt then converts
 between Python integers and limbs once at each end instead of around every step (on a GPU
 that conversion, about a microsecond per value each way, costs more than the kernels).
 
