@@ -54,24 +54,6 @@ def use_gpu(count: int) -> bool:
     return count >= GPU_MIN_BATCH and gpu_present()
 
 
-def random_exponents(pk: Any, count: int) -> list[int]:
-    """DJN randomness exponents a < 2^rand_bits from os.urandom."""
-    nbytes = (pk.rand_bits + 7) // 8
-    buf = os.urandom(nbytes * count)
-    mask = (1 << pk.rand_bits) - 1
-    return [int.from_bytes(buf[i * nbytes : (i + 1) * nbytes], "little") & mask
-            for i in range(count)]  # fmt: skip
-
-
-def encrypt(pk: Any, m_ints: list) -> list:
-    """DJN encryption on the GPU with fresh exponents a < 2^rand_bits from os.urandom."""
-    from cipherray.gpu_kernels import paillier as gp
-
-    a = random_exponents(pk, len(m_ints))
-    out = gp.encrypt(int(pk.n), int(pk.hs), m_ints, a, pk.rand_bits, backend=KERNEL, as_mpz=True)
-    return list(out)
-
-
 def decrypt(sk: Any, c_list: list) -> list:
     from cipherray.gpu_kernels import paillier as gp
 

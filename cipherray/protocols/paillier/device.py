@@ -15,6 +15,7 @@ modifies its inputs.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -93,9 +94,14 @@ def _less_than(vals: np.ndarray, bound: np.ndarray) -> np.ndarray:
 
 
 def encrypt(pk: Any, m_ints: list) -> DeviceCiphertexts:
-    """DJN encryption with fresh exponents (the same scheme as backend.encrypt)."""
+    """DJN encryption, (1 + m n) hs^a mod n^2, with fresh exponents a < 2^rand_bits from
+    os.urandom (the scheme of the CPU path)."""
     key = _gpu_key(pk)
-    a = _backend.random_exponents(pk, len(m_ints))
+    nbytes = (pk.rand_bits + 7) // 8
+    buf = os.urandom(nbytes * len(m_ints))
+    mask = (1 << pk.rand_bits) - 1
+    a = [int.from_bytes(buf[i * nbytes : (i + 1) * nbytes], "little") & mask
+         for i in range(len(m_ints))]  # fmt: skip
     return DeviceCiphertexts(key, key.encrypt_to_limbs(m_ints, a))
 
 
