@@ -36,6 +36,10 @@ def test_encrypt_evaluate_decrypt_matches_plaintext(rt, he):
     np.testing.assert_allclose(rt.get(grad.reveal_to(g)), X.T @ resid, atol=1e-6)
     doubled = he(lambda c, k: c * k + 1)(at_h, 2)
     np.testing.assert_allclose(rt.get(doubled.reveal_to("g")), resid * 2 + 1, atol=1e-6)
+    # the ledger counts the ciphertexts that crossed at their wire size (to_bytes)
+    wire = 31 + 8 + resid.size * (2 * BITS // 8)  # header, 1-d shape, ciphertexts mod n^2
+    rt.ledger.edges()  # pulls the workers' measurements
+    assert wire in [m.nbytes for m in rt.ledger.messages.values() if (m.src, m.dst) == ("g", "h")]
 
 
 def test_parallel_encrypt_over_workers(rt, he):

@@ -261,6 +261,24 @@ def test_bytes_and_pickle_roundtrip(keys, rng):
     assert z.shape == () and sk.decrypt(z).item() == 4
 
 
+def test_nbytes_is_the_wire_size_without_serialising(keys, monkeypatch):
+    from cipherray.runtime.payload import payload_nbytes
+
+    pk, _ = keys
+    arrays = [pk.encrypt(7), pk.encrypt(np.arange(4)), pk.encrypt(np.ones((2, 3))) * 2]
+    sizes = [len(c.to_bytes()) for c in arrays]
+    assert [c.nbytes for c in arrays] == sizes
+    width = (pk.nsquare.bit_length() + 7) // 8
+    assert sizes[1] - sizes[0] == 3 * width + 8  # three more ciphertexts, one more dim
+
+    def no_serialising(self):
+        raise AssertionError("the ledger must not serialise a CipherArray to size it")
+
+    monkeypatch.setattr(CipherArray, "to_bytes", no_serialising)
+    assert payload_nbytes(arrays[2]) == sizes[2]
+    assert payload_nbytes((arrays[0], arrays[1])) == sizes[0] + sizes[1]
+
+
 def test_from_bytes_rejects_bad_input(keys, other_keys):
     pk, _ = keys
     opk, _ = other_keys

@@ -1,4 +1,8 @@
-"""Size of a message payload in bytes, as counted by the ledger."""
+"""Size of a message payload in bytes, as counted by the ledger.
+
+Arrays and anything else with an integer ``nbytes`` (a ``CipherArray`` gives its wire size,
+the length of ``to_bytes()``) are counted without serialising them again; containers are
+summed; other objects are counted by their pickle."""
 
 from __future__ import annotations
 

@@ -145,6 +145,15 @@ class CipherArray:
     def size(self) -> int:
         return math.prod(self._shape)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes on the wire: the length of :meth:`to_bytes` (header and ciphertexts),
+        computed without serialising (the runtime's message ledger counts this)."""
+        return _HEADER.size + 8 * self.ndim + self.size * self._width()
+
+    def _width(self) -> int:
+        return (self._pk.nsquare.bit_length() + 7) // 8
+
     def __len__(self) -> int:
         if not self._shape:
             raise TypeError("len() of a 0-d CipherArray")
@@ -432,7 +441,7 @@ class CipherArray:
     # -- serialisation --------------------------------------------------------------
     def to_bytes(self) -> bytes:
         pk = self._pk
-        width = (pk.nsquare.bit_length() + 7) // 8
+        width = self._width()
         header = _HEADER.pack(
             _MAGIC,
             _VERSION,
