@@ -246,6 +246,25 @@ def row_loop_mix(txt: str, kernel: str = "montmul") -> dict | None:
     }
 
 
+def local_share(txt: str, kernel: str, min_len: int) -> float | None:
+    """Local-memory instructions (spill traffic) as a share of all instructions in the
+    Montgomery loops of `kernel` (its loops of at least min_len instructions). The scalar
+    multiplication runs in ``modexp``, where mont_mul / mont_sqr are compiled for a caller
+    that keeps state across 17 call sites, so its loops can spill more than the same loops in
+    the single-call ``montmul`` kernel."""
+    ls = [seg for seg in loops(txt, kernel) if len(seg) >= min_len]
+    if not ls:
+        return None
+    n = sum(len(seg) for seg in ls)
+    loc = sum(
+        1
+        for seg in ls
+        for _, t in seg
+        if re.sub(r"^@!?U?P\w+\s+", "", t).startswith(("LDL", "STL"))
+    )
+    return round(loc / n, 3)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="sm_90")
@@ -296,6 +315,10 @@ def main() -> int:
                 )
             if mix:
                 mix["per_row"] = round(mix["instructions"] / rows_per_pass, 1)
+                half = mix["instructions"] // 2  # the row loops, not copies / conversions
+                entry["local_share"] = {
+                    k: local_share(txt, k, half) for k in ("montmul", "montsqr", "modexp")
+                }
             entry["row_loop"] = mix
             defs = dict(table[var])
             sq = defs.get("CR_F64_SQR", 0) or defs.get("CR_PAIRS_SQR", 0)
@@ -308,8 +331,9 @@ def main() -> int:
             entry["code_kib"] = code_kib(txt) if cuobj else {}
             res["modules"][f"{n}_{var}"] = entry
             rows.append(
-                (n, var, mm, entry["modexp_kernel"], mix, entry["square"], entry["code_kib"])
-            )
+                (n, var, mm, entry["modexp_kernel"], mix, entry["square"], entry["code_kib"],
+                 entry.get("local_share", {}))
+            )  # fmt: skip
             print(f"N={n:3d} {var:6s} mont_mul spills {mm.get('spill_stores')}/"
                   f"{mm.get('spill_loads')} B"
                   + (f", row loop {mix['instructions']} instr, "
@@ -325,10 +349,11 @@ def main() -> int:
         "instructions per limb product | of which fp64 / int / shared / local / move | "
         "by pipe: FMA (all IMAD forms) / ALU / fp64 | "
         "instructions per 1000 bit² | squaring / multiplication (row-loop instructions) | "
-        "SASS KiB montmul / montsqr / modexp |",
-        "|---|---|---:|---:|---:|---|---|---:|---|---|",
+        "SASS KiB montmul / montsqr / modexp | local-memory share of the row loops: "
+        "montmul / montsqr / modexp kernel |",
+        "|---|---|---:|---:|---:|---|---|---:|---|---|---|",
     ]
-    for n, var, mm, mk, mix, sq, kib in rows:
+    for n, var, mm, mk, mix, sq, kib, share in rows:
         pp = mix["per_product"] if mix else {}
         pipes = mix["pipes_per_product"] if mix else {}
         md.append(
@@ -346,6 +371,11 @@ def main() -> int:
             )
             + " | "
             + " / ".join(f"{kib[k]:.0f}" if k in kib else "-" for k in SIZED_KERNELS)
+            + " | "
+            + " / ".join(
+                "-" if share.get(k) is None else f"{100 * share[k]:.1f}%"
+                for k in ("montmul", "montsqr", "modexp")
+            )
             + " |"
         )
     (out / "kernel_static.md").write_text("\n".join(md) + "\n")
