@@ -28,6 +28,39 @@ from cipherray.gpu_kernels import available  # noqa: E402
 from cipherray.protocols import paillier  # noqa: E402
 from cipherray.protocols.mpc import ring  # noqa: E402
 
+_SHARED: dict = {}  # inherited by the forked CPU-reference workers (no pickling of 10^5 values)
+
+
+def _cpu_columns(cols: list[int]) -> tuple[list[int], list[int], float]:
+    """Worker: our CPU path's X[:, cols].T @ c (backend "cpu"; never touches the GPU)."""
+    paillier.set_backend("cpu")
+    c, X = _SHARED["c"], _SHARED["X"]
+    t = time.perf_counter()
+    out = X[:, cols].T @ c
+    return cols, [int(v) for v in out.ciphertexts()], time.perf_counter() - t
+
+
+def cpu_matmul_all_cores(c, X: np.ndarray) -> tuple[list[int], float, float, int]:
+    """X.T @ c on our CPU path with its columns split over every core this process may use,
+    as forked processes (the CPU path runs one column at a time in one process). Returns
+    the ciphertexts, the wall time, the summed per-process compute time (one core's time)
+    and the process count."""
+    import multiprocessing as mp
+
+    procs = len(os.sched_getaffinity(0))
+    J = X.shape[1]
+    chunks = [list(range(J))[i::procs] for i in range(min(procs, J))]
+    _SHARED.update(c=c, X=X)
+    t = time.perf_counter()
+    with mp.get_context("fork").Pool(len(chunks)) as pool:
+        parts = pool.map(_cpu_columns, chunks, chunksize=1)
+    wall = time.perf_counter() - t
+    out = [0] * J
+    for cols, vals, _ in parts:
+        for j, v in zip(cols, vals):
+            out[j] = v
+    return out, wall, sum(p[2] for p in parts), len(chunks)
+
 
 def timed(fn, *a):
     t = time.perf_counter()
@@ -39,6 +72,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "bench/out"))
     ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument(
+        "--skip-cpu-all-cores", action="store_true", help="leave out the CPU X.T @ c reference"
+    )
     args = ap.parse_args()
     res: dict = {"gpu": available(), "checks": {}, "timings": {}}
     try:
@@ -102,6 +138,22 @@ def main() -> None:
     res["checks"]["matmul_decrypts_to_plain"] = bool(
         np.array_equal(sk.decrypt(mm_gpu), X.T.astype(object) @ x.astype(object))
     )
+    # our CPU path on all cores, same X and ciphertexts (the issue's reference for c @ X)
+    if not args.skip_cpu_all_cores:
+        paillier.set_backend("cpu")
+        mm_cpu_all, t_cpu_all, t_cpu_sum, procs = cpu_matmul_all_cores(c_host, X)
+        paillier.set_backend("auto")
+        res["checks"]["matmul_all_cores_equal_gpu"] = mm_cpu_all == [
+            int(v) for v in mm_gpu.ciphertexts()
+        ]
+        res["timings"].update(
+            {
+                "xt_at_c_cpu_all_cores_s": t_cpu_all,
+                "xt_at_c_cpu_processes": procs,
+                "xt_at_c_cpu_summed_process_s": t_cpu_sum,
+                "xt_at_c_gpu_speedup_vs_cpu_all_cores": t_cpu_all / t_mm_gpu,
+            }
+        )
     res["timings"].update(
         {
             "items": n,

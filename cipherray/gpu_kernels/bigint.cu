@@ -50,13 +50,8 @@ CR_ENTRY(dec_finish, (uint64_t* out, int ldo, const uint64_t* xp, const uint64_t
                       const uint64_t* prm, uint32_t p_minv, uint32_t q_minv, cr_idx count),
          (idx, out, ldo, xp, xq, ldx, prm, p_minv, q_minv))
 
-#define row_table_body row_table_kbody<NN>
-CR_ENTRY(row_table, (uint64_t* tbl, const uint64_t* base, int ldb, const uint64_t* m,
-                     uint32_t minv, const uint64_t* consts, int w, cr_idx count),
-         (idx, tbl, base, ldb, m, minv, consts, w))
-
-#define straus_body straus_kbody<NN>
-CR_ENTRY(straus, (uint64_t* acc_pos, uint64_t* acc_neg, int lda, const uint64_t* tbl,
-                  const uint64_t* xabs, const uint8_t* xneg, cr_idx rows, int J, int G,
-                  const uint64_t* m, uint32_t minv, const uint64_t* consts, cr_idx count),
-         (idx, acc_pos, acc_neg, lda, tbl, xabs, xneg, rows, J, G, m, minv, consts))
+#define bucket_prod_body bucket_prod_kbody<NN>
+CR_ENTRY(bucket_prod, (uint64_t* out, int ldo, const uint64_t* base, int ldb, const int32_t* rows,
+                       const cr_idx* start, const int32_t* len, const uint64_t* m, uint32_t minv,
+                       cr_idx count),
+         (idx, out, ldo, base, ldb, rows, start, len, m, minv))

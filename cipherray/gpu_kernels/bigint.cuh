@@ -616,53 +616,17 @@ CR_HD void dec_finish_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* 
   pack<N>(out + idx, ldo, o);
 }
 
-// Per-row power table for multi-exponentiation: entry (r, d) = base_r^d * R mod m, contiguous
-// at tbl + (r * 2^w + d) * W. consts: [r2 | one_m | unit].
+// Bucket products for the bucket (Pippenger) multi-exponentiation of multiexp.py: slot idx
+// multiplies the len[idx] values base[rows[start[idx] + i]] (Montgomery form, so the product is
+// too) into out. The host orders slots longest first, so the threads of a warp run about the
+// same number of multiplications. base is gathered: element r is word-major at base + r, ld ldb.
 template <int N>
-CR_HD void row_table_kbody(cr_idx idx, uint64_t* tbl, const uint64_t* base, int ldb,
-                           const uint64_t* m, uint32_t minv, const uint64_t* consts, int w) {
-  const int W = N / 2;
-  const int nt = 1 << w;
-  uint64_t* t = tbl + idx * nt * W;
-  copy_words<N>(t, 1, consts + W, 1);
-  mont_mul<N>(t + W, 1, base + idx, ldb, consts, 1, m, minv);
-  for (int d = 2; d < nt; d++)  // even powers as squares, as in modexp_kbody
-    if (d % 2 == 0)
-      mont_sqr<N>(t + d * W, 1, t + (d / 2) * W, 1, m, minv);
-    else
-      mont_mul<N>(t + d * W, 1, t + (d - 1) * W, 1, t + W, 1, m, minv);
-}
-
-// Straus multi-exponentiation for X^T c: item idx = (group g, column j), J columns, groups of
-// G rows. acc_pos / acc_neg (Montgomery form, ld = count) receive prod over the group's rows r
-// of c_r^|X[r, j]| split by the sign of X[r, j]. xabs: |X| as uint64 (rows x J), xneg: 1 if
-// negative. 64-bit exponents, window 4 bits, tbl from row_table_kbody with w = 4.
-template <int N>
-CR_HD void straus_kbody(cr_idx idx, uint64_t* acc_pos, uint64_t* acc_neg, int lda,
-                        const uint64_t* tbl, const uint64_t* xabs, const uint8_t* xneg,
-                        cr_idx rows, int J, int G, const uint64_t* m, uint32_t minv,
-                        const uint64_t* consts) {
-  const int W = N / 2;
-  const cr_idx g = idx / J;
-  const int j = (int)(idx % J);
-  const cr_idx r0 = g * G;
-  const cr_idx r1 = r0 + G < rows ? r0 + G : rows;
-  uint64_t* ap = acc_pos + idx;
-  uint64_t* an = acc_neg + idx;
-  copy_words<N>(ap, lda, consts + W, 1);
-  copy_words<N>(an, lda, consts + W, 1);
-  bool anyneg = false;
-  for (cr_idx r = r0; r < r1; r++) anyneg |= xneg[r * J + j] != 0;
-  for (int win = 15; win >= 0; win--) {
-    if (win != 15) {
-      for (int k = 0; k < 4; k++) mont_sqr<N>(ap, lda, ap, lda, m, minv);
-      if (anyneg)
-        for (int k = 0; k < 4; k++) mont_sqr<N>(an, lda, an, lda, m, minv);
-    }
-    for (cr_idx r = r0; r < r1; r++) {
-      const uint32_t d = (uint32_t)(xabs[r * J + j] >> (4 * win)) & 15u;
-      uint64_t* tgt = xneg[r * J + j] ? an : ap;
-      mont_mul<N>(tgt, lda, tgt, lda, tbl + (r * 16 + d) * W, 1, m, minv);
-    }
-  }
+CR_HD void bucket_prod_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* base, int ldb,
+                             const int32_t* rows, const cr_idx* start, const int32_t* len,
+                             const uint64_t* m, uint32_t minv) {
+  uint64_t* o = out + idx;
+  const int32_t* r = rows + start[idx];
+  const int n = len[idx];
+  copy_words<N>(o, ldo, base + r[0], ldb);
+  for (int i = 1; i < n; i++) mont_mul<N>(o, ldo, o, ldo, base + r[i], ldb, m, minv);
 }

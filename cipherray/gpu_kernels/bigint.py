@@ -40,8 +40,7 @@ _SIG = {
     "one_plus_xn": "pipip",
     "reduce2": "pipipup",
     "dec_finish": "pippipuu",
-    "row_table": "ppipupi",
-    "straus": "ppipppqiipup",
+    "bucket_prod": "pipippppu",
 }
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import bigint as bi
+from . import multiexp
 from ._build import get_backend
 
 try:
@@ -199,39 +200,10 @@ class PaillierGpu:
         r = self.ctx.prod_tree(x, groups)
         return self.ctx.from_mont(r)
 
-    def matvec_limbs(self, c_limbs, X: np.ndarray, group: int | None = None):
-        """Montgomery-form (pos, neg) products: prod_r c_r^{max(X,0)}, prod_r c_r^{max(-X,0)}."""
-        ctx = self.ctx
-        X = np.ascontiguousarray(X, dtype=np.int64)
-        rows, J = X.shape
-        if c_limbs.shape[1] != rows:
-            raise ValueError(f"X has {rows} rows but there are {c_limbs.shape[1]} ciphertexts")
-        G = group or (32 if self.backend.name == "gpu" else 8)
-        ngroups = (rows + G - 1) // G
-        xp = self.backend.xp
-        with np.errstate(over="ignore"):
-            xabs = np.where(X < 0, -X, X).view(np.uint64)
-        xabs_d = self.backend.asarray(np.ascontiguousarray(xabs))
-        xneg_d = self.backend.asarray((X < 0).astype(np.uint8))
-        tbl = xp.empty(rows * 16 * ctx.words, dtype=np.uint64)
-        ctx.launch(
-            "row_table",
-            [tbl, c_limbs, bi._ld(c_limbs), ctx.m_arr, ctx.minv, ctx.consts, 4],
-            rows,
-        )
-        count = ngroups * J
-        acc_pos = ctx.empty(count)
-        acc_neg = ctx.empty(count)
-        ctx.launch(
-            "straus",
-            [acc_pos, acc_neg, bi._ld(acc_pos), tbl, xabs_d, xneg_d, rows, J, G, ctx.m_arr,
-             ctx.minv, ctx.consts],
-            count,
-        )  # fmt: skip
-        del tbl
-        pos = ctx.from_mont(ctx.prod_tree(acc_pos, ngroups))
-        neg = ctx.from_mont(ctx.prod_tree(acc_neg, ngroups))
-        return pos, neg
+    def matvec_limbs(self, c_limbs, X: np.ndarray, window: int | None = None):
+        """(pos, neg), normal form: prod_r c_r^max(X, 0) and prod_r c_r^max(-X, 0) per column
+        of X, by the bucket method (:mod:`.multiexp`)."""
+        return multiexp.matvec(self.ctx, c_limbs, np.asarray(X), window)
 
     # -- int API -------------------------------------------------------------------------
     def encrypt(self, m_ints, a_exponents, as_mpz: bool = False) -> np.ndarray:
