@@ -523,6 +523,8 @@ def main() -> int:
         t = timed(lambda: K.matvec_limbs(cm, X), reps=1)
         pai["matvec_1e5x30_s_kernel"] = t
         pai["matvec_rows"] = rows
+        X31 = g.integers(-(2**31), 2**31, size=(rows, J), dtype=np.int64)  # 32-bit fixed point
+        pai["matvec_1e5x30_31bit_s_kernel"] = timed(lambda: K.matvec_limbs(cm, X31), reps=1)
         cm_ints = ctx.get(cm)
         t0 = time.perf_counter()
         K.matvec(X, cm_ints)
