@@ -139,26 +139,27 @@ def _bucket_sums(ctx, prods, bkeys, G: int, w: int, one_m):
     B[:] = one_m
     g, d = bkeys >> w, bkeys & ((1 << w) - 1)
     B[:, ((d % Q) * S + d // Q) * G + g] = prods
-    # first level, per segment (s, g): T = prod_q B_q^q, P = prod_q B_q
-    P = xp.empty((ctx.words, SG), dtype=np.uint64)
-    T = xp.empty_like(P)
-    P[:] = one_m
-    T[:] = one_m
-    for q in range(Q - 1, 0, -1):
-        ctx.mont_mul(P, B[:, q * SG : (q + 1) * SG], out=P)
-        ctx.mont_mul(T, P, out=T)
-    ctx.mont_mul(P, B[:, :SG], out=P)
+    # first level, per segment (s, g): P = prod_q B_q, T = prod_q B_q^q
+    P, T = _running_products(ctx, B, Q, SG, one_m)
     # second level, per group: U = prod_s P_s^s, then A = prod_s T_s * U^Q
+    _, U = _running_products(ctx, P, S, G, one_m)
+    for _ in range(w - sb):
+        ctx.mont_sqr(U, out=U)
     A = ctx.prod_tree(T, S)
-    if S > 1:
-        run = xp.empty((ctx.words, G), dtype=np.uint64)
-        U = xp.empty_like(run)
-        run[:] = one_m
-        U[:] = one_m
-        for s in range(S - 1, 0, -1):
-            ctx.mont_mul(run, P[:, s * G : (s + 1) * G], out=run)
-            ctx.mont_mul(U, run, out=U)
-        for _ in range(w - sb):
-            ctx.mont_sqr(U, out=U)
-        ctx.mont_mul(A, U, out=A)
+    ctx.mont_mul(A, U, out=A)
     return A
+
+
+def _running_products(ctx, X, n: int, width: int, one_m):
+    """(prod_i X_i, prod_i X_i^i) over the n blocks X_i = X[:, i width : (i + 1) width], by
+    running products from the top block down: 2 (n - 1) + 1 batched multiplications."""
+    xp = ctx.backend.xp
+    run = xp.empty((ctx.words, width), dtype=np.uint64)
+    acc = xp.empty_like(run)
+    run[:] = one_m
+    acc[:] = one_m
+    for i in range(n - 1, 0, -1):
+        ctx.mont_mul(run, X[:, i * width : (i + 1) * width], out=run)
+        ctx.mont_mul(acc, run, out=acc)
+    ctx.mont_mul(run, X[:, :width], out=run)
+    return run, acc
