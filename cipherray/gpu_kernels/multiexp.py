@@ -55,8 +55,7 @@ def matvec(ctx: bi.MontContext, c_limbs, X: np.ndarray, window: int | None = Non
         xabs = np.where(X < 0, -X, X).view(np.uint64)  # |-2^63| = 2^63 as uint64
     top = int(xabs.max()) if xabs.size else 0
     if top == 0 or rows == 0:
-        ones = ctx.put([1] * J)
-        return ones, ctx.put([1] * J)
+        return ctx.put([1] * J), ctx.put([1] * J)
     bits = top.bit_length()
     signed = bool((X < 0).any())
     base = ctx.to_mont(c_limbs)
