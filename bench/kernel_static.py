@@ -226,13 +226,18 @@ def code_kib(txt: str) -> dict[str, float]:
     return {k: round(len(fns[k]) * 16 / 1024, 1) for k in SIZED_KERNELS if k in fns}
 
 
+def _opcode(ins: str) -> str:
+    """The opcode of a SASS instruction, without its predicate (``@P0``, ``@!UP1``)."""
+    return re.sub(r"^@!?U?P\w+\s+", "", ins).split()[0]
+
+
 def row_loop_mix(txt: str, kernel: str = "montmul") -> dict | None:
     """Instruction mix of the largest loop in `kernel` (the Montgomery row loop)."""
     ls = loops(txt, kernel)
     if not ls:
         return None
     best = max(ls, key=len)
-    ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for _, t in best)
+    ops = collections.Counter(_opcode(t) for _, t in best)
     classes = collections.Counter()
     pipes = collections.Counter()
     for op, c in ops.items():
@@ -256,12 +261,7 @@ def local_share(txt: str, kernel: str, min_len: int) -> float | None:
     if not ls:
         return None
     n = sum(len(seg) for seg in ls)
-    loc = sum(
-        1
-        for seg in ls
-        for _, t in seg
-        if re.sub(r"^@!?U?P\w+\s+", "", t).startswith(("LDL", "STL"))
-    )
+    loc = sum(1 for seg in ls for _, t in seg if _opcode(t).startswith(("LDL", "STL")))
     return round(loc / n, 3)
 
 

@@ -48,6 +48,11 @@ _VERSION = 1
 _HEADER = struct.Struct(">4sBBi16sIB")
 
 
+def _wire_width(pk: PublicKey) -> int:
+    """Bytes of one serialised ciphertext: those of n^2."""
+    return (pk.nsquare.bit_length() + 7) // 8
+
+
 def _objarray(values: list, shape: tuple) -> np.ndarray:
     # np.fromiter is ~60x faster than assigning a list of mpz into an object array
     return np.fromiter(values, dtype=object, count=len(values)).reshape(shape)
@@ -149,10 +154,7 @@ class CipherArray:
     def nbytes(self) -> int:
         """Bytes on the wire: the length of :meth:`to_bytes` (header and ciphertexts),
         computed without serialising (the runtime's message ledger counts this)."""
-        return _HEADER.size + 8 * self.ndim + self.size * self._width()
-
-    def _width(self) -> int:
-        return (self._pk.nsquare.bit_length() + 7) // 8
+        return _HEADER.size + 8 * self.ndim + self.size * _wire_width(self._pk)
 
     def __len__(self) -> int:
         if not self._shape:
@@ -441,7 +443,7 @@ class CipherArray:
     # -- serialisation --------------------------------------------------------------
     def to_bytes(self) -> bytes:
         pk = self._pk
-        width = self._width()
+        width = _wire_width(pk)
         header = _HEADER.pack(
             _MAGIC,
             _VERSION,
@@ -472,7 +474,7 @@ class CipherArray:
                 "ciphertexts were serialised under a different public key "
                 f"(fingerprint {fp.hex()[:12]} != {public_key.fingerprint.hex()[:12]})"
             )
-        if width != (public_key.nsquare.bit_length() + 7) // 8 or kind not in (0, 1):
+        if width != _wire_width(public_key) or kind not in (0, 1):
             raise ValueError("corrupt CipherArray header")
         off = _HEADER.size
         try:

@@ -15,12 +15,12 @@ modifies its inputs.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 from . import backend as _backend
+from . import randomness as _rnd
 
 
 class DeviceCiphertexts:
@@ -97,11 +97,7 @@ def encrypt(pk: Any, m_ints: list) -> DeviceCiphertexts:
     """DJN encryption, (1 + m n) hs^a mod n^2, with fresh exponents a < 2^rand_bits from
     os.urandom (the scheme of the CPU path)."""
     key = _gpu_key(pk)
-    nbytes = (pk.rand_bits + 7) // 8
-    buf = os.urandom(nbytes * len(m_ints))
-    mask = (1 << pk.rand_bits) - 1
-    a = [int.from_bytes(buf[i * nbytes : (i + 1) * nbytes], "little") & mask
-         for i in range(len(m_ints))]  # fmt: skip
+    a = _rnd.digits_to_exponents(_rnd.random_exponent_digits(pk.rand_bits, len(m_ints)))
     return DeviceCiphertexts(key, key.encrypt_to_limbs(m_ints, a))
 
 
