@@ -145,3 +145,50 @@ def test_from_bytes_on_the_gpu_path_checks_every_ciphertext(keys, gpu_path):
         paillier.CipherArray.from_bytes(head + b"\xff" * (3 * width), pk)
     with pytest.raises(ValueError, match="ciphertext #1 is not invertible"):
         paillier.CipherArray.from_bytes(wire(3, int(sk.p), 5), pk)
+
+
+def test_int64_data_never_becomes_integer_objects(keys, gpu_path, monkeypatch):
+    """encrypt / c + x / c * k / decrypt of int64 and float arrays run on arrays (the exact
+    paths through Python integers are not called), agree with those paths, and values beyond
+    int64 still take them."""
+    from cipherray.protocols.paillier import device, encoding
+
+    pk, sk = keys
+    calls = []
+    for mod, name in ((encoding, "encode"), (encoding, "signed_mantissas"), (encoding, "decode"),
+                      (device, "encrypt"), (device, "decrypt")):  # fmt: skip
+        orig = getattr(mod, name)
+        spy = lambda *a, _o=orig, _n=name, **kw: calls.append(_n) or _o(*a, **kw)  # noqa: E731
+        monkeypatch.setattr(mod, name, spy)
+    I64 = np.iinfo(np.int64)
+    x = np.array([I64.min + 2**40, -1, 0, 7, I64.max - 2**40], dtype=np.int64)
+    k = np.array([3, -2, I64.min, I64.max, -1], dtype=np.int64)
+    c = pk.encrypt(x)
+    ck = c * k
+    total = c + np.array([5, -5, 0, 1, -1])
+    xf = np.array([0.5, -1.25, 3.0, -(2.0**-30), 10.0])  # products below 0.5: int64 mantissas
+    cf = pk.encrypt(xf)
+    cf2 = cf * np.array([0.25, -0.25, 0.1, 2.0, -1e-3])
+    assert all(a.on_device for a in (c, ck, total, cf, cf2))
+    got = sk.decrypt(total), sk.decrypt(cf), sk.decrypt(cf2)
+    assert calls == []
+    np.testing.assert_array_equal(got[0], x + np.array([5, -5, 0, 1, -1]))
+    assert got[0].dtype == np.int64
+    np.testing.assert_allclose(got[1], xf, rtol=0, atol=2.0**-33)
+    np.testing.assert_allclose(got[2], xf * np.array([0.25, -0.25, 0.1, 2.0, -1e-3]), atol=1e-8)
+    # c * k wraps beyond int64: decryption falls back to exact integers
+    want = x.astype(object) * k.astype(object)
+    assert sk.decrypt(ck).tolist() == want.tolist() and calls == ["decode"]
+    # the same bits as the exact paths on the CPU
+    monkeypatch.setattr(backend, "_backend", "cpu")
+    host = paillier.CipherArray.from_ciphertexts(pk, c.ciphertexts(), c.exponent)
+    assert list((host * k).ciphertexts()) == list(ck.ciphertexts())
+    assert list((host + np.array([5, -5, 0, 1, -1])).ciphertexts()) == list(total.ciphertexts())
+    np.testing.assert_array_equal(sk.decrypt(c), x)
+    # values beyond int64 (object arrays) take the exact encoding on the GPU path too
+    monkeypatch.setattr(backend, "_backend", "gpu")
+    calls.clear()
+    big = np.array([2**70, -(2**70), 3], dtype=object)
+    cb = pk.encrypt(big)
+    assert cb.on_device and calls == ["encode", "encrypt"]
+    assert sk.decrypt(cb).tolist() == big.tolist()

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import bigint as bi
-from . import multiexp
+from . import multiexp, plain64
 from ._build import get_backend
 
 try:
@@ -97,6 +97,7 @@ class PaillierGpu:
         self.ctx = bi.MontContext(self.nsq, self.backend)
         self.half = self.ctx.limbs // 2
         self.n_arr = self.backend.asarray(bi._words(bi.ints_to_limbs([n], self.half)[0]))
+        self.n_words = plain64.n_words(n, self.half // 2)
         self.rand_bits = rand_bits
         self.hs = None if hs is None else int(hs)
         self._tab = None
@@ -139,6 +140,69 @@ class PaillierGpu:
         return self._tab
 
     # -- limb-array (device-resident) API --------------------------------------------------
+    # -- int64 plaintexts and scalars (vectorised, no Python int per value) ----------------
+    def plain_words_from_int64(self, m: np.ndarray):
+        """Plaintext words (L/4, count) on the backend of m mod n for int64 m (n + m for
+        m < 0), computed on the backend from 8 bytes per value."""
+        if self.n >> 64 == 0:
+            raise ValueError("int64 plaintexts need n > 2^64")
+        m = self.backend.asarray(np.ascontiguousarray(m, dtype=np.int64).ravel())
+        return plain64.words_from_int64(self.backend.xp, m, self.n_words)
+
+    def int64_from_plain_words(self, w) -> np.ndarray | None:
+        """Plaintexts in [0, n) as words (>= L/4, count) -> signed int64 host array (v, or
+        v - n for v near n), or None where some value fits neither."""
+        m, ok = plain64.int64_from_words(self.backend.xp, w, self.n_words)
+        if not bool(ok.all()):
+            return None
+        return self.backend.to_host(m)
+
+    def encrypt_int64_to_limbs(self, m: np.ndarray, a_digits: np.ndarray):
+        """Encryption of int64 plaintexts m (mod n) with exponents given as their
+        little-endian bytes a_digits (count, ceil(rand_bits / 8)) uint8, as
+        randomness.random_exponent_digits draws them; ciphertexts stay on the device."""
+        count = int(np.asarray(m).size)
+        nbytes = (self.rand_bits + 7) // 8
+        if a_digits.shape != (count, nbytes) or a_digits.dtype != np.uint8:
+            raise ValueError(f"randomness digits must be uint8 of shape ({count}, {nbytes})")
+        extra = 8 * nbytes - self.rand_bits
+        if extra and count and int(a_digits[:, -1].max()) >> (8 - extra):
+            raise ValueError(f"randomness exponents must be in [0, 2^{self.rand_bits})")
+        limbs32 = (self.rand_bits + 31) // 32
+        a_l = plain64.digits_to_limbs(a_digits)[:limbs32]
+        return self.encrypt_limbs(self.plain_words_from_int64(m), self.backend.asarray(a_l))
+
+    def add_plain_int64_to_limbs(self, c_l, m: np.ndarray):
+        """c * (1 + m n) mod n^2 (the homomorphic c + m) for int64 plaintexts m."""
+        return self.add_limbs(c_l, self.one_plus_mn_limbs(self.plain_words_from_int64(m)))
+
+    def scalar_mul_int64_limbs(self, c_l, k: np.ndarray):
+        """c^k for device limbs c_l and an int64 array k (one per column); c_l is not
+        modified."""
+        k = np.ascontiguousarray(k, dtype=np.int64).ravel()
+        if k.size != c_l.shape[1]:
+            raise ValueError("c and k differ in length")
+        kabs, negm = plain64.magnitudes(np, k)
+        kl = self.backend.asarray(plain64.uint64_to_limbs(kabs))
+        # windows only up to the batch's longest scalar (fixed-point data is often short)
+        kbits = (int(kabs.max()).bit_length() if k.size else 0) or 1
+        return self.scalar_mul_limbs(self._invert_columns(c_l, np.flatnonzero(negm)), kl, kbits)
+
+    def _invert_columns(self, c_l, neg: np.ndarray):
+        """c_l with the columns `neg` replaced by their inverses mod n^2 (a copy if any)."""
+        if not neg.size:
+            return c_l
+        cols = self.backend.asarray(neg)
+        c_l = c_l.copy()
+        try:
+            c_l[:, cols] = self.ctx.invert(c_l[:, cols])
+        except bi.NotInvertibleError as e:
+            at = [int(neg[j]) for j in e.columns[:10]]
+            raise ValueError(
+                f"ciphertexts at {at} have no inverse mod n^2 (needed for negative scalars)"
+            ) from None
+        return c_l
+
     def encrypt_limbs(self, m_limbs, a_limbs):
         """m_limbs: words (L/4, count) of plaintexts in [0, n); a_limbs: uint32
         (ceil(rand_bits/32), count). Returns ciphertext words (L/2, count)."""
@@ -241,26 +305,21 @@ class PaillierGpu:
         _require_ciphertexts(cs, self.nsq)
         return self.ctx.get(self.scalar_mul_signed_limbs(self.ctx.put(cs), ks), as_mpz)
 
-    def scalar_mul_signed_limbs(self, c_l, ks: list):
-        """c^k for device limbs c_l and signed ints |k| < 2^64 (one per column); c_l is not
-        modified. A negative k takes the inverse of its ciphertext (batched on the device)."""
+    def scalar_mul_signed_limbs(self, c_l, ks):
+        """c^k for device limbs c_l and signed ints |k| < 2^64 (one per column; an int64
+        array or a list); c_l is not modified. A negative k takes the inverse of its
+        ciphertext (batched on the device)."""
+        if isinstance(ks, np.ndarray) and ks.dtype.kind in "iub" and ks.dtype != np.uint64:
+            return self.scalar_mul_int64_limbs(c_l, ks)
+        ks = _ints(ks)
         _check_scalars(ks)
-        kabs = [abs(x) for x in ks]
+        if not ks or (min(ks) >= -(1 << 63) and max(ks) < (1 << 63)):
+            return self.scalar_mul_int64_limbs(c_l, np.array(ks, dtype=np.int64))
+        kabs = [abs(x) for x in ks]  # magnitudes up to 2^64 - 1
         kl = self.ctx.put32(kabs, limbs=2)
-        # windows only up to the batch's longest scalar (fixed-point data is often short)
-        kbits = max((x.bit_length() for x in kabs), default=0) or 1
+        kbits = max(x.bit_length() for x in kabs) or 1
         neg = np.flatnonzero(np.fromiter((x < 0 for x in ks), dtype=bool, count=len(ks)))
-        if neg.size:
-            cols = self.backend.asarray(neg)
-            c_l = c_l.copy()
-            try:
-                c_l[:, cols] = self.ctx.invert(c_l[:, cols])
-            except bi.NotInvertibleError as e:
-                at = [int(neg[j]) for j in e.columns[:10]]
-                raise ValueError(
-                    f"ciphertexts at {at} have no inverse mod n^2 (needed for negative scalars)"
-                ) from None
-        return self.scalar_mul_limbs(c_l, kl, kbits)
+        return self.scalar_mul_limbs(self._invert_columns(c_l, neg), kl, kbits)
 
     def matvec(self, X, c, as_mpz: bool = False) -> np.ndarray:
         """X.T @ c in the exponent: out_j = prod_r c_r^X[r, j] mod n^2 (X int64, shape (R, J))."""

@@ -258,15 +258,22 @@ class CipherArray:
             exp = min(self.exponent, enc.precision_to_exponent(None))
         else:
             exp = min(self.exponent, 0)
-        m, exp, _ = enc.encode(pk, plain, exponent=exp)
-        m_arr = _objarray(m, plain.shape)
         kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
-        if (
+        on_gpu = (
             exp == self.exponent
             and np.broadcast_shapes(self.shape, plain.shape) == self.shape
             and self.on_device
             and _backend.use_gpu(self.size)
-        ):
+        )
+        if on_gpu:
+            m64, _, _ = enc.int64_mantissas(pk, plain, exponent=exp)
+            if m64 is not None:  # plaintexts straight from the array to the device
+                mb64 = np.broadcast_to(m64.reshape(plain.shape), self.shape).ravel()
+                dev = device.add_plain_int64(self._dev, mb64)
+                return CipherArray._wrap_device(pk, dev, self.shape, exp, kind)
+        m, exp, _ = enc.encode(pk, plain, exponent=exp)
+        m_arr = _objarray(m, plain.shape)
+        if on_gpu:
             mb = np.broadcast_to(m_arr, self.shape).ravel().tolist()
             dev = device.add_plain(self._dev, mb)
             return CipherArray._wrap_device(pk, dev, self.shape, exp, kind)
@@ -325,12 +332,20 @@ class CipherArray:
 
     def _mul_plain(self, plain: np.ndarray, precision: float | None) -> CipherArray:
         pk = self._pk
+        on_gpu = np.broadcast_shapes(self.shape, plain.shape) == self.shape and _backend.use_gpu(
+            self.size
+        )
+        if on_gpu:
+            k64, kexp, pkind = enc.int64_mantissas(pk, plain, precision)
+            if k64 is not None:  # scalars straight from the array to the device
+                kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
+                kb = np.broadcast_to(k64.reshape(plain.shape), self.shape).ravel()
+                dev = device.scalar_mul(self._device(), kb)
+                return CipherArray._wrap_device(pk, dev, self.shape, self.exponent + kexp, kind)
         k, kexp, pkind = enc.signed_mantissas(pk, plain, precision)
         k_arr = _objarray(k, plain.shape)
         kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
-        if np.broadcast_shapes(self.shape, plain.shape) == self.shape and _backend.use_gpu(
-            self.size
-        ):
+        if on_gpu:
             kb = np.broadcast_to(k_arr, self.shape).ravel().tolist()
             if _backend.fits_int64(kb):
                 dev = device.scalar_mul(self._device(), kb)

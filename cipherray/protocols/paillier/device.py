@@ -101,6 +101,14 @@ def encrypt(pk: Any, m_ints: list) -> DeviceCiphertexts:
     return DeviceCiphertexts(key, key.encrypt_to_limbs(m_ints, a))
 
 
+def encrypt_int64(pk: Any, m: np.ndarray) -> DeviceCiphertexts:
+    """encrypt for int64 plaintext mantissas (signed; reduced mod n on the device): the
+    exponents' random bytes go to the device as they are, without an integer per value."""
+    key = _gpu_key(pk)
+    digits = _rnd.random_exponent_digits(pk.rand_bits, int(m.size))
+    return DeviceCiphertexts(key, key.encrypt_int64_to_limbs(m, digits))
+
+
 def add(a: DeviceCiphertexts, b: DeviceCiphertexts) -> DeviceCiphertexts:
     return DeviceCiphertexts(a.key, a.key.add_limbs(a.limbs, b.limbs))
 
@@ -110,8 +118,13 @@ def add_plain(c: DeviceCiphertexts, m: list) -> DeviceCiphertexts:
     return DeviceCiphertexts(c.key, c.key.add_plain_to_limbs(c.limbs, m))
 
 
-def scalar_mul(c: DeviceCiphertexts, k: list) -> DeviceCiphertexts:
-    """c_i^(k_i) for signed |k_i| < 2^64."""
+def add_plain_int64(c: DeviceCiphertexts, m: np.ndarray) -> DeviceCiphertexts:
+    """add_plain for int64 plaintext mantissas (signed)."""
+    return DeviceCiphertexts(c.key, c.key.add_plain_int64_to_limbs(c.limbs, m))
+
+
+def scalar_mul(c: DeviceCiphertexts, k: Any) -> DeviceCiphertexts:
+    """c_i^(k_i) for signed |k_i| < 2^64 (an int64 array, or a list of ints)."""
     return DeviceCiphertexts(c.key, c.key.scalar_mul_signed_limbs(c.limbs, k))
 
 
@@ -125,10 +138,24 @@ def product(c: DeviceCiphertexts) -> DeviceCiphertexts:
     return DeviceCiphertexts(c.key, c.key.sum_limbs(c.limbs, c.size))
 
 
-def decrypt(sk: Any, c: DeviceCiphertexts) -> list:
-    """CRT decryption on the device; plaintexts in [0, n) as mpz."""
+def _plain_words(sk: Any, c: DeviceCiphertexts) -> tuple[Any, Any]:
     key = _gpu_key(sk.public_key, sk)
     limbs = c.limbs
     if limbs.shape[0] != key.ctx_p.limbs:  # CRT halves of another width: re-lay the limbs
         limbs = key.ctx_p.put(c.to_mpz(), limbs=2 * key.ctx_p.limbs)
-    return list(key.ctx_p.get(key.decrypt_limbs(limbs), as_mpz=True))
+    return key, key.decrypt_limbs(limbs)
+
+
+def decrypt(sk: Any, c: DeviceCiphertexts) -> list:
+    """CRT decryption on the device; plaintexts in [0, n) as mpz."""
+    key, words = _plain_words(sk, c)
+    return list(key.ctx_p.get(words, as_mpz=True))
+
+
+def decrypt_signed(sk: Any, c: DeviceCiphertexts) -> np.ndarray | list:
+    """CRT decryption on the device. Where every plaintext v is within 2^63 of 0 (v < 2^63)
+    or of n (n - v <= 2^63): their signed values (v, or v - n) as an int64 array, made on the
+    device; otherwise the plaintexts in [0, n) as mpz, like :func:`decrypt`."""
+    key, words = _plain_words(sk, c)
+    m = key.int64_from_plain_words(words)
+    return list(key.ctx_p.get(words, as_mpz=True)) if m is None else m

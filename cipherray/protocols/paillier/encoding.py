@@ -136,6 +136,36 @@ def encode(
     return [mpz(m) % n for m in ms], int(exponent), kind
 
 
+def int64_mantissas(
+    pk: PublicKey,
+    arr: np.ndarray,
+    precision: float | None = None,
+    exponent: int | None = None,
+) -> tuple[np.ndarray | None, int, str]:
+    """The signed mantissas of :func:`encode` / :func:`signed_mantissas` as a flat int64
+    array, computed with array operations, when they all fit in int64 (None otherwise: the
+    caller takes the exact path); plus the exponent and kind. Same errors on bad input."""
+    arr = np.asarray(arr)
+    kind = classify(arr)
+    if exponent is None:
+        exponent = precision_to_exponent(precision) if kind == FLOAT else 0
+    exponent = int(exponent)
+    if pk.max_int < 2**63 or arr.dtype.kind == "O":
+        return None, exponent, kind
+    if kind == FLOAT:
+        x = np.asarray(arr, dtype=np.float64).ravel()
+        if not np.all(np.isfinite(x)):
+            raise ValueError("cannot encode NaN or infinity")
+        with np.errstate(over="ignore"):
+            scaled = np.rint(np.ldexp(x, -LOG2_BASE * exponent))
+        if scaled.size and not float(np.max(np.abs(scaled))) < 2.0**63:
+            return None, exponent, kind
+        return scaled.astype(np.int64), exponent, kind
+    if exponent != 0 or (arr.dtype.kind == "u" and arr.size and int(arr.max()) >= 2**63):
+        return None, exponent, kind
+    return arr.astype(np.int64).ravel(), exponent, kind
+
+
 def signed_mantissas(
     pk: PublicKey, arr: np.ndarray, precision: float | None = None
 ) -> tuple[list[int], int, str]:
@@ -155,6 +185,22 @@ def _to_float(m: int, exponent: int) -> float:
         shift = abs(m).bit_length() - 64
         mm = (abs(m) >> shift) * (1 if m >= 0 else -1)
         return math.ldexp(float(mm), LOG2_BASE * exponent + shift)
+
+
+def decode_int64(m: np.ndarray, exponent: int, kind: str, shape: tuple) -> np.ndarray:
+    """:func:`decode` for signed mantissas that fit in int64 (from the device's vectorised
+    decryption): the same values, without an integer object per element."""
+    m = np.asarray(m, dtype=np.int64)
+    if kind == INT and exponent == 0:
+        return m.reshape(shape)
+    if kind == INT and exponent > 0:  # rare (an explicit positive exponent): exact ints
+        scale = BASE**exponent
+        vals = [v * scale for v in m.tolist()]
+        try:
+            return np.array(vals, dtype=np.int64).reshape(shape)
+        except OverflowError:
+            return np.fromiter(vals, dtype=object, count=len(vals)).reshape(shape)
+    return np.ldexp(m.astype(np.float64), LOG2_BASE * exponent).reshape(shape)
 
 
 def decode(pk: PublicKey, encoded: list, exponent: int, kind: str, shape: tuple) -> np.ndarray:

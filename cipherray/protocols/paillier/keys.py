@@ -149,12 +149,17 @@ class PublicKey:
         from the key's randomness pool when one was filled (:meth:`precompute`), else
         from the cached fixed-base table (rand_bits/8 multiplications mod n^2)."""
         from .cipher_array import CipherArray
-        from .encoding import encode
+        from .encoding import encode, int64_mantissas
 
         arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        on_gpu = _backend.use_gpu(arr.size) and self.pool_size < arr.size
+        if on_gpu:  # same DJN scheme, on the GPU; the ciphertexts stay there until needed
+            m64, exp, kind = int64_mantissas(self, arr, precision=precision, exponent=exponent)
+            if m64 is not None:  # array operations all the way to the device
+                dev = _device.encrypt_int64(self, m64)
+                return CipherArray._wrap_device(self, dev, arr.shape, exp, kind)
         enc, exp, kind = encode(self, arr, precision=precision, exponent=exponent)
-        if _backend.use_gpu(len(enc)) and self.pool_size < len(enc):
-            # same DJN scheme, on the GPU; the ciphertexts stay there until needed
+        if on_gpu:
             dev = _device.encrypt(self, enc)
             return CipherArray._wrap_device(self, dev, arr.shape, exp, kind)
         r = _rnd.fresh_randomness(self, len(enc))
@@ -226,14 +231,16 @@ class PrivateKey:
     def decrypt(self, c: CipherArray) -> np.ndarray:
         """Decrypt a CipherArray to a NumPy array (int64 / object ints / float64)."""
         from .cipher_array import CipherArray
-        from .encoding import decode
+        from .encoding import decode, decode_int64
 
         if not isinstance(c, CipherArray):
             raise TypeError(f"expected a CipherArray, got {type(c).__name__}")
         if c.public_key != self.public_key:
             raise ValueError("ciphertext was produced under a different public key")
         if c.on_device and _backend.use_gpu(c.size):
-            m = _device.decrypt(self, c._device())
+            m = _device.decrypt_signed(self, c._device())
+            if isinstance(m, np.ndarray):  # signed int64 values, decoded without int objects
+                return decode_int64(m, c.exponent, c.kind, c.shape)
         else:
             m = _decrypt_raw(self, c._data.ravel().tolist())
         return decode(self.public_key, m, c.exponent, c.kind, c.shape)
