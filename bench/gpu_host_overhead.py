@@ -32,6 +32,7 @@ from cipherray.gpu_kernels import bigint as bi  # noqa: E402
 from cipherray.gpu_kernels import paillier as gp  # noqa: E402
 from cipherray.protocols import paillier  # noqa: E402
 from cipherray.protocols.paillier import backend as B  # noqa: E402
+from cipherray.protocols.paillier import device, encoding  # noqa: E402
 
 
 def best_of(fn, reps: int = 3) -> float:
@@ -57,7 +58,11 @@ def main() -> None:
     ap.add_argument("--out", default="bench/out")
     args = ap.parse_args()
     n = args.n
-    bi.MontContext.launch = lambda self, kernel, a, count: None  # no arithmetic
+    def no_arithmetic(self, kernel, a, count):
+        if kernel == "dec_finish":  # plaintexts 0: decryption's int64 read-out sees valid values
+            a[0][...] = 0
+
+    bi.MontContext.launch = no_arithmetic
     B.KERNEL, B._backend = "host", "gpu"  # protocols.paillier -> gpu_kernels, host build
     pk, sk = paillier.keygen(2048)
     nsq = int(pk.nsquare)
@@ -69,6 +74,11 @@ def main() -> None:
     c_arr = pk.encrypt(x)
     kk = np.array(k, dtype=np.int64)
     y = x[::-1].copy()
+    x_obj, k_obj = x.astype(object), kk.astype(object)  # object arrays: the exact paths
+
+    def decrypt_exact(c):
+        m = device.decrypt(sk, c._device())
+        return encoding.decode(pk, m, c.exponent, c.kind, c.shape)
 
     def chain(between_steps_on_host: bool) -> None:
         """encrypt x, y -> x * k -> + y -> sum -> decrypt; optionally with each result turned
@@ -91,8 +101,15 @@ def main() -> None:
             nsq, c_mpz, k_pos, as_mpz=True
         ),
         "protocols.paillier: encrypt": lambda: pk.encrypt(x),
+        "protocols.paillier: encrypt, the same values as Python ints (exact path)": (
+            lambda: pk.encrypt(x_obj)
+        ),
         "protocols.paillier: decrypt": lambda: sk.decrypt(c_arr),
+        "protocols.paillier: decrypt, exact path (mpz, then decode)": lambda: decrypt_exact(c_arr),
         "protocols.paillier: c * k (half negative)": lambda: c_arr * kk,
+        "protocols.paillier: c * k, k as Python ints (exact path)": lambda: c_arr * k_obj,
+        "protocols.paillier: c + x": lambda: c_arr + x,
+        "protocols.paillier: c + x, x as Python ints (exact path)": lambda: c_arr + x_obj,
         "chain: 2 encrypts, c * k, +, sum, decrypt (on the device between steps)": (
             lambda: chain(False)
         ),
