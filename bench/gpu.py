@@ -401,21 +401,40 @@ def main() -> int:
                 ce = max(1, count // 4)
                 e = cp.random.randint(0, 2**32, size=(2, ce), dtype=cp.int64).astype(np.uint32)
                 ae, oe = a[:, :ce], out[:, :ce]
-                t = timed(lambda ctx=ctx, a=ae, e=e, o=oe: ctx.modexp(a, e, 64, w=4, out=o), reps=2)
-                res[f"modexp64_{bits}{sfx}_per_s"] = ce / t
-        # use the fastest measured variant per size for everything below; record the fastest
-        # overall and the fastest integer one (bigint.DEFAULT_VARIANT and
-        # INTEGER_FALLBACK_VARIANT, the choice on GPUs with slow fp64) for the source
-        chosen, fastest_int = {}, {}
+                for steps, tag in ((False, ""), (True, "_steps")):  # fused kernel / a launch each
+                    t = timed(
+                        lambda ctx=ctx, a=ae, e=e, o=oe, st=steps: ctx.modexp(
+                            a, e, 64, w=4, out=o, steps=st
+                        ),
+                        reps=2,
+                    )
+                    res[f"modexp64_{bits}{sfx}{tag}_per_s"] = ce / t
+                if variant == TIMED_VARIANTS[0]:  # the steps agree with the fused kernel
+                    got = ctx.modexp(ae[:, :4096], e[:, :4096], 64, w=4, steps=True)
+                    ref = ctx.modexp(ae[:, :4096], e[:, :4096], 64, w=4, steps=False)
+                    res["checks"][f"modexp{bits}_steps_equal_fused"] = bool((got == ref).all())
+        # use the fastest measured variant (fused modexp or one launch per multiplication) per
+        # size for everything below; record the fastest overall and the fastest integer one
+        # (bigint.DEFAULT_VARIANT, MODEXP_STEPS and INTEGER_FALLBACK_VARIANT, the choice on GPUs
+        # with slow fp64) for the source
+        chosen, steps_used, fastest_int = {}, {}, {}
         for bits, n in ((2048, 64), (4096, 128)):
-            cands = {v: res.get(f"modexp64_{bits}_{v}_per_s", 0) for v in TIMED_VARIANTS}
+            cands = {
+                (v, st): res.get(f"modexp64_{bits}_{v}{'_steps' if st else ''}_per_s", 0)
+                for v in TIMED_VARIANTS
+                for st in (False, True)
+            }
+            if not res["checks"].get(f"modexp{bits}_steps_equal_fused"):
+                cands = {k: r for k, r in cands.items() if not k[1]}
             best = max(cands, key=cands.get)
-            if cands[best] > 0 and res["checks"].get(f"mulmod{bits}_{best}"):
-                bi.DEFAULT_VARIANT[n] = best
+            if cands[best] > 0 and res["checks"].get(f"mulmod{bits}_{best[0]}"):
+                bi.DEFAULT_VARIANT[n], bi.MODEXP_STEPS[n] = best
             chosen[bits] = bi.auto_variant(n, bi.get_backend(BK))
-            ints = {v: r for v, r in cands.items() if not v.startswith("f64") and r > 0}
-            fastest_int[bits] = max(ints, key=ints.get) if ints else None
+            steps_used[bits] = bi.MODEXP_STEPS[n]
+            ints = {k: r for k, r in cands.items() if not k[0].startswith("f64") and r > 0}
+            fastest_int[bits] = max(ints, key=ints.get)[0] if ints else None
         res["montmul_variant_used"] = chosen
+        res["modexp_steps_used"] = steps_used
         res["fastest_integer_variant"] = fastest_int
 
     @section("kernel_attributes")
@@ -430,7 +449,14 @@ def main() -> int:
             for var in TIMED_VARIANTS:
                 try:
                     mod = be.module("bigint.cu", (("BI_N", n), *bi._VARIANTS[var]))
-                    for k in ("montmul", "montsqr", "modexp", "fixed_base", "bucket_prod"):
+                    for k in (
+                        "montmul",
+                        "montsqr",
+                        "modexp",
+                        "montmul_digit",
+                        "fixed_base",
+                        "bucket_prod",
+                    ):
                         a = mod.get_function(k).attributes
                         keys = ("num_regs", "local_size_bytes", "shared_size_bytes")
                         attrs[f"{k}_{n}_{var}"] = {x: a.get(x) for x in keys}

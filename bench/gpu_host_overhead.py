@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench/out")
     args = ap.parse_args()
     n = args.n
+
     def no_arithmetic(self, kernel, a, count):
         if kernel == "dec_finish":  # plaintexts 0: decryption's int64 read-out sees valid values
             a[0][...] = 0

@@ -74,6 +74,43 @@ def test_modexp_broadcast_exponent_and_windows():
         assert list(got) == [pow(x, e, m) for x in bases]
 
 
+@pytest.mark.parametrize("variant", ["fios", "pairs_sqr", "f64x2s"])
+def test_modexp_in_steps_equals_the_fused_kernel(variant, monkeypatch):
+    """modexp as one launch per multiplication (montsqr, montmul_digit) gives the fused
+    kernel's bits: per-element and broadcast exponents and bases, windows, chunks, the
+    exponent lengths that leave a short top window, and the per-size switch."""
+    for bits in (2048, 4096):
+        m = _modulus(bits)
+        ctx = bi.MontContext(m, "host", variant=variant)
+        a = [0, 1, m - 1] + [RNG.randrange(m) for _ in range(9)]
+        for ebits, w in ((64, None), (64, 3), (1, None), (0, None), (130, 5)):
+            e = [RNG.getrandbits(ebits) if ebits else 0 for _ in a]
+            if ebits == 64:
+                e[:2] = [2**64 - 1, 2**63]
+            ex = ctx.put32(e, limbs=max(1, -(-ebits // 32)))
+            want = [pow(x, y, m) for x, y in zip(a, e)]
+            for steps in (False, True):
+                got = ctx.get(ctx.modexp(ctx.put(a), ex, ebits, w=w, steps=steps, chunk=5))
+                assert list(got) == want, (bits, ebits, w, steps)
+        e1 = RNG.getrandbits(70)
+        ex1 = ctx.backend.asarray(bi.ints_to_limbs([e1], 3)[0])
+        got = ctx.get(ctx.modexp(ctx.put(a), ex1, 70, steps=True))
+        assert list(got) == [pow(x, e1, m) for x in a]
+        b1 = ctx.backend.asarray(bi._words(bi.ints_to_limbs([a[5]], ctx.limbs)[0]))
+        got = ctx.get(ctx.modexp(b1, ex, 130, steps=True))  # ex: the last (130-bit) exponents
+        assert list(got) == [pow(a[5], y, m) for y in e]
+    monkeypatch.setitem(bi.MODEXP_STEPS, ctx.limbs, True)
+    stepped = bi.MontContext(m, "host", variant=variant)
+    assert stepped.modexp_steps and not ctx.modexp_steps
+    launches = []
+    monkeypatch.setattr(
+        stepped, "launch", lambda k, a, c, _f=stepped.launch: launches.append(k) or _f(k, a, c)
+    )
+    got = stepped.get(stepped.modexp(stepped.put(a), ex, 130))
+    assert list(got) == [pow(x, y, m) for x, y in zip(a, e)]
+    assert "modexp" not in launches and launches.count("montmul_digit") == 26  # 130 bits, w=5
+
+
 @pytest.mark.parametrize("bits,w", [(2048, 8), (4096, 8), (4096, 5)])
 def test_fixed_base_comb(bits, w):
     m = _modulus(bits)

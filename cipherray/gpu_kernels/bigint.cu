@@ -29,6 +29,12 @@ CR_ENTRY(modexp, (uint64_t* out, int ldo, const uint64_t* base, int ldb, int sb,
                   const uint64_t* consts, uint64_t* tbl, int ldt, int w, cr_idx count),
          (idx, out, ldo, base, ldb, sb, e, lde, se, elimbs, ebits, m, minv, consts, tbl, ldt, w))
 
+#define montmul_digit_body montmul_digit_kbody<NN>
+CR_ENTRY(montmul_digit, (uint64_t* out, int ldo, const uint64_t* tbl, int ldt, const uint32_t* e,
+                         int lde, int se, int elimbs, int win, int w, const uint64_t* m,
+                         uint32_t minv, cr_idx count),
+         (idx, out, ldo, tbl, ldt, e, lde, se, elimbs, win, w, m, minv))
+
 #define fixed_base_body fixed_base_kbody<NN>
 CR_ENTRY(fixed_base, (uint64_t* out, int ldo, const uint32_t* e, int lde, int se, int elimbs,
                       int nwin, int w, const uint64_t* table, const uint64_t* m, uint32_t minv,

@@ -471,6 +471,18 @@ CR_HD void modexp_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* base
   mont_mul<N>(o, ldo, o, ldo, unit, 1, m, minv);
 }
 
+// One step of modexp as its own launch (MontContext.modexp with steps=True): out = out *
+// tbl[d] * R^-1 mod m, d = window `win` of the item's exponent, tbl laid out as modexp's scratch.
+// Between these launches the squarings run as montsqr launches: each kernel keeps only its own
+// multiplication's registers (modexp inlines the multiplication and the squaring together).
+template <int N>
+CR_HD void montmul_digit_kbody(cr_idx idx, uint64_t* out, int ldo, const uint64_t* tbl, int ldt,
+                               const uint32_t* e, int lde, int se, int elimbs, int win, int w,
+                               const uint64_t* m, uint32_t minv) {
+  const uint32_t d = exp_digit(e + idx * se, lde, elimbs, win, w);
+  mont_mul<N>(out + idx, ldo, out + idx, ldo, tbl + (cr_idx)d * (N / 2) * ldt + idx, ldt, m, minv);
+}
+
 // Fixed-base comb: out = g^e * mulin mod m, where table holds g^(d * 2^(w*i)) * R mod m for
 // window i < nwin and digit d < 2^w, entry (i, d) contiguous at table + (i * 2^w + d) * W.
 // mulin is in normal form (pass unit = 1 for a plain power). No squarings.

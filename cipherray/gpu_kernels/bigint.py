@@ -36,6 +36,7 @@ _SIG = {
     "montsqr": "pipipu",
     "mulmod": "pipiipiipup",
     "modexp": "pipiipiiiipuppii",
+    "montmul_digit": "pipipiiiiipu",
     "fixed_base": "pipiiiiippupii",
     "one_plus_xn": "pipip",
     "reduce2": "pipipup",
@@ -83,6 +84,10 @@ DEFAULT_VARIANT = {8: "ptx", 16: "ptx", 32: "ptx", 64: "ptx", 128: "ptx"}
 # Used instead of an "f64*" default on GPUs without a full-rate fp64 pipe.
 INTEGER_FALLBACK_VARIANT = "ptx"
 VARIANT_ENV = "CIPHERRAY_MONT_VARIANT"  # overrides "auto" (experiments, benchmarks)
+# MontContext.modexp as one launch per multiplication (montsqr / montmul_digit) instead of the
+# one fused modexp kernel, per limb count. Same results; which is faster depends on how each
+# variant's registers fit (bench/gpu.py times both; a context reads this when it is made).
+MODEXP_STEPS = {8: False, 16: False, 32: False, 64: False, 128: False}
 
 
 def auto_variant(limbs: int, backend: Any) -> str:
@@ -201,6 +206,7 @@ class MontContext:
         if variant not in _VARIANTS:
             raise ValueError(f"variant must be one of {sorted(_VARIANTS)}")
         self.defines = (("BI_N", n), *_VARIANTS[variant])
+        self.modexp_steps = MODEXP_STEPS.get(n, False)
         self.R = 1 << mont_r_bits(n, variant)
         self.minv = (-pow(m, -1, 1 << 32)) % (1 << 32)
         self.r2 = self.R * self.R % m
@@ -300,8 +306,13 @@ class MontContext:
         return out
 
     # -- exponentiation ----------------------------------------------------------------
-    def modexp(self, base, exps, ebits: int, w: int | None = None, out=None, chunk=None):
-        """base^e mod m with a fixed window; exps: (elimbs, count) or (elimbs,) broadcast."""
+    def modexp(
+        self, base, exps, ebits: int, w: int | None = None, out=None, chunk=None,
+        steps: bool | None = None,
+    ):  # fmt: skip
+        """base^e mod m with a fixed window; exps: (elimbs, count) or (elimbs,) broadcast.
+        steps (default: the context's modexp_steps): one launch per multiplication instead of
+        the fused kernel, the same bits."""
         count = _count(base, exps)
         if w is None:
             w = 3 if ebits <= 16 else 4 if ebits <= 128 else 5 if ebits <= 1536 else 6
@@ -312,19 +323,56 @@ class MontContext:
             chunk = max(1, min(count, budget // ((1 << w) * self.limbs * 4)))
         xp = self.backend.xp
         tbl = xp.empty(((1 << w) * self.words, min(chunk, count)), dtype=np.uint64)
+        fused = not (self.modexp_steps if steps is None else steps)
         for s in range(0, count, chunk):
             e = min(count, s + chunk)
             o = out[:, s:e]
             b = base[:, s:e] if base.ndim == 2 else base
             x = exps[:, s:e] if exps.ndim == 2 else exps
             t = tbl[:, : e - s]
-            self.launch(
-                "modexp",
-                [o, _ld(o), b, _ld(b), _step(b), x, _ld(x), _step(x), elimbs, ebits, self.m_arr,
-                 self.minv, self.consts, t, _ld(t), w],
-                e - s,
-            )  # fmt: skip
+            if fused:
+                self.launch(
+                    "modexp",
+                    [o, _ld(o), b, _ld(b), _step(b), x, _ld(x), _step(x), elimbs, ebits,
+                     self.m_arr, self.minv, self.consts, t, _ld(t), w],
+                    e - s,
+                )  # fmt: skip
+            else:
+                self._modexp_steps(o, b, x, ebits, t, w)
         return out
+
+    def _modexp_steps(self, o, b, x, ebits: int, t, w: int) -> None:
+        """The fused modexp kernel's steps as launches: table t[d] = b^d R (d < 2^w, even d
+        as squares), then per window from the top w squarings (none at the top) and one
+        multiplication by t[digit]; o = 1 R at the start and leaves Montgomery form at the end."""
+        W, n = self.words, o.shape[1]
+        if b.ndim == 1:  # a broadcast base: the table is per element all the same
+            b = self.backend.xp.ascontiguousarray(self.backend.xp.broadcast_to(b[:, None], (W, n)))
+        one_m = self.consts[W : 2 * W]
+
+        def entry(d: int):
+            return t[d * W : (d + 1) * W]
+
+        entry(0)[:] = one_m.reshape(-1, 1)
+        self.to_mont(b, out=entry(1))
+        for d in range(2, 1 << w):
+            if d % 2 == 0:
+                self.mont_sqr(entry(d // 2), out=entry(d))
+            else:
+                self.mont_mul(entry(d - 1), entry(1), out=entry(d))
+        o[:] = one_m.reshape(-1, 1)
+        nwin = -(-ebits // w) if ebits > 0 else 1
+        for win in range(nwin - 1, -1, -1):
+            if win < nwin - 1:
+                for _ in range(w):
+                    self.mont_sqr(o, out=o)
+            self.launch(
+                "montmul_digit",
+                [o, _ld(o), t, _ld(t), x, _ld(x), _step(x), x.shape[0], win, w, self.m_arr,
+                 self.minv],
+                n,
+            )  # fmt: skip
+        self.from_mont(o, out=o)
 
     def fixed_base_table(self, g: int, ebits: int, w: int = 8):
         """Comb table for g: entry (i, d) = g^(d * 2^(w i)) * R mod m, i < ceil(ebits / w)."""
