@@ -192,3 +192,7 @@ def test_int64_data_never_becomes_integer_objects(keys, gpu_path, monkeypatch):
     cb = pk.encrypt(big)
     assert cb.on_device and calls == ["encode", "encrypt"]
     assert sk.decrypt(cb).tolist() == big.tolist()
+    u = np.array([2**64 - 1, 5], dtype=np.uint64)  # beyond int64 as uint64: exact path
+    assert sk.decrypt(pk.encrypt(u)).tolist() == [2**64 - 1, 5]
+    with pytest.raises(ValueError, match="NaN"):  # the array path's checks are encode's
+        pk.encrypt(np.array([1.0, np.nan]))

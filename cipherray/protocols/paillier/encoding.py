@@ -67,12 +67,18 @@ def classify(arr: np.ndarray) -> str:
     raise TypeError(f"cannot encode dtype {arr.dtype}; expected ints or floats")
 
 
-def _float_mantissas(arr: np.ndarray, exponent: int) -> list[int]:
+def _scaled_floats(arr: np.ndarray, exponent: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, x / 16^exponent rounded to the nearest integer, as float64; inf where that
+    overflows) for a float array, flat; ValueError for NaN or infinity."""
     x = np.asarray(arr, dtype=np.float64).ravel()
     if not np.all(np.isfinite(x)):
         raise ValueError("cannot encode NaN or infinity")
     with np.errstate(over="ignore"):
-        scaled = np.rint(np.ldexp(x, -LOG2_BASE * exponent))
+        return x, np.rint(np.ldexp(x, -LOG2_BASE * exponent))
+
+
+def _float_mantissas(arr: np.ndarray, exponent: int) -> list[int]:
+    x, scaled = _scaled_floats(arr, exponent)
     if not np.all(np.isfinite(scaled)):  # astronomically large values: exact slow path
         scale = Fraction(BASE) ** -exponent
         return [round(Fraction(float(v)) * scale) for v in x]
@@ -153,11 +159,7 @@ def int64_mantissas(
     if pk.max_int < 2**63 or arr.dtype.kind == "O":
         return None, exponent, kind
     if kind == FLOAT:
-        x = np.asarray(arr, dtype=np.float64).ravel()
-        if not np.all(np.isfinite(x)):
-            raise ValueError("cannot encode NaN or infinity")
-        with np.errstate(over="ignore"):
-            scaled = np.rint(np.ldexp(x, -LOG2_BASE * exponent))
+        _, scaled = _scaled_floats(arr, exponent)
         if scaled.size and not float(np.max(np.abs(scaled))) < 2.0**63:
             return None, exponent, kind
         return scaled.astype(np.int64), exponent, kind
@@ -194,13 +196,18 @@ def decode_int64(m: np.ndarray, exponent: int, kind: str, shape: tuple) -> np.nd
     if kind == INT and exponent == 0:
         return m.reshape(shape)
     if kind == INT and exponent > 0:  # rare (an explicit positive exponent): exact ints
-        scale = BASE**exponent
-        vals = [v * scale for v in m.tolist()]
-        try:
-            return np.array(vals, dtype=np.int64).reshape(shape)
-        except OverflowError:
-            return np.fromiter(vals, dtype=object, count=len(vals)).reshape(shape)
+        return _int_values(m.tolist(), exponent, shape)
     return np.ldexp(m.astype(np.float64), LOG2_BASE * exponent).reshape(shape)
+
+
+def _int_values(ms: list[int], exponent: int, shape: tuple) -> np.ndarray:
+    """Integers m * 16^exponent (exponent >= 0): int64, or an object array where they do
+    not fit."""
+    vals = ms if exponent == 0 else [m * BASE**exponent for m in ms]
+    try:
+        return np.array(vals, dtype=np.int64).reshape(shape)
+    except OverflowError:
+        return np.fromiter(vals, dtype=object, count=len(vals)).reshape(shape)
 
 
 def decode(pk: PublicKey, encoded: list, exponent: int, kind: str, shape: tuple) -> np.ndarray:
@@ -220,11 +227,7 @@ def decode(pk: PublicKey, encoded: list, exponent: int, kind: str, shape: tuple)
                 "the encodable range"
             )
     if kind == INT and exponent >= 0:
-        vals = ms if exponent == 0 else [m * BASE**exponent for m in ms]
-        try:
-            return np.array(vals, dtype=np.int64).reshape(shape)
-        except OverflowError:
-            return np.fromiter(vals, dtype=object, count=len(vals)).reshape(shape)
+        return _int_values(ms, exponent, shape)
     if ms and max(abs(min(ms)), abs(max(ms))) < 2**1000:
         return np.ldexp(
             np.array([float(m) for m in ms], dtype=np.float64), LOG2_BASE * exponent
