@@ -17,6 +17,10 @@ I64 = np.iinfo(np.int64)
 EDGES = [0, 1, -1, 2, -2, I64.max, I64.min, I64.min + 1, 2**32, -(2**32), 2**62, -(2**62)]
 
 
+def _n_words(n: int, words: int) -> np.ndarray:
+    return bi._words(bi.ints_to_limbs([n], 2 * words)[0])
+
+
 def _ns() -> list[int]:
     """Moduli whose low word is below most magnitudes (a borrow out of word 0), with zero words
     above it (the borrow runs through them), and an ordinary odd one."""
@@ -35,7 +39,7 @@ def _values(n: int) -> list[int]:
 @pytest.mark.parametrize("n", _ns(), ids=["borrow-chain", "borrow-one-word", "2048-bit"])
 def test_words_from_int64_is_m_mod_n(n):
     words = (n.bit_length() + 63) // 64 + 1  # one spare word above n, as the contexts have
-    nw = plain64.n_words(n, words)
+    nw = _n_words(n, words)
     vals = _values(n)
     w = plain64.words_from_int64(np, np.array(vals, dtype=np.int64), nw)
     got = bi.limbs_to_ints(np.ascontiguousarray(w.T).view(np.uint32))
@@ -45,7 +49,7 @@ def test_words_from_int64_is_m_mod_n(n):
 @pytest.mark.parametrize("n", _ns(), ids=["borrow-chain", "borrow-one-word", "2048-bit"])
 def test_int64_from_words_inverts_it_and_flags_the_rest(n):
     words = (n.bit_length() + 63) // 64 + 1
-    nw = plain64.n_words(n, words)
+    nw = _n_words(n, words)
     vals = _values(n)
     w = plain64.words_from_int64(np, np.array(vals, dtype=np.int64), nw)
     m, ok = plain64.int64_from_words(np, w, nw)
@@ -63,7 +67,7 @@ def test_int64_from_words_inverts_it_and_flags_the_rest(n):
 
 def test_words_beyond_n_must_be_zero():
     n = _ns()[2]
-    nw = plain64.n_words(n, 32)
+    nw = _n_words(n, 32)
     w = np.zeros((33, 2), dtype=np.uint64)
     w[0] = 5
     w[32, 1] = 1  # a word above n's width: not a value below n

@@ -96,8 +96,8 @@ class PaillierGpu:
         self.backend = get_backend(backend)
         self.ctx = bi.MontContext(self.nsq, self.backend)
         self.half = self.ctx.limbs // 2
-        self.n_arr = self.backend.asarray(bi._words(bi.ints_to_limbs([n], self.half)[0]))
-        self.n_words = plain64.n_words(n, self.half // 2)
+        self.n_words = bi._words(bi.ints_to_limbs([n], self.half)[0])  # host copy
+        self.n_arr = self.backend.asarray(self.n_words)
         self.rand_bits = rand_bits
         self.hs = None if hs is None else int(hs)
         self._tab = None
@@ -139,7 +139,6 @@ class PaillierGpu:
             self._tab = self.ctx.fixed_base_table(self.hs, self.rand_bits, self.comb_w)
         return self._tab
 
-    # -- limb-array (device-resident) API --------------------------------------------------
     # -- int64 plaintexts and scalars (vectorised, no Python int per value) ----------------
     def plain_words_from_int64(self, m: np.ndarray):
         """Plaintext words (L/4, count) on the backend of m mod n for int64 m (n + m for
@@ -159,9 +158,14 @@ class PaillierGpu:
 
     def encrypt_int64_to_limbs(self, m: np.ndarray, a_digits: np.ndarray):
         """Encryption of int64 plaintexts m (mod n) with exponents given as their
-        little-endian bytes a_digits (count, ceil(rand_bits / 8)) uint8, as
-        randomness.random_exponent_digits draws them; ciphertexts stay on the device."""
-        count = int(np.asarray(m).size)
+        little-endian bytes (see encrypt_digits_to_limbs); ciphertexts stay on the device."""
+        return self.encrypt_digits_to_limbs(self.plain_words_from_int64(m), a_digits)
+
+    def encrypt_digits_to_limbs(self, m_words, a_digits: np.ndarray):
+        """Encryption of plaintext words m_words (L/4, count) in [0, n) with exponents given
+        as their little-endian bytes a_digits (count, ceil(rand_bits / 8)) uint8, as
+        randomness.random_exponent_digits draws them (no integer per exponent)."""
+        count = int(m_words.shape[1])
         nbytes = (self.rand_bits + 7) // 8
         if a_digits.shape != (count, nbytes) or a_digits.dtype != np.uint8:
             raise ValueError(f"randomness digits must be uint8 of shape ({count}, {nbytes})")
@@ -170,7 +174,7 @@ class PaillierGpu:
             raise ValueError(f"randomness exponents must be in [0, 2^{self.rand_bits})")
         limbs32 = (self.rand_bits + 31) // 32
         a_l = plain64.digits_to_limbs(a_digits)[:limbs32]
-        return self.encrypt_limbs(self.plain_words_from_int64(m), self.backend.asarray(a_l))
+        return self.encrypt_limbs(m_words, self.backend.asarray(a_l))
 
     def add_plain_int64_to_limbs(self, c_l, m: np.ndarray):
         """c * (1 + m n) mod n^2 (the homomorphic c + m) for int64 plaintexts m."""
@@ -203,6 +207,13 @@ class PaillierGpu:
             ) from None
         return c_l
 
+    # -- limb-array (device-resident) API --------------------------------------------------
+    def plain_words(self, m_ints):
+        """Plaintext words (L/4, count) on the backend of ints (or mpz) m, reduced mod n."""
+        ms = _ints(m_ints)
+        n = _like(ms, self.n)
+        return self.ctx.put([v % n for v in ms], limbs=self.half)
+
     def encrypt_limbs(self, m_limbs, a_limbs):
         """m_limbs: words (L/4, count) of plaintexts in [0, n); a_limbs: uint32
         (ceil(rand_bits/32), count). Returns ciphertext words (L/2, count)."""
@@ -221,10 +232,7 @@ class PaillierGpu:
     def add_plain_to_limbs(self, c_l, m_ints):
         """c * (1 + m n) mod n^2 (the homomorphic c + m) for device limbs c_l and plaintexts
         m (reduced mod n), leaving the result on the device."""
-        ms = _ints(m_ints)
-        n = _like(ms, self.n)
-        m_l = self.ctx.put([v % n for v in ms], limbs=self.half)
-        return self.add_limbs(c_l, self.one_plus_mn_limbs(m_l))
+        return self.add_limbs(c_l, self.one_plus_mn_limbs(self.plain_words(m_ints)))
 
     def decrypt_limbs(self, c_limbs):
         """c_limbs: words (>= L_p, count) of ciphertexts mod n^2 -> plaintext words (< n)."""
@@ -275,15 +283,12 @@ class PaillierGpu:
 
     def encrypt_to_limbs(self, m_ints, a_exponents):
         """encrypt, leaving the ciphertexts on the device as limbs."""
-        ms = _ints(m_ints)
-        n = _like(ms, self.n)
-        ms = [v % n for v in ms]
         a = _ints(a_exponents)
         if a and (min(a) < 0 or max(a) >> self.rand_bits):
             raise ValueError(f"randomness exponents must be in [0, 2^{self.rand_bits})")
-        if len(ms) != len(a):
+        m_l = self.plain_words(m_ints)
+        if m_l.shape[1] != len(a):
             raise ValueError("m and a differ in length")
-        m_l = self.ctx.put(ms, limbs=self.half)
         a_l = self.ctx.put32(a, limbs=(self.rand_bits + 31) // 32)
         return self.encrypt_limbs(m_l, a_l)
 

@@ -18,13 +18,6 @@ _U64 = np.uint64
 _TOP = _U64(1 << 63)
 
 
-def n_words(n: int, words: int) -> np.ndarray:
-    """The words of n (little-endian uint64, `words` of them)."""
-    if n >> (64 * words):
-        raise ValueError(f"n does not fit in {words} 64-bit words")
-    return np.array([(n >> (64 * k)) & ((1 << 64) - 1) for k in range(words)], dtype=np.uint64)
-
-
 def magnitudes(xp: Any, m: Any) -> tuple[Any, Any]:
     """(|m| as uint64, m < 0) for an int64 array; |INT64_MIN| = 2^63 is exact."""
     bits = m.view(xp.uint64)

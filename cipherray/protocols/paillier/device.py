@@ -97,8 +97,8 @@ def encrypt(pk: Any, m_ints: list) -> DeviceCiphertexts:
     """DJN encryption, (1 + m n) hs^a mod n^2, with fresh exponents a < 2^rand_bits from
     os.urandom (the scheme of the CPU path)."""
     key = _gpu_key(pk)
-    a = _rnd.digits_to_exponents(_rnd.random_exponent_digits(pk.rand_bits, len(m_ints)))
-    return DeviceCiphertexts(key, key.encrypt_to_limbs(m_ints, a))
+    digits = _rnd.random_exponent_digits(pk.rand_bits, len(m_ints))
+    return DeviceCiphertexts(key, key.encrypt_digits_to_limbs(key.plain_words(m_ints), digits))
 
 
 def encrypt_int64(pk: Any, m: np.ndarray) -> DeviceCiphertexts:
