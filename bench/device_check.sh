@@ -6,7 +6,8 @@
 # 1. bench/gpu.py (numpy + cupy only): kernels checked against Python ints, then timed;
 #    $OUT/gpu.json. It keeps itself under 5 minutes; the timeout here is a backstop.
 # 2. bench/gpu_integration.py (needs gmpy2): protocols.paillier's GPU path against its CPU
-#    path, "through protocols.paillier" figures; $OUT/gpu_integration.json. Skipped when
+#    path, "through protocols.paillier" figures, with the cooperative modexp wherever step 1
+#    found it fastest; $OUT/gpu_integration.json. Skipped when
 #    gmpy2 is missing. gmpy2 travels as a wheel in .dev/g (ignored by git), made here by
 #      mkdir -p .dev/g && python3 -m pip download -q --no-deps --only-binary=:all: \
 #        --python-version 3.12 --implementation cp --platform manylinux2014_x86_64 \
@@ -21,6 +22,9 @@ fi
 nvidia-smi --query-gpu=name,compute_cap,clocks.max.sm --format=csv,noheader || true
 timeout 330 python3 bench/gpu.py --out "$out"
 echo "bench/gpu.py exit $?"
+# the cooperative modexp where bench/gpu.py measured it fastest (modexp_coop_used, per size)
+coop=$(python3 -c "import json,sys; u=json.load(open(sys.argv[1])).get('modexp_coop_used',{}); print(','.join(f'{int(b)//32}:{t}' for b,t in u.items()))" "$out/gpu.json" 2>/dev/null)
+if [ -n "$coop" ]; then export CIPHERRAY_MODEXP_COOP=$coop; echo "CIPHERRAY_MODEXP_COOP=$coop"; fi
 if python3 -c "import gmpy2" 2>/dev/null; then
   timeout 170 python3 bench/gpu_integration.py --n 100000 --out "$out" >"$out/gpu_integration.log" 2>&1
   echo "bench/gpu_integration.py exit $?"

@@ -56,6 +56,11 @@ MONTMUL_BUDGET_S = 180.0  # stop timing further Montgomery variants after this
 # 4096 bits, while pairs_sqr's squaring spills twice as much there as in the montsqr kernel
 # (bench/kernel_static.py, last column).
 TIMED_VARIANTS = ("ptx", "f64x2s", "pairs_sqr", "f64s", "pairs", "f64x2", "f64")
+# Cooperative kernels (bigint_coop.cuh: a group of threads per number), checked and timed
+# first at each size: group sizes per limb count. On sm_90 (bench/kernel_static.py) their row
+# loop takes ~2.5 instructions per limb product on 8 threads per 4096-bit number, 96-116
+# registers and no spills, where the one-thread kernels spill at 4096 bits.
+COOP_TIMED = {128: (8, 16, 32), 64: (4, 8, 16)}
 
 
 def elapsed() -> float:
@@ -150,6 +155,11 @@ def _numpy_shim():
 def module_list(bi) -> list[tuple[str, tuple]]:
     """The (source, defines) modules this script uses, the slowest to compile (4096 bits) first."""
     mods = [
+        (bi.COOP_SOURCE, (("BI_N", n), ("CR_TPI", t)))
+        for n in (128, 64, 8)
+        for t in (COOP_TIMED[n] if n in COOP_TIMED else bi.coop_group_sizes(n))
+    ]
+    mods += [
         ("bigint.cu", (("BI_N", n), *bi._VARIANTS[v]))
         for n in (128, 64)
         for v in (bi.DEFAULT_VARIANT[n], *TIMED_VARIANTS)
@@ -355,6 +365,47 @@ def main() -> int:
     # ---------------------------------------------------------------- perf: Montgomery
     @section("check_variants")
     def _():
+        # the cooperative kernels: Python ints, a modulus with a random top and one just
+        # below 2^bits (the overflow limb and long carry / borrow runs); odd batch sizes leave
+        # part of the last warp out of range
+        for bits, n in ((2048, 64), (4096, 128)):
+            for m in (
+                rng.getrandbits(bits) | 1 | (1 << (bits - 1)),
+                (1 << bits) - 1 - 2 * rng.getrandbits(16),
+            ):
+                a = [0, 1, m - 1, m - 2] + [rng.randrange(m) for _ in range(33)]
+                b = [m - 1, m - 1, m - 1, m - 2] + [rng.randrange(m) for _ in range(33)]
+                e = [rng.getrandbits(64) for _ in range(35)] + [2**64 - 1, 0]
+                rinv = pow(1 << bits, -1, m)
+                for tpi in COOP_TIMED[n]:
+                    name = f"coop{bits}_tpi{tpi}"
+                    try:
+                        ctx = bi.MontContext(m, BK)
+                        got = ctx.get(ctx.mont_mul_coop(ctx.put(a), ctx.put(b), tpi))
+                        ok = list(got) == [x * y * rinv % m for x, y in zip(a, b)]
+                        ex = ctx.put32(e, limbs=2)
+                        got = ctx.get(ctx.modexp(ctx.put(a), ex, 64, coop=tpi))
+                        ok = ok and list(got) == [pow(x, y, m) for x, y in zip(a, e)]
+                    except Exception as err:  # noqa: BLE001
+                        res["errors"][f"check_{name}"] = repr(err)[:2000]
+                        ok = False
+                    res["checks"][name] = res["checks"].get(name, True) and ok
+        # 256-bit inputs that take every rare carry / borrow path of the cooperative rows
+        # (tests/coop_model.py), on both group sizes
+        sys.path.insert(0, str(ROOT / "tests"))
+        from coop_model import COOP_VECTORS_256
+
+        for tpi in bi.coop_group_sizes(8):
+            try:
+                ok = True
+                for m, x, y, _ in COOP_VECTORS_256:
+                    ctx = bi.MontContext(m, BK)
+                    got = ctx.get(ctx.mont_mul_coop(ctx.put([x, y]), ctx.put([y, x]), tpi))
+                    ok = ok and list(got) == [x * y * pow(1 << 256, -1, m) % m] * 2
+            except Exception as err:  # noqa: BLE001
+                res["errors"][f"check_coop_vectors_tpi{tpi}"] = repr(err)[:2000]
+                ok = False
+            res["checks"][f"coop_vectors256_tpi{tpi}"] = ok
         for bits in (2048, 4096):
             m = rng.getrandbits(bits) | 1 | (1 << (bits - 1))
             a = [0, 1, m - 1] + [rng.randrange(m) for _ in range(125)]
@@ -379,7 +430,6 @@ def main() -> int:
                 res["checks"][f"mulmod{bits}_{variant}"] = ok
         # 256-bit inputs that take every top-limb carry of the "pairs" rows (tests/pairs_model.py),
         # on the integer variants (one small module each)
-        sys.path.insert(0, str(ROOT / "tests"))
         from pairs_model import CARRY_VECTORS_256
 
         for variant in [v for v in TIMED_VARIANTS if not v.startswith("f64")]:
@@ -396,6 +446,30 @@ def main() -> int:
 
     @section("perf_montmul")
     def _():
+        for bits, count, n in ((4096, 1 << 20, 128), (2048, 1 << 21, 64)):  # cooperative first
+            count = int(count * scale)
+            m = rng.getrandbits(bits) | 1 | (1 << (bits - 1))
+            ctx = bi.MontContext(m, BK)
+            w = ctx.words
+            a = cp.random.randint(0, 2**63, size=(w, count), dtype=cp.int64).view(cp.uint64)
+            a[w - 1] >>= np.uint64(2)
+            b = a[:, ::-1].copy()
+            out = ctx.empty(count)
+            ce = max(1, count // 4)
+            e = cp.random.randint(0, 2**32, size=(2, ce), dtype=cp.int64).astype(np.uint32)
+            ae, oe = a[:, :ce], out[:, :ce]
+            for tpi in COOP_TIMED[n]:
+                if not res["checks"].get(f"coop{bits}_tpi{tpi}"):
+                    continue
+                t = timed(lambda ctx=ctx, a=a, b=b, out=out, k=tpi: ctx.mont_mul_coop(a, b, k, out))
+                res[f"montmul{bits}_coop{tpi}_per_s"] = count / t
+                t = timed(
+                    lambda ctx=ctx, a=ae, e=e, o=oe, k=tpi: ctx.modexp(
+                        a, e, 64, w=4, out=o, coop=k
+                    ),
+                    reps=2,
+                )
+                res[f"modexp64_{bits}_coop{tpi}_per_s"] = ce / t
         for variant in TIMED_VARIANTS:
             for bits, count in ((4096, 1 << 20), (2048, 1 << 21)):
                 count = int(count * scale)
@@ -438,8 +512,9 @@ def main() -> int:
         # use the fastest measured variant (fused modexp or one launch per multiplication) per
         # size for everything below; record the fastest overall and the fastest integer one
         # (bigint.DEFAULT_VARIANT, MODEXP_STEPS and INTEGER_FALLBACK_VARIANT, the choice on GPUs
-        # with slow fp64) for the source
-        chosen, steps_used, fastest_int = {}, {}, {}
+        # with slow fp64) for the source. modexp then runs on the cooperative kernel where one
+        # of its group sizes beat them all (bigint.MODEXP_COOP).
+        chosen, steps_used, fastest_int, coop_used = {}, {}, {}, {}
         for bits, n in ((2048, 64), (4096, 128)):
             cands = {
                 (v, st): res.get(f"modexp64_{bits}_{v}{'_steps' if st else ''}_per_s", 0)
@@ -455,6 +530,11 @@ def main() -> int:
             steps_used[bits] = bi.MODEXP_STEPS[n]
             ints = {k: r for k, r in cands.items() if not k[0].startswith("f64") and r > 0}
             fastest_int[bits] = max(ints, key=ints.get)[0] if ints else None
+            coop = {t: res.get(f"modexp64_{bits}_coop{t}_per_s", 0) for t in COOP_TIMED[n]}
+            best_t = max(coop, key=coop.get)
+            bi.MODEXP_COOP[n] = best_t if coop[best_t] > cands[best] else 0
+            coop_used[bits] = bi.MODEXP_COOP[n]
+        res["modexp_coop_used"] = coop_used
         res["montmul_variant_used"] = chosen
         res["modexp_steps_used"] = steps_used
         res["fastest_integer_variant"] = fastest_int
@@ -468,6 +548,15 @@ def main() -> int:
         be = get_backend("gpu")
         attrs = {}
         for n in (64, 128):
+            for tpi in COOP_TIMED[n]:
+                try:
+                    mod = be.module(bi.COOP_SOURCE, (("BI_N", n), ("CR_TPI", tpi)))
+                    for k in ("coop_montmul", "coop_modexp"):
+                        a = mod.get_function(k).attributes
+                        keys = ("num_regs", "local_size_bytes", "shared_size_bytes")
+                        attrs[f"{k}_{n}_tpi{tpi}"] = {x: a.get(x) for x in keys}
+                except Exception as e:  # noqa: BLE001
+                    attrs[f"coop_{n}_tpi{tpi}"] = repr(e)[:300]
             for var in TIMED_VARIANTS:
                 try:
                     mod = be.module("bigint.cu", (("BI_N", n), *bi._VARIANTS[var]))
@@ -549,6 +638,11 @@ def main() -> int:
         k_l = ctx.put32(ks, limbs=2)
         t = timed(lambda: K.scalar_mul_limbs(c_l, k_l), reps=2)
         pai["scalar_mul64_per_s_kernel"] = cnt / t
+        pai["scalar_mul64_modexp_coop"] = ctx.modexp_coop  # threads per number (0: one)
+        sm_chk = ctx.get(K.scalar_mul_limbs(c_l[:, :16], k_l[:, :16]))
+        res["checks"]["scalar_mul_bulk_chosen_kernel"] = list(sm_chk) == [
+            pow(int(x), kk, nsq) for x, kk in zip(ctx.get(c_l[:, :16]), ks[:16])
+        ]
         k_host = pinned(cp.asnumpy(k_l))
         t = timed(lambda: roundtrip(K.scalar_mul_limbs, h1, k_host, out=c_buf), 1)
         pai["scalar_mul64_per_s_with_transfer"] = cnt / t

@@ -378,6 +378,59 @@ def main() -> int:
             )
             + " |"
         )
+    # the cooperative kernels (bigint_coop.cuh): a group of tpi threads per number
+    md += [
+        "",
+        f"Cooperative kernels (`bigint_coop.cu`, a group of threads per number), {args.arch}. "
+        "Per limb product: instructions of all the group's threads together, so the figures "
+        "compare with the one-thread rows above.",
+        "",
+        "| modulus | threads per number | coop_montmul regs / spills (B) | coop_modexp regs / "
+        "spills (B) | row-loop instructions per limb product | by pipe: FMA / ALU | "
+        "shuffles per limb product | SASS KiB coop_modexp |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    res["coop_modules"] = {}
+    for n in (64, 128):
+        for tpi in bi.coop_group_sizes(n):
+            if n // tpi < 4:
+                continue
+            cubin, log = nv.compile(bi.COOP_SOURCE, [("BI_N", n), ("CR_TPI", tpi)], args.arch)
+            rep = ptxas_report(log)
+            txt = sass(cuobj, cubin) if cuobj else ""
+            entry = {"montmul": rep.get("coop_montmul", {}), "modexp": rep.get("coop_modexp", {})}
+            ls = loops(txt, "coop_montmul", 50) if cuobj else []
+            if ls:
+                best = max(ls, key=len)  # the owner loop: n / tpi rows of y per lane
+                prods = (n // tpi) * 2 * (n // tpi)  # products per lane per owner iteration
+                ops = collections.Counter(_opcode(t) for _, t in best)
+                pipes = collections.Counter()
+                for op, c in ops.items():
+                    pipes[_pipe(op)] += c
+                entry["row_loop"] = {
+                    "instructions": len(best),
+                    "instructions_per_product": round(len(best) / prods, 2),
+                    "pipes_per_product": {k: round(v / prods, 2) for k, v in pipes.items()},
+                    "shuffles_per_product": round(
+                        sum(c for op, c in ops.items() if op.startswith("SHFL")) / prods, 3
+                    ),
+                }
+            fns = functions(txt) if cuobj else {}
+            entry["modexp_kib"] = round(len(fns.get("coop_modexp", [])) * 16 / 1024, 1)
+            res["coop_modules"][f"{n}_tpi{tpi}"] = entry
+            rl = entry.get("row_loop") or {}
+            pp = rl.get("pipes_per_product", {})
+            md.append(
+                f"| {32 * n}-bit | {tpi} | {entry['montmul'].get('registers', '?')} / "
+                f"{entry['montmul'].get('spill_stores', '?')} | "
+                f"{entry['modexp'].get('registers', '?')} / "
+                f"{entry['modexp'].get('spill_stores', '?')} | "
+                f"{rl.get('instructions_per_product', '-')} | "
+                f"{pp.get('fma', 0)} / {pp.get('alu', 0)} | {rl.get('shuffles_per_product', '-')} | "
+                f"{entry['modexp_kib']} |"
+            )
+            print(f"N={n:3d} coop tpi={tpi}: {entry}")
+    (out / "kernel_static.json").write_text(json.dumps(res, indent=1))
     (out / "kernel_static.md").write_text("\n".join(md) + "\n")
     print(f"wrote {out / 'kernel_static.json'} and .md")
     return 0

@@ -162,8 +162,9 @@ class GpuBackend:
     name = "gpu"
 
     # threads per block; bigint kernels give each thread a column of a static shared-memory
-    # block of CR_MM_BLOCK (= 64) columns, so they must not launch more.
-    BLOCK = {"bigint.cu": 64}
+    # block of CR_MM_BLOCK (= 64) columns, so they must not launch more; the cooperative
+    # kernels need whole warps (their groups of threads are parts of one warp).
+    BLOCK = {"bigint.cu": 64, "bigint_coop.cu": 128}
 
     def __init__(self, block: int = 128) -> None:
         import cupy
@@ -248,7 +249,11 @@ def get_backend(name: str | Any = "auto"):
 
 
 # a kernel of each source whose lookup makes CuPy compile (and cache) its module
-_PROBE_KERNEL = {"bigint.cu": "montmul", "ring64.cu": "chacha_u64"}
+_PROBE_KERNEL = {
+    "bigint.cu": "montmul",
+    "bigint_coop.cu": "coop_montmul",
+    "ring64.cu": "chacha_u64",
+}
 
 
 def _module_name(source: str, defines: tuple) -> str:

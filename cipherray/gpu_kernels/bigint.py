@@ -24,6 +24,7 @@ from ._build import get_backend
 
 SIZES = (8, 16, 32, 64, 128)
 SOURCE = "bigint.cu"
+COOP_SOURCE = "bigint_coop.cu"  # TPI threads per number (bigint_coop.cuh)
 
 try:  # optional, faster host-side precomputation
     import gmpy2 as _gmpy2
@@ -42,6 +43,8 @@ _SIG = {
     "reduce2": "pipipup",
     "dec_finish": "pippipuu",
     "bucket_prod": "pipippppu",
+    "coop_montmul": "pipiipiipu",
+    "coop_modexp": "pipiipiiiipuppii",
 }
 
 
@@ -88,6 +91,40 @@ VARIANT_ENV = "CIPHERRAY_MONT_VARIANT"  # overrides "auto" (experiments, benchma
 # one fused modexp kernel, per limb count. Same results; which is faster depends on how each
 # variant's registers fit (bench/gpu.py times both; a context reads this when it is made).
 MODEXP_STEPS = {8: False, 16: False, 32: False, 64: False, 128: False}
+# MontContext.modexp on the cooperative kernel (bigint_coop.cuh) with this many threads per
+# number, per limb count; 0: the one-thread kernels. Same results (bench/gpu.py times both).
+MODEXP_COOP = {8: 0, 16: 0, 32: 0, 64: 0, 128: 0}
+COOP_ENV = "CIPHERRAY_MODEXP_COOP"  # overrides MODEXP_COOP: "8" (every size) or "128:8,64:0"
+
+
+def coop_group_sizes(limbs: int) -> tuple[int, ...]:
+    """Threads per number the cooperative kernels take for ``limbs``: powers of two from 2
+    to 32 that leave each thread an even number of limbs, 16 at most (with 32, the compiler
+    has no registers to spare; NVRTC 13 crashed compiling 128 limbs on 4 threads)."""
+    return tuple(
+        t
+        for t in (2, 4, 8, 16, 32)
+        if limbs % t == 0 and 2 <= limbs // t <= 16 and (limbs // t) % 2 == 0
+    )
+
+
+def _modexp_coop(limbs: int) -> int:
+    tpi = MODEXP_COOP.get(limbs, 0)
+    forced = os.environ.get(COOP_ENV, "").strip()
+    try:
+        if forced and ":" not in forced:
+            tpi = int(forced)
+        elif forced:
+            per_size = dict(item.split(":") for item in forced.split(","))
+            tpi = int(per_size.get(str(limbs), tpi))
+    except ValueError as e:
+        raise ValueError(f"{COOP_ENV}={forced!r}: write 8 or 128:8,64:0") from e
+    if tpi and tpi not in coop_group_sizes(limbs):
+        raise ValueError(
+            f"cooperative group of {tpi} threads for {limbs} limbs: use one of "
+            f"{coop_group_sizes(limbs)} (or 0)"
+        )
+    return tpi
 
 
 def auto_variant(limbs: int, backend: Any) -> str:
@@ -207,6 +244,7 @@ class MontContext:
             raise ValueError(f"variant must be one of {sorted(_VARIANTS)}")
         self.defines = (("BI_N", n), *_VARIANTS[variant])
         self.modexp_steps = MODEXP_STEPS.get(n, False)
+        self.modexp_coop = _modexp_coop(n)
         self.R = 1 << mont_r_bits(n, variant)
         self.minv = (-pow(m, -1, 1 << 32)) % (1 << 32)
         self.r2 = self.R * self.R % m
@@ -220,6 +258,13 @@ class MontContext:
         r3 = (1 << (32 * n)) * self.R * self.R % m
         self.consts_r3 = put(_words(ints_to_limbs([self.r2, r3, 1], n).reshape(-1)))
         self.unit = self.consts[2 * w :]
+        # the cooperative kernels' radix is 2^(32 n) whatever the variant
+        r_int = 1 << (32 * n)
+        self.consts_coop = (
+            self.consts
+            if r_int == self.R
+            else put(_words(ints_to_limbs([r_int * r_int % m, r_int % m, 1], n).reshape(-1)))
+        )
 
     # -- moving data -------------------------------------------------------------------
     def put(self, values: Iterable[Any], limbs: int | None = None):
@@ -257,6 +302,19 @@ class MontContext:
                 raise ValueError(f"{kernel}: limb arrays need contiguous columns")
         self.backend.launch(SOURCE, self.defines, kernel, _SIG[kernel], args, count)
 
+    def launch_coop(self, kernel: str, args: list, count: int, tpi: int) -> None:
+        """A cooperative kernel with ``tpi`` threads for each of ``count`` items."""
+        if tpi not in coop_group_sizes(self.limbs):
+            raise ValueError(
+                f"{kernel}: {tpi} threads per number for {self.limbs} limbs: use one of "
+                f"{coop_group_sizes(self.limbs)}"
+            )
+        for a in args:
+            if getattr(a, "ndim", 0) == 2 and a.shape[1] > 1 and a.strides[1] != a.itemsize:
+                raise ValueError(f"{kernel}: limb arrays need contiguous columns")
+        defines = (("BI_N", self.limbs), ("CR_TPI", tpi))
+        self.backend.launch(COOP_SOURCE, defines, kernel, _SIG[kernel], args, count * tpi)
+
     # -- elementwise -------------------------------------------------------------------
     def mont_mul(self, a, b, out=None):
         """a * b * R^-1 mod m (either operand may be a single (limbs,) value, broadcast)."""
@@ -266,6 +324,19 @@ class MontContext:
             "montmul",
             [out, _ld(out), a, _ld(a), _step(a), b, _ld(b), _step(b), self.m_arr, self.minv],
             count,
+        )
+        return out
+
+    def mont_mul_coop(self, a, b, tpi: int, out=None):
+        """a * b * 2^(-32 limbs) mod m on the cooperative kernel, ``tpi`` threads per number
+        (the radix is 2^(32 limbs) for every variant)."""
+        count = _count(a, b)
+        out = self.empty(count) if out is None else out
+        self.launch_coop(
+            "coop_montmul",
+            [out, _ld(out), a, _ld(a), _step(a), b, _ld(b), _step(b), self.m_arr, self.minv],
+            count,
+            tpi,
         )
         return out
 
@@ -308,11 +379,12 @@ class MontContext:
     # -- exponentiation ----------------------------------------------------------------
     def modexp(
         self, base, exps, ebits: int, w: int | None = None, out=None, chunk=None,
-        steps: bool | None = None,
+        steps: bool | None = None, coop: int | None = None,
     ):  # fmt: skip
         """base^e mod m with a fixed window; exps: (elimbs, count) or (elimbs,) broadcast.
         steps (default: the context's modexp_steps): one launch per multiplication instead of
-        the fused kernel, the same bits."""
+        the fused kernel; coop (default: the context's modexp_coop): the cooperative kernel
+        with this many threads per number (0: not). The same bits every way."""
         count = _count(base, exps)
         if w is None:
             w = 3 if ebits <= 16 else 4 if ebits <= 128 else 5 if ebits <= 1536 else 6
@@ -324,13 +396,22 @@ class MontContext:
         xp = self.backend.xp
         tbl = xp.empty(((1 << w) * self.words, min(chunk, count)), dtype=np.uint64)
         fused = not (self.modexp_steps if steps is None else steps)
+        coop = self.modexp_coop if coop is None else coop
         for s in range(0, count, chunk):
             e = min(count, s + chunk)
             o = out[:, s:e]
             b = base[:, s:e] if base.ndim == 2 else base
             x = exps[:, s:e] if exps.ndim == 2 else exps
             t = tbl[:, : e - s]
-            if fused:
+            if coop:
+                self.launch_coop(
+                    "coop_modexp",
+                    [o, _ld(o), b, _ld(b), _step(b), x, _ld(x), _step(x), elimbs, ebits,
+                     self.m_arr, self.minv, self.consts_coop, t, _ld(t), w],
+                    e - s,
+                    coop,
+                )  # fmt: skip
+            elif fused:
                 self.launch(
                     "modexp",
                     [o, _ld(o), b, _ld(b), _step(b), x, _ld(x), _step(x), elimbs, ebits,
