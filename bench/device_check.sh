@@ -22,9 +22,14 @@ fi
 nvidia-smi --query-gpu=name,compute_cap,clocks.max.sm --format=csv,noheader || true
 timeout 330 python3 bench/gpu.py --out "$out"
 echo "bench/gpu.py exit $?"
-# the cooperative modexp where bench/gpu.py measured it fastest (modexp_coop_used, per size)
-coop=$(python3 -c "import json,sys; u=json.load(open(sys.argv[1])).get('modexp_coop_used',{}); print(','.join(f'{int(b)//32}:{t}' for b,t in u.items()))" "$out/gpu.json" 2>/dev/null)
+# the cooperative kernels where bench/gpu.py measured them fastest (per size: *_coop_used)
+coop_env() {
+  python3 -c "import json,sys; u=json.load(open(sys.argv[1])).get(sys.argv[2],{}); print(','.join(f'{int(b)//32}:{t}' for b,t in u.items()))" "$out/gpu.json" "$1" 2>/dev/null
+}
+coop=$(coop_env modexp_coop_used)
 if [ -n "$coop" ]; then export CIPHERRAY_MODEXP_COOP=$coop; echo "CIPHERRAY_MODEXP_COOP=$coop"; fi
+coop=$(coop_env montmul_coop_used)
+if [ -n "$coop" ]; then export CIPHERRAY_MONTMUL_COOP=$coop; echo "CIPHERRAY_MONTMUL_COOP=$coop"; fi
 if python3 -c "import gmpy2" 2>/dev/null; then
   timeout 170 python3 bench/gpu_integration.py --n 100000 --out "$out" >"$out/gpu_integration.log" 2>&1
   echo "bench/gpu_integration.py exit $?"

@@ -406,6 +406,31 @@ def main() -> int:
                 res["errors"][f"check_coop_vectors_tpi{tpi}"] = repr(err)[:2000]
                 ok = False
             res["checks"][f"coop_vectors256_tpi{tpi}"] = ok
+        # the cooperative bucket products (X.T @ c): buckets of unequal lengths share warps
+        from cipherray.gpu_kernels import multiexp
+
+        m = rng.getrandbits(4096) | 1 | (1 << 4095)
+        rows_, cols_ = 300, 3
+        cs = [rng.randrange(m) for _ in range(rows_)]
+        Xs = np.array(
+            [[rng.randrange(0, 2 ** rng.choice([3, 20, 64])) for _ in range(cols_)] for _ in cs],
+            dtype=np.uint64,
+        ).view(np.int64)
+        Xs[Xs < 0] = 5
+        want = [1] * cols_
+        for r, c_ in enumerate(cs):
+            for j in range(cols_):
+                want[j] = want[j] * pow(c_, int(Xs[r, j]), m) % m
+        for tpi in COOP_TIMED[128]:
+            try:
+                ctx = bi.MontContext(m, BK)
+                ctx.montmul_coop = tpi
+                pos, _ = multiexp.matvec(ctx, ctx.put(cs), Xs)
+                ok = list(ctx.get(pos)) == want
+            except Exception as err:  # noqa: BLE001
+                res["errors"][f"check_coop_multiexp_tpi{tpi}"] = repr(err)[:2000]
+                ok = False
+            res["checks"][f"coop_multiexp4096_tpi{tpi}"] = ok
         for bits in (2048, 4096):
             m = rng.getrandbits(bits) | 1 | (1 << (bits - 1))
             a = [0, 1, m - 1] + [rng.randrange(m) for _ in range(125)]
@@ -514,7 +539,7 @@ def main() -> int:
         # (bigint.DEFAULT_VARIANT, MODEXP_STEPS and INTEGER_FALLBACK_VARIANT, the choice on GPUs
         # with slow fp64) for the source. modexp then runs on the cooperative kernel where one
         # of its group sizes beat them all (bigint.MODEXP_COOP).
-        chosen, steps_used, fastest_int, coop_used = {}, {}, {}, {}
+        chosen, steps_used, fastest_int, coop_used, montmul_coop_used = {}, {}, {}, {}, {}
         for bits, n in ((2048, 64), (4096, 128)):
             cands = {
                 (v, st): res.get(f"modexp64_{bits}_{v}{'_steps' if st else ''}_per_s", 0)
@@ -534,7 +559,16 @@ def main() -> int:
             best_t = max(coop, key=coop.get)
             bi.MODEXP_COOP[n] = best_t if coop[best_t] > cands[best] else 0
             coop_used[bits] = bi.MODEXP_COOP[n]
+            # single multiplications (X.T @ c's buckets, inversions): against the chosen variant
+            mm = {t: res.get(f"montmul{bits}_coop{t}_per_s", 0) for t in COOP_TIMED[n]}
+            if bits == 4096:
+                mm = {t: r for t, r in mm.items() if res["checks"].get(f"coop_multiexp4096_tpi{t}")}
+            best_mm = max(mm, key=mm.get) if mm else 0
+            one = res.get(f"montmul{bits}_{chosen[bits]}_per_s", 0)
+            bi.MONTMUL_COOP[n] = best_mm if best_mm and mm[best_mm] > one else 0
+            montmul_coop_used[bits] = bi.MONTMUL_COOP[n]
         res["modexp_coop_used"] = coop_used
+        res["montmul_coop_used"] = montmul_coop_used
         res["montmul_variant_used"] = chosen
         res["modexp_steps_used"] = steps_used
         res["fastest_integer_variant"] = fastest_int
@@ -639,6 +673,7 @@ def main() -> int:
         t = timed(lambda: K.scalar_mul_limbs(c_l, k_l), reps=2)
         pai["scalar_mul64_per_s_kernel"] = cnt / t
         pai["scalar_mul64_modexp_coop"] = ctx.modexp_coop  # threads per number (0: one)
+        pai["matvec_montmul_coop"] = ctx.montmul_coop
         sm_chk = ctx.get(K.scalar_mul_limbs(c_l[:, :16], k_l[:, :16]))
         res["checks"]["scalar_mul_bulk_chosen_kernel"] = list(sm_chk) == [
             pow(int(x), kk, nsq) for x, kk in zip(ctx.get(c_l[:, :16]), ks[:16])

@@ -90,6 +90,7 @@ def main() -> None:
 
     # the exponentiation kernels in use (4096-bit: c * k; 2048-bit: decryption's CRT halves)
     res["modexp_coop"] = {str(32 * n): bi._modexp_coop(n) for n in (64, 128)}
+    res["montmul_coop"] = {str(32 * n): bi._montmul_coop(n) for n in (64, 128)}
     res["montmul_variant"] = {str(32 * n): bi.DEFAULT_VARIANT[n] for n in (64, 128)}
     pk, sk = paillier.keygen(2048)
     n = args.n

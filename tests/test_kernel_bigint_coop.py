@@ -3,6 +3,7 @@ lanes run one after another on the host) against Python ints and the one-thread 
 
 from __future__ import annotations
 
+import math
 import random
 
 import coop_model
@@ -171,3 +172,24 @@ def test_paillier_scalar_mul_on_the_cooperative_kernel(monkeypatch):
     c_l = key.ctx.put(cs)
     got = key.ctx.get(key.scalar_mul_int64_limbs(c_l, ks))
     assert list(got) == [pow(c, int(k), nsq) for c, k in zip(cs, ks)]
+
+
+def test_single_multiplications_on_the_cooperative_kernel(monkeypatch):
+    """MONTMUL_COOP routes mont_mul, mont_sqr (hence invert and the product trees) to the
+    cooperative kernel; under an fp64 variant (another radix) it stays off."""
+    m = _moduli(4096)[0]
+    monkeypatch.setitem(bi.MONTMUL_COOP, 128, 16)
+    ctx = bi.MontContext(m, "host")
+    assert ctx.montmul_coop == 16
+    xs = [x for x in (RNG.randrange(1, m) for _ in range(40)) if math.gcd(x, m) == 1][:9]
+    rinv = pow(1 << 4096, -1, m)
+    x = ctx.put(xs)
+    assert list(ctx.get(ctx.mont_mul(x, x[:, ::-1].copy()))) == [
+        a * b * rinv % m for a, b in zip(xs, xs[::-1])
+    ]
+    assert list(ctx.get(ctx.mont_sqr(x))) == [a * a * rinv % m for a in xs]
+    assert list(ctx.get(ctx.invert(x))) == [pow(a, -1, m) for a in xs]
+    assert list(ctx.get(ctx.mulmod(x, x))) == [a * a % m for a in xs]
+    assert bi.MontContext(m, "host", variant="f64").montmul_coop == 0
+    monkeypatch.setenv(bi.MONTMUL_COOP_ENV, "128:8")
+    assert bi.MontContext(m, "host").montmul_coop == 8

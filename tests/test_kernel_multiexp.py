@@ -97,3 +97,21 @@ def test_window_choice_follows_the_cost():
     assert multiexp.choose_window(3_000_000, 60, 64) in (10, 11, 12, 13)
     assert multiexp.choose_window(10, 2, 64) <= 3
     assert multiexp.choose_window(10**12, 1, 64) == multiexp.MAX_WINDOW
+
+
+@pytest.mark.parametrize("tpi", [4, 8])
+def test_cooperative_multiplications(monkeypatch, tpi):
+    """With MONTMUL_COOP set, the bucket products and every other multiplication run on the
+    cooperative kernel (bigint_coop.cuh): the same values as pow and as the one-thread path."""
+    rows = 120
+    bases = _bases(rows)
+    X = _matrix(rows)
+    ctx1 = bi.MontContext(M, "host")
+    one_thread = [ctx1.get(v) for v in multiexp.matvec(ctx1, ctx1.put(bases), X, 5)]
+    monkeypatch.setitem(bi.MONTMUL_COOP, 16, tpi)
+    ctx = bi.MontContext(M, "host")
+    assert ctx.montmul_coop == tpi
+    pos, neg = multiexp.matvec(ctx, ctx.put(bases), X, 5)
+    want_pos, want_neg = _want(bases, X)
+    assert list(ctx.get(pos)) == want_pos == list(one_thread[0])
+    assert list(ctx.get(neg)) == want_neg == list(one_thread[1])

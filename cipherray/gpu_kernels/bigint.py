@@ -8,7 +8,9 @@ ints and the row layout ``(count, L)``; :meth:`MontContext.put` / :meth:`MontCon
 ints to / from a backend in the limb-major layout.
 
 Supported limb counts: 8, 16, 32, 64, 128 (256 ... 4096-bit moduli); one compiled module per
-limb count. All kernels are in ``bigint.cu`` / ``bigint.cuh``; the host build runs the same source.
+limb count and variant. The one-thread-per-number kernels are in ``bigint.cu`` / ``bigint.cuh``,
+the cooperative ones (a group of threads per number: ``MODEXP_COOP``, ``MONTMUL_COOP``) in
+``bigint_coop.cu`` / ``bigint_coop.cuh``; the host build runs the same sources.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ _SIG = {
     "bucket_prod": "pipippppu",
     "coop_montmul": "pipiipiipu",
     "coop_modexp": "pipiipiiiipuppii",
+    "coop_bucket_prod": "pipippppup",
 }
 
 
@@ -95,6 +98,11 @@ MODEXP_STEPS = {8: False, 16: False, 32: False, 64: False, 128: False}
 # number, per limb count; 0: the one-thread kernels. Same results (bench/gpu.py times both).
 MODEXP_COOP = {8: 0, 16: 0, 32: 0, 64: 0, 128: 0}
 COOP_ENV = "CIPHERRAY_MODEXP_COOP"  # overrides MODEXP_COOP: "8" (every size) or "128:8,64:0"
+# The same for the single multiplications (MontContext.mont_mul / mont_sqr / bucket_prod:
+# multiexp's X.T @ c, the batch inversion, the product trees), where the context's radix is
+# 2^(32 limbs) (not under the "f64" variants).
+MONTMUL_COOP = {8: 0, 16: 0, 32: 0, 64: 0, 128: 0}
+MONTMUL_COOP_ENV = "CIPHERRAY_MONTMUL_COOP"
 
 
 def coop_group_sizes(limbs: int) -> tuple[int, ...]:
@@ -108,9 +116,10 @@ def coop_group_sizes(limbs: int) -> tuple[int, ...]:
     )
 
 
-def _modexp_coop(limbs: int) -> int:
-    tpi = MODEXP_COOP.get(limbs, 0)
-    forced = os.environ.get(COOP_ENV, "").strip()
+def _coop_setting(limbs: int, table: dict | None = None, env: str = COOP_ENV) -> int:
+    """Threads per number for `limbs` from `table` (MODEXP_COOP), unless `env` overrides."""
+    tpi = (MODEXP_COOP if table is None else table).get(limbs, 0)
+    forced = os.environ.get(env, "").strip()
     try:
         if forced and ":" not in forced:
             tpi = int(forced)
@@ -118,13 +127,21 @@ def _modexp_coop(limbs: int) -> int:
             per_size = dict(item.split(":") for item in forced.split(","))
             tpi = int(per_size.get(str(limbs), tpi))
     except ValueError as e:
-        raise ValueError(f"{COOP_ENV}={forced!r}: write 8 or 128:8,64:0") from e
+        raise ValueError(f"{env}={forced!r}: write 8 or 128:8,64:0") from e
     if tpi and tpi not in coop_group_sizes(limbs):
         raise ValueError(
             f"cooperative group of {tpi} threads for {limbs} limbs: use one of "
             f"{coop_group_sizes(limbs)} (or 0)"
         )
     return tpi
+
+
+def _modexp_coop(limbs: int) -> int:
+    return _coop_setting(limbs)
+
+
+def _montmul_coop(limbs: int) -> int:
+    return _coop_setting(limbs, MONTMUL_COOP, MONTMUL_COOP_ENV)
 
 
 def auto_variant(limbs: int, backend: Any) -> str:
@@ -245,6 +262,10 @@ class MontContext:
         self.defines = (("BI_N", n), *_VARIANTS[variant])
         self.modexp_steps = MODEXP_STEPS.get(n, False)
         self.modexp_coop = _modexp_coop(n)
+        coop_mm = _montmul_coop(n)
+        # single multiplications return a b R^-1 with the variant's R: the cooperative
+        # kernel's radix is 2^(32 n)
+        self.montmul_coop = coop_mm if mont_r_bits(n, variant) == 32 * n else 0
         self.R = 1 << mont_r_bits(n, variant)
         self.minv = (-pow(m, -1, 1 << 32)) % (1 << 32)
         self.r2 = self.R * self.R % m
@@ -317,7 +338,10 @@ class MontContext:
 
     # -- elementwise -------------------------------------------------------------------
     def mont_mul(self, a, b, out=None):
-        """a * b * R^-1 mod m (either operand may be a single (limbs,) value, broadcast)."""
+        """a * b * R^-1 mod m (either operand may be a single (limbs,) value, broadcast); on
+        the cooperative kernel where the context's montmul_coop says so."""
+        if self.montmul_coop:
+            return self.mont_mul_coop(a, b, self.montmul_coop, out)
         count = _count(a, b)
         out = self.empty(count) if out is None else out
         self.launch(
@@ -353,11 +377,33 @@ class MontContext:
         return out
 
     def mont_sqr(self, a, out=None):
-        """a^2 * R^-1 mod m (the squaring kernel of the variant)."""
+        """a^2 * R^-1 mod m (the squaring kernel of the variant, or the cooperative
+        multiplication where montmul_coop says so)."""
+        if self.montmul_coop:
+            return self.mont_mul_coop(a, a, self.montmul_coop, out)
         count = a.shape[1]
         out = self.empty(count) if out is None else out
         self.launch("montsqr", [out, _ld(out), a, _ld(a), self.m_arr, self.minv], count)
         return out
+
+    def bucket_prod(self, out, base, rows, start, lens) -> None:
+        """out[:, i] = prod_j base[:, rows[start[i] + j]] for j < lens[i] (Montgomery form, as
+        the bases), one item per bucket; multiexp.py's bucket products."""
+        count = out.shape[1]
+        if self.montmul_coop:
+            self.launch_coop(
+                "coop_bucket_prod",
+                [out, _ld(out), base, _ld(base), rows, start, lens, self.m_arr, self.minv,
+                 self.consts[self.words : 2 * self.words]],
+                count,
+                self.montmul_coop,
+            )  # fmt: skip
+            return
+        self.launch(
+            "bucket_prod",
+            [out, _ld(out), base, _ld(base), rows, start, lens, self.m_arr, self.minv],
+            count,
+        )
 
     def to_mont(self, a, out=None):
         return self.mont_mul(a, self.consts[: self.words], out)

@@ -19,3 +19,10 @@ CRC_ENTRY(coop_modexp, (uint64_t* out, int ldo, const uint64_t* base, int ldb, i
                         int ldt, int w, cr_idx count),
           (idx, g, out, ldo, base, ldb, sb, e, lde, se, elimbs, ebits, m, minv, consts, tbl, ldt,
            w))
+
+#define coop_bucket_prod_body coop_bucket_prod_kbody<BI_N, CR_TPI>
+CRC_ENTRY(coop_bucket_prod, (uint64_t* out, int ldo, const uint64_t* base, int ldb,
+                             const int32_t* rows, const cr_idx* start, const int32_t* len,
+                             const uint64_t* m, uint32_t minv, const uint64_t* one_m,
+                             cr_idx count),
+          (idx, g, out, ldo, base, ldb, rows, start, len, m, minv, one_m))

@@ -388,3 +388,40 @@ CR_HD void coop_modexp_kbody(cr_idx idx, const CrGroup& g, uint64_t* out, int ld
   }
   crc_store<N, TPI>(out + idx, ldo, acc, g);
 }
+
+// The largest v over the warp (GPU; the host runs one group at a time: v).
+CR_HD int crc_warp_max(int v) {
+#ifdef __CUDA_ARCH__
+  CR_UNROLL
+  for (int off = 16; off > 0; off >>= 1) {
+    const int o = __shfl_xor_sync(0xffffffffu, v, off);
+    v = o > v ? o : v;
+  }
+#endif
+  return v;
+}
+
+// Bucket products (bucket_prod_kbody of bigint.cuh, for multiexp.py): item idx multiplies the
+// len[idx] values base[rows[start[idx] + i]] (Montgomery form) into out. The groups of a warp
+// all run the warp's longest bucket (every shuffle needs the whole warp); past its own end a
+// group multiplies by one_m = R mod m, which leaves its product as it is.
+template <int N, int TPI>
+CR_HD void coop_bucket_prod_kbody(cr_idx idx, const CrGroup& g, uint64_t* out, int ldo,
+                                  const uint64_t* base, int ldb, const int32_t* rows,
+                                  const cr_idx* start, const int32_t* len, const uint64_t* m,
+                                  uint32_t minv, const uint64_t* one_m) {
+  constexpr int S = N / TPI, NS = crc_slots(TPI);
+  uint64_t acc[NS][S / 2], y[NS][S / 2], mm[NS][S / 2];
+  const int32_t* r = rows + start[idx];
+  const int n = len[idx];
+  const int steps = crc_warp_max(n);
+  crc_load<N, TPI>(mm, m, 1, g);
+  crc_load<N, TPI>(acc, base + r[0], ldb, g);
+  CR_NOUNROLL
+  for (int i = 1; i < steps; i++) {
+    const bool in = i < n;
+    crc_load<N, TPI>(y, in ? base + r[i] : one_m, in ? ldb : 1, g);
+    coop_mont_mul<N, TPI>(acc, acc, y, mm, minv, g);
+  }
+  crc_store<N, TPI>(out + idx, ldo, acc, g);
+}

@@ -8,8 +8,9 @@ exponent is cut into ``nwin`` windows of ``w`` bits. Steps, as the code below nu
 1. Keys: every nonzero digit d of window t of column k becomes a pair (key, row) with
    key = (t K + k) 2^w + d; the pairs are sorted by key (one argsort on the backend).
 2. Bucket products: each distinct key is a bucket B[g, d] = prod of c_r over its rows
-   (g = t K + k); one thread per bucket in the ``bucket_prod`` kernel, buckets ordered longest
-   first so a warp's threads do about the same number of multiplications. Empty buckets are 1.
+   (g = t K + k); one thread (or one cooperative group: ``MontContext.bucket_prod``) per
+   bucket, buckets ordered longest first so a warp's threads do about the same number of
+   multiplications. Empty buckets are 1.
 3. Bucket sums: A_g = prod_d B[g, d]^d by running products, split into S segments of Q = 2^w / S
    digits so that S G independent chains run at once: T_s = prod_q B[s Q + q]^q and
    P_s = prod_q B[s Q + q] (2 Q steps), then A_g = prod_s T_s * (prod_s P_s^s)^Q (2 S steps and
@@ -107,11 +108,7 @@ def _columns(ctx, base, xabs: np.ndarray, negative: np.ndarray, signed: bool, bi
     starts = xp.ascontiguousarray(starts[by_len])
     lens = xp.ascontiguousarray(lens[by_len].astype(np.int32))
     prods = ctx.empty(int(starts.shape[0]))
-    ctx.launch(
-        "bucket_prod",
-        [prods, bi._ld(prods), base, bi._ld(base), krows, starts, lens, ctx.m_arr, ctx.minv],
-        prods.shape[1],
-    )
+    ctx.bucket_prod(prods, base, krows, starts, lens)
     # 3. bucket sums per group
     A = _bucket_sums(ctx, prods, keys[starts], G, w, one_m)
     # 4. Horner over the windows: out_k = prod_t A[t K + k]^(2^(w t))
