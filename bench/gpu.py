@@ -381,7 +381,7 @@ def main() -> int:
                     name = f"coop{bits}_tpi{tpi}"
                     try:
                         ctx = bi.MontContext(m, BK)
-                        got = ctx.get(ctx.mont_mul_coop(ctx.put(a), ctx.put(b), tpi))
+                        got = ctx.get(ctx.mont_mul(ctx.put(a), ctx.put(b), coop=tpi))
                         ok = list(got) == [x * y * rinv % m for x, y in zip(a, b)]
                         ex = ctx.put32(e, limbs=2)
                         got = ctx.get(ctx.modexp(ctx.put(a), ex, 64, coop=tpi))
@@ -400,7 +400,7 @@ def main() -> int:
                 ok = True
                 for m, x, y, _ in COOP_VECTORS_256:
                     ctx = bi.MontContext(m, BK)
-                    got = ctx.get(ctx.mont_mul_coop(ctx.put([x, y]), ctx.put([y, x]), tpi))
+                    got = ctx.get(ctx.mont_mul(ctx.put([x, y]), ctx.put([y, x]), coop=tpi))
                     ok = ok and list(got) == [x * y * pow(1 << 256, -1, m) % m] * 2
             except Exception as err:  # noqa: BLE001
                 res["errors"][f"check_coop_vectors_tpi{tpi}"] = repr(err)[:2000]
@@ -486,7 +486,7 @@ def main() -> int:
             for tpi in COOP_TIMED[n]:
                 if not res["checks"].get(f"coop{bits}_tpi{tpi}"):
                     continue
-                t = timed(lambda ctx=ctx, a=a, b=b, out=out, k=tpi: ctx.mont_mul_coop(a, b, k, out))
+                t = timed(lambda ctx=ctx, a=a, b=b, out=out, k=tpi: ctx.mont_mul(a, b, out, coop=k))
                 res[f"montmul{bits}_coop{tpi}_per_s"] = count / t
                 t = timed(
                     lambda ctx=ctx, a=ae, e=e, o=oe, k=tpi: ctx.modexp(

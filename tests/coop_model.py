@@ -7,7 +7,7 @@ bench/gpu.py on the GPU."""
 
 from __future__ import annotations
 
-M32 = (1 << 32) - 1
+from pairs_model import M32, carry_into, fused, odd
 
 # (m, a, b, threads per number), 256-bit (8 limbs), found with mont_coop below by searches
 # over near-maximal operands (python3 tests/coop_model.py). Together they take every top-limb
@@ -108,33 +108,6 @@ def mont_coop(a: int, b: int, m: int, n: int, tpi: int, taken: set[str], choose_
     x0 = x[0][0] | (x[0][1] << 32)
     m0 = mm[0][0] | (mm[0][1] << 32)
 
-    def fused(tl: list[int], pair0: int, v: list[int], off: int, f: int) -> int:
-        c = 0
-        for k in range(wl):
-            lo, hi = 2 * (k + pair0), 2 * (k + pair0) + 1
-            z = v[2 * k + off] * f + (tl[lo] | (tl[hi] << 32)) + c
-            tl[lo], tl[hi], c = z & M32, (z >> 32) & M32, z >> 64
-        return c
-
-    def odd(tl: list[int], v: list[int], off: int, f: int) -> int:
-        c = 0
-        for k in range(wl):
-            p = v[2 * k + off] * f
-            z = tl[2 * k + 1] + (p & M32) + c
-            tl[2 * k + 1], c = z & M32, z >> 32
-            z = tl[2 * k + 2] + (p >> 32) + c
-            tl[2 * k + 2], c = z & M32, z >> 32
-        return c
-
-    def carry_into(tl: list[int], i: int, c: int, name: str, last: bool) -> int:
-        if c:
-            taken.add(name)
-        z = tl[i] + c
-        tl[i] = z & M32
-        if last and z >> 32:
-            raise AssertionError(f"carry lost above limb {i} ({name})")
-        return z >> 32
-
     used_b = 0
     for owner in range(tpi):
         for j in range(wl):
@@ -148,16 +121,16 @@ def mont_coop(a: int, b: int, m: int, n: int, tpi: int, taken: set[str], choose_
             u2 = ((V >> 32) + (x0 & M32) * yh) * minv & M32
             low = []
             for tl, xl, ml in zip(t, x, mm):
-                carry_into(tl, s, fused(tl, 0, xl, 0, yl), "A:S", True)
-                carry_into(tl, s + 1, odd(tl, xl, 1, yl), "B:S+1", True)
-                c = carry_into(tl, s, fused(tl, 0, ml, 0, u1), "C:S", False)
-                carry_into(tl, s + 1, c, "C:S+1", True)
-                carry_into(tl, s + 1, odd(tl, ml, 1, u1), "D:S+1", True)
-                carry_into(tl, s + 2, fused(tl, 1, xl, 1, yh), "E:S+2", True)
-                c = carry_into(tl, s + 1, odd(tl, xl, 0, yh), "F:S+1", False)
-                carry_into(tl, s + 2, c, "F:S+2", True)
-                c = carry_into(tl, s + 1, odd(tl, ml, 0, u2), "G:S+1", False)
-                carry_into(tl, s + 2, c, "G:S+2", True)
+                carry_into(tl, s, fused(tl, wl, 0, xl, 0, yl), "A:S", True, taken)
+                carry_into(tl, s + 1, odd(tl, wl, xl, 1, yl), "B:S+1", True, taken)
+                c = carry_into(tl, s, fused(tl, wl, 0, ml, 0, u1), "C:S", False, taken)
+                carry_into(tl, s + 1, c, "C:S+1", True, taken)
+                carry_into(tl, s + 1, odd(tl, wl, ml, 1, u1), "D:S+1", True, taken)
+                carry_into(tl, s + 2, fused(tl, wl, 1, xl, 1, yh), "E:S+2", True, taken)
+                c = carry_into(tl, s + 1, odd(tl, wl, xl, 0, yh), "F:S+1", False, taken)
+                carry_into(tl, s + 2, c, "F:S+2", True, taken)
+                c = carry_into(tl, s + 1, odd(tl, wl, ml, 0, u2), "G:S+1", False, taken)
+                carry_into(tl, s + 2, c, "G:S+2", True, taken)
                 low.append((tl[0], tl[1]))
                 c = 0
                 for k in range(wl):
@@ -173,7 +146,7 @@ def mont_coop(a: int, b: int, m: int, n: int, tpi: int, taken: set[str], choose_
                 tl[s - 2] = z & M32
                 z = tl[s - 1] + n1 + (z >> 32)
                 tl[s - 1] = z & M32
-                carry_into(tl, s, z >> 32, "exchange:S", True)
+                carry_into(tl, s, z >> 32, "exchange:S", True, taken)
     mont_coop.last_b = used_b
     # 2. carry resolution
     lazy = [tl[s] for tl in t]

@@ -42,6 +42,42 @@ CARRY_VECTORS_256 = [
 ]
 
 
+def fused(t: list[int], words: int, pair0: int, x: list[int], off: int, y: int) -> int:
+    """t += x[2k + off] * y onto the aligned pairs (2 (k + pair0), 2 (k + pair0) + 1),
+    k < words, as one carry chain; returns its carry out."""
+    c = 0
+    for k in range(words):
+        lo, hi = 2 * (k + pair0), 2 * (k + pair0) + 1
+        s = x[2 * k + off] * y + (t[lo] | (t[hi] << 32)) + c
+        t[lo], t[hi], c = s & M32, (s >> 32) & M32, s >> 64
+    return c
+
+
+def odd(t: list[int], words: int, x: list[int], off: int, y: int) -> int:
+    """t += x[2k + off] * y at the odd positions 2k + 1, k < words (mul.wide, then the two
+    halves on one add chain); returns the carry out."""
+    c = 0
+    for k in range(words):
+        p = x[2 * k + off] * y
+        s = t[2 * k + 1] + (p & M32) + c
+        t[2 * k + 1], c = s & M32, s >> 32
+        s = t[2 * k + 2] + (p >> 32) + c
+        t[2 * k + 2], c = s & M32, s >> 32
+    return c
+
+
+def carry_into(t: list[int], i: int, c: int, name: str, last: bool, taken: set[str]) -> int:
+    """Adds a chain's carry c at limb i (recording `name` in taken when c is 1); with `last`,
+    a carry out of limb i would be lost, which the bounds rule out."""
+    if c:
+        taken.add(name)
+    s = t[i] + c
+    t[i] = s & M32
+    if last and s >> 32:
+        raise AssertionError(f"carry lost above limb {i} ({name})")
+    return s >> 32
+
+
 def mont_pairs(a: int, b: int, m: int, n: int, taken: set[str]) -> int:
     """a * b * 2^(-32 n) mod m, not fully reduced (< 2m), as the pairs rows compute it; the
     names of the top-limb carries that were 1 are added to `taken` (pass letter, limb)."""
@@ -52,47 +88,29 @@ def mont_pairs(a: int, b: int, m: int, n: int, taken: set[str]) -> int:
     ml = [(m >> (32 * i)) & M32 for i in range(n)]
     t = [0] * (n + 4)
 
-    def fused(pair0: int, x: list[int], off: int, y: int) -> int:
-        c = 0
-        for k in range(w):
-            lo, hi = 2 * (k + pair0), 2 * (k + pair0) + 1
-            s = x[2 * k + off] * y + (t[lo] | (t[hi] << 32)) + c
-            t[lo], t[hi], c = s & M32, (s >> 32) & M32, s >> 64
-        return c
+    def fused_(pair0: int, x: list[int], off: int, y: int) -> int:
+        return fused(t, w, pair0, x, off, y)
 
-    def odd(x: list[int], off: int, y: int) -> int:
-        c = 0
-        for k in range(w):
-            p = x[2 * k + off] * y
-            s = t[2 * k + 1] + (p & M32) + c
-            t[2 * k + 1], c = s & M32, s >> 32
-            s = t[2 * k + 2] + (p >> 32) + c
-            t[2 * k + 2], c = s & M32, s >> 32
-        return c
+    def odd_(x: list[int], off: int, y: int) -> int:
+        return odd(t, w, x, off, y)
 
-    def carry_into(i: int, c: int, name: str, last: bool) -> int:
-        if c:
-            taken.add(name)
-        s = t[i] + c
-        t[i] = s & M32
-        if last and s >> 32:
-            raise AssertionError(f"carry lost above limb {i} ({name})")
-        return s >> 32
+    def carry_(i: int, c: int, name: str, last: bool) -> int:
+        return carry_into(t, i, c, name, last, taken)
 
     for ib in range(w):
         bl, bh = bl_[2 * ib], bl_[2 * ib + 1]
-        carry_into(n, fused(0, al, 0, bl), "A:N", True)
-        carry_into(n + 1, odd(al, 1, bl), "B:N+1", True)
+        carry_(n, fused_(0, al, 0, bl), "A:N", True)
+        carry_(n + 1, odd_(al, 1, bl), "B:N+1", True)
         u1 = t[0] * minv & M32
-        c = carry_into(n, fused(0, ml, 0, u1), "C:N", False)
-        carry_into(n + 1, c, "C:N+1", True)
-        carry_into(n + 1, odd(ml, 1, u1), "D:N+1", True)
-        carry_into(n + 2, fused(1, al, 1, bh), "E:N+2", True)
-        c = carry_into(n + 1, odd(al, 0, bh), "F:N+1", False)
-        carry_into(n + 2, c, "F:N+2", True)
+        c = carry_(n, fused_(0, ml, 0, u1), "C:N", False)
+        carry_(n + 1, c, "C:N+1", True)
+        carry_(n + 1, odd_(ml, 1, u1), "D:N+1", True)
+        carry_(n + 2, fused_(1, al, 1, bh), "E:N+2", True)
+        c = carry_(n + 1, odd_(al, 0, bh), "F:N+1", False)
+        carry_(n + 2, c, "F:N+2", True)
         u2 = t[1] * minv & M32
-        c = carry_into(n + 1, odd(ml, 0, u2), "G:N+1", False)
-        carry_into(n + 2, c, "G:N+2", True)
+        c = carry_(n + 1, odd_(ml, 0, u2), "G:N+1", False)
+        carry_(n + 2, c, "G:N+2", True)
         assert t[0] == 0 and t[1] == 0
         c = 0
         for k in range(w):

@@ -12,6 +12,7 @@
 // mont_mul returns a * b * R^(-1) mod m, fully reduced (< m) whenever a * b < R * m.
 #pragma once
 #include "common.cuh"
+#include "exponent.cuh"
 
 #ifdef CR_DEVICE_BUILD
 #define CR_HD_NOINLINE __host__ __device__ __noinline__
@@ -397,15 +398,6 @@ CR_HD void cond_sub(uint32_t* s, uint32_t carry, const uint32_t* m) {
   }
 }
 
-// w-bit digit number `win` of an exponent with `elimbs` uint32 limbs.
-CR_HD uint32_t exp_digit(const uint32_t* e, int lde, int elimbs, int win, int w) {
-  const int pos = win * w;
-  const int word = pos >> 5, off = pos & 31;
-  if (word >= elimbs) return 0;
-  uint32_t d = e[(cr_idx)word * lde] >> off;
-  if (off + w > 32 && word + 1 < elimbs) d |= e[(cr_idx)(word + 1) * lde] << (32 - off);
-  return d & ((1u << w) - 1u);
-}
 
 // ---------------------------------------------------------------------------------------
 // Kernel bodies. idx = work item. "s*" arguments are element steps (1: one value per item,

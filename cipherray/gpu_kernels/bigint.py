@@ -317,50 +317,36 @@ class MontContext:
     def empty(self, count: int, limbs: int | None = None):
         return self.backend.xp.empty(((limbs or self.limbs) // 2, count), dtype=np.uint64)
 
-    def launch(self, kernel: str, args: list, count: int) -> None:
+    def launch(self, kernel: str, args: list, count: int, tpi: int = 0) -> None:
+        """A kernel of bigint.cu for ``count`` items, or with ``tpi`` > 0 one of
+        bigint_coop.cu with a group of ``tpi`` threads for each item."""
         for a in args:  # the kernels step columns by one element (row stride from _ld)
             if getattr(a, "ndim", 0) == 2 and a.shape[1] > 1 and a.strides[1] != a.itemsize:
                 raise ValueError(f"{kernel}: limb arrays need contiguous columns")
-        self.backend.launch(SOURCE, self.defines, kernel, _SIG[kernel], args, count)
-
-    def launch_coop(self, kernel: str, args: list, count: int, tpi: int) -> None:
-        """A cooperative kernel with ``tpi`` threads for each of ``count`` items."""
+        if not tpi:
+            self.backend.launch(SOURCE, self.defines, kernel, _SIG[kernel], args, count)
+            return
         if tpi not in coop_group_sizes(self.limbs):
             raise ValueError(
                 f"{kernel}: {tpi} threads per number for {self.limbs} limbs: use one of "
                 f"{coop_group_sizes(self.limbs)}"
             )
-        for a in args:
-            if getattr(a, "ndim", 0) == 2 and a.shape[1] > 1 and a.strides[1] != a.itemsize:
-                raise ValueError(f"{kernel}: limb arrays need contiguous columns")
         defines = (("BI_N", self.limbs), ("CR_TPI", tpi))
         self.backend.launch(COOP_SOURCE, defines, kernel, _SIG[kernel], args, count * tpi)
 
     # -- elementwise -------------------------------------------------------------------
-    def mont_mul(self, a, b, out=None):
-        """a * b * R^-1 mod m (either operand may be a single (limbs,) value, broadcast); on
-        the cooperative kernel where the context's montmul_coop says so."""
-        if self.montmul_coop:
-            return self.mont_mul_coop(a, b, self.montmul_coop, out)
+    def mont_mul(self, a, b, out=None, coop: int | None = None):
+        """a * b * R^-1 mod m (either operand may be a single (limbs,) value, broadcast).
+        coop (default: the context's montmul_coop): on the cooperative kernel with this many
+        threads per number, whose radix is 2^(32 limbs) whatever the variant (0: not)."""
+        coop = self.montmul_coop if coop is None else coop
         count = _count(a, b)
         out = self.empty(count) if out is None else out
         self.launch(
-            "montmul",
+            "coop_montmul" if coop else "montmul",
             [out, _ld(out), a, _ld(a), _step(a), b, _ld(b), _step(b), self.m_arr, self.minv],
             count,
-        )
-        return out
-
-    def mont_mul_coop(self, a, b, tpi: int, out=None):
-        """a * b * 2^(-32 limbs) mod m on the cooperative kernel, ``tpi`` threads per number
-        (the radix is 2^(32 limbs) for every variant)."""
-        count = _count(a, b)
-        out = self.empty(count) if out is None else out
-        self.launch_coop(
-            "coop_montmul",
-            [out, _ld(out), a, _ld(a), _step(a), b, _ld(b), _step(b), self.m_arr, self.minv],
-            count,
-            tpi,
+            coop,
         )
         return out
 
@@ -380,7 +366,7 @@ class MontContext:
         """a^2 * R^-1 mod m (the squaring kernel of the variant, or the cooperative
         multiplication where montmul_coop says so)."""
         if self.montmul_coop:
-            return self.mont_mul_coop(a, a, self.montmul_coop, out)
+            return self.mont_mul(a, a, out)
         count = a.shape[1]
         out = self.empty(count) if out is None else out
         self.launch("montsqr", [out, _ld(out), a, _ld(a), self.m_arr, self.minv], count)
@@ -389,21 +375,11 @@ class MontContext:
     def bucket_prod(self, out, base, rows, start, lens) -> None:
         """out[:, i] = prod_j base[:, rows[start[i] + j]] for j < lens[i] (Montgomery form, as
         the bases), one item per bucket; multiexp.py's bucket products."""
-        count = out.shape[1]
-        if self.montmul_coop:
-            self.launch_coop(
-                "coop_bucket_prod",
-                [out, _ld(out), base, _ld(base), rows, start, lens, self.m_arr, self.minv,
-                 self.consts[self.words : 2 * self.words]],
-                count,
-                self.montmul_coop,
-            )  # fmt: skip
-            return
-        self.launch(
-            "bucket_prod",
-            [out, _ld(out), base, _ld(base), rows, start, lens, self.m_arr, self.minv],
-            count,
-        )
+        coop = self.montmul_coop
+        args = [out, _ld(out), base, _ld(base), rows, start, lens, self.m_arr, self.minv]
+        if coop:  # past its own end a group multiplies by R mod m
+            args.append(self.consts[self.words : 2 * self.words])
+        self.launch("coop_bucket_prod" if coop else "bucket_prod", args, out.shape[1], coop)
 
     def to_mont(self, a, out=None):
         return self.mont_mul(a, self.consts[: self.words], out)
@@ -449,20 +425,14 @@ class MontContext:
             b = base[:, s:e] if base.ndim == 2 else base
             x = exps[:, s:e] if exps.ndim == 2 else exps
             t = tbl[:, : e - s]
-            if coop:
-                self.launch_coop(
-                    "coop_modexp",
+            if coop or fused:
+                self.launch(
+                    "coop_modexp" if coop else "modexp",
                     [o, _ld(o), b, _ld(b), _step(b), x, _ld(x), _step(x), elimbs, ebits,
-                     self.m_arr, self.minv, self.consts_coop, t, _ld(t), w],
+                     self.m_arr, self.minv, self.consts_coop if coop else self.consts, t,
+                     _ld(t), w],
                     e - s,
                     coop,
-                )  # fmt: skip
-            elif fused:
-                self.launch(
-                    "modexp",
-                    [o, _ld(o), b, _ld(b), _step(b), x, _ld(x), _step(x), elimbs, ebits,
-                     self.m_arr, self.minv, self.consts, t, _ld(t), w],
-                    e - s,
                 )  # fmt: skip
             else:
                 self._modexp_steps(o, b, x, ebits, t, w)

@@ -15,6 +15,7 @@
 #pragma once
 #include "common.cuh"
 #include "carry_chain.cuh"
+#include "exponent.cuh"
 
 #ifndef CR_TPI
 #define CR_TPI 8
@@ -272,16 +273,6 @@ CR_HD void coop_mont_mul(uint64_t (*r)[N / TPI / 2], const uint64_t (*x)[N / TPI
   }
 }
 
-// w-bit digit number `win` of an exponent with `elimbs` uint32 limbs (as exp_digit).
-CR_HD uint32_t crc_exp_digit(const uint32_t* e, int lde, int elimbs, int win, int w) {
-  const int pos = win * w;
-  const int word = pos >> 5, off = pos & 31;
-  if (word >= elimbs) return 0;
-  uint32_t d = e[(cr_idx)word * lde] >> off;
-  if (off + w > 32 && word + 1 < elimbs) d |= e[(cr_idx)(word + 1) * lde] << (32 - off);
-  return d & ((1u << w) - 1u);
-}
-
 // One entry point per kernel body, TPI threads per work item. `count` is the number of
 // threads (items * TPI), so whole groups are in range or out of it; the GPU launches blocks
 // of a multiple of 32 threads (see CrGroup.live). The host loops over items, each running
@@ -350,7 +341,7 @@ CR_HD void coop_modexp_kbody(cr_idx idx, const CrGroup& g, uint64_t* out, int ld
   const cr_idx tstep = (cr_idx)W * ldt;
   const int nt = 1 << w;
   const int nwin = ebits > 0 ? (ebits + w - 1) / w : 1;
-  const int top = (int)crc_exp_digit(ex, lde, elimbs, nwin - 1, w);
+  const int top = (int)exp_digit(ex, lde, elimbs, nwin - 1, w);
   const int table_end = nt - 1;                       // steps [0, table_end): the table
   const int win_end = table_end + (nwin - 1) * (w + 1);  // then the windows; then the last
   crc_load<N, TPI>(mm, m, 1, g);
@@ -378,7 +369,7 @@ CR_HD void coop_modexp_kbody(cr_idx idx, const CrGroup& g, uint64_t* out, int ld
       if (pos < w)
         crc_copy<N, TPI>(y, acc, g);
       else
-        crc_load<N, TPI>(y, tb + crc_exp_digit(ex, lde, elimbs, win, w) * tstep, ldt, g);
+        crc_load<N, TPI>(y, tb + exp_digit(ex, lde, elimbs, win, w) * tstep, ldt, g);
     } else {
       if (nwin == 1) crc_load<N, TPI>(acc, tb + top * tstep, ldt, g);
       crc_load<N, TPI>(y, consts + 2 * W, 1, g);
