@@ -406,7 +406,7 @@ def main() -> int:
                 res["errors"][f"check_coop_vectors_tpi{tpi}"] = repr(err)[:2000]
                 ok = False
             res["checks"][f"coop_vectors256_tpi{tpi}"] = ok
-        # the cooperative bucket products (X.T @ c): buckets of unequal lengths share warps
+        # the cooperative bucket products (X.T @ c): buckets of unequal lengths share warps;
         from cipherray.gpu_kernels import multiexp
 
         m = rng.getrandbits(4096) | 1 | (1 << 4095)
@@ -421,12 +421,19 @@ def main() -> int:
         for r, c_ in enumerate(cs):
             for j in range(cols_):
                 want[j] = want[j] * pow(c_, int(Xs[r, j]), m) % m
+        # and the cooperative comb (encryption's g^a, 448-bit exponents, times a value)
+        gb = cs[7]
+        ea = [0, 2**448 - 1] + [rng.getrandbits(448) for _ in range(35)]
+        want_fb = [pow(gb, x, m) * c_ % m for x, c_ in zip(ea, cs)]
         for tpi in COOP_TIMED[128]:
             try:
                 ctx = bi.MontContext(m, BK)
                 ctx.montmul_coop = tpi
                 pos, _ = multiexp.matvec(ctx, ctx.put(cs), Xs)
                 ok = list(ctx.get(pos)) == want
+                tab = ctx.fixed_base_table(gb, 448, w=8)
+                fb = ctx.fixed_base_pow(tab, ctx.put32(ea, 14), ctx.put(cs[: len(ea)]))
+                ok = ok and list(ctx.get(fb)) == want_fb
             except Exception as err:  # noqa: BLE001
                 res["errors"][f"check_coop_multiexp_tpi{tpi}"] = repr(err)[:2000]
                 ok = False
@@ -559,7 +566,8 @@ def main() -> int:
             best_t = max(coop, key=coop.get)
             bi.MODEXP_COOP[n] = best_t if coop[best_t] > cands[best] else 0
             coop_used[bits] = bi.MODEXP_COOP[n]
-            # single multiplications (X.T @ c's buckets, inversions): against the chosen variant
+            # single multiplications and chains without squarings (X.T @ c's buckets, inversions,
+            # encryption's comb): against the chosen variant's multiplication
             mm = {t: res.get(f"montmul{bits}_coop{t}_per_s", 0) for t in COOP_TIMED[n]}
             if bits == 4096:
                 mm = {t: r for t, r in mm.items() if res["checks"].get(f"coop_multiexp4096_tpi{t}")}

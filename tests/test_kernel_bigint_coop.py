@@ -195,3 +195,42 @@ def test_single_multiplications_on_the_cooperative_kernel(monkeypatch):
     assert bi.MontContext(m, "host", variant="f64").montmul_coop == 0
     monkeypatch.setenv(bi.MONTMUL_COOP_ENV, "128:8")
     assert bi.MontContext(m, "host").montmul_coop == 8
+
+
+@pytest.mark.parametrize("tpi", [8, 16])
+def test_fixed_base_comb_on_the_cooperative_kernel(monkeypatch, tpi):
+    m = _moduli(4096)[1]
+    monkeypatch.setitem(bi.MONTMUL_COOP, 128, tpi)
+    ctx = bi.MontContext(m, "host")
+    g = RNG.randrange(2, m)
+    exps = [0, 1, 2**448 - 1] + [RNG.getrandbits(448) for _ in range(6)]
+    tab = ctx.fixed_base_table(g, 448, w=8)
+    got = ctx.get(ctx.fixed_base_pow(tab, ctx.put32(exps, 14)))
+    assert list(got) == [pow(g, e, m) for e in exps]
+    mulin = [RNG.randrange(m) for _ in exps]
+    got = ctx.get(ctx.fixed_base_pow(tab, ctx.put32(exps, 14), ctx.put(mulin)))
+    assert list(got) == [pow(g, e, m) * x % m for e, x in zip(exps, mulin)]
+    tab1 = ctx.fixed_base_table(g, 8, w=8)  # a single window: only the mulin step
+    got = ctx.get(ctx.fixed_base_pow(tab1, ctx.put32([5, 255], 1)))
+    assert list(got) == [pow(g, 5, m), pow(g, 255, m)]
+
+
+def test_paillier_encrypt_and_decrypt_on_the_cooperative_kernels(monkeypatch):
+    import gmpy2
+
+    from cipherray.gpu_kernels import paillier as P
+
+    p = int(gmpy2.next_prime(RNG.getrandbits(512) | (1 << 511)))
+    q = int(gmpy2.next_prime(RNG.getrandbits(512) | (1 << 511)))
+    n = p * q
+    nsq = n * n
+    monkeypatch.setitem(bi.MONTMUL_COOP, 64, 8)  # n^2: 2048 bits
+    monkeypatch.setitem(bi.MODEXP_COOP, 32, 4)  # p^2, q^2: 1024 bits (decryption)
+    hs = pow(RNG.randrange(2, n), 2 * n, nsq)
+    key = P.PaillierGpu(n, hs=hs, rand_bits=128, p=p, q=q, backend="host")
+    assert key.ctx.montmul_coop == 8 and key.ctx_p.modexp_coop == 4
+    ms = [0, 1, n - 1] + [RNG.randrange(n) for _ in range(6)]
+    a = [RNG.getrandbits(128) for _ in ms]
+    c = key.encrypt(ms, a)
+    assert list(c) == [(1 + m * n) * pow(hs, ai, nsq) % nsq for m, ai in zip(ms, a)]
+    assert list(key.decrypt(c)) == ms

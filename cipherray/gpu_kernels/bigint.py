@@ -48,6 +48,7 @@ _SIG = {
     "coop_montmul": "pipiipiipu",
     "coop_modexp": "pipiipiiiipuppii",
     "coop_bucket_prod": "pipippppup",
+    "coop_fixed_base": "pipiiiiippupii",
 }
 
 
@@ -98,8 +99,9 @@ MODEXP_STEPS = {8: False, 16: False, 32: False, 64: False, 128: False}
 # number, per limb count; 0: the one-thread kernels. Same results (bench/gpu.py times both).
 MODEXP_COOP = {8: 0, 16: 0, 32: 0, 64: 0, 128: 0}
 COOP_ENV = "CIPHERRAY_MODEXP_COOP"  # overrides MODEXP_COOP: "8" (every size) or "128:8,64:0"
-# The same for the single multiplications (MontContext.mont_mul / mont_sqr / bucket_prod:
-# multiexp's X.T @ c, the batch inversion, the product trees), where the context's radix is
+# The same for the single multiplications and the chains of them without squarings
+# (MontContext.mont_mul / mont_sqr / bucket_prod / fixed_base_pow: multiexp's X.T @ c, the
+# batch inversion, the product trees, the encryption's comb), where the context's radix is
 # 2^(32 limbs) (not under the "f64" variants).
 MONTMUL_COOP = {8: 0, 16: 0, 32: 0, 64: 0, 128: 0}
 MONTMUL_COOP_ENV = "CIPHERRAY_MONTMUL_COOP"
@@ -492,11 +494,13 @@ class MontContext:
         count = exps.shape[1]
         mulin = self.unit if mulin is None else mulin
         out = self.empty(count) if out is None else out
+        coop = self.montmul_coop
         self.launch(
-            "fixed_base",
+            "coop_fixed_base" if coop else "fixed_base",
             [out, _ld(out), exps, _ld(exps), 1, exps.shape[0], tab.nwin, tab.w, tab.table,
              self.m_arr, self.minv, mulin, _ld(mulin), _step(mulin)],
             count,
+            coop,
         )  # fmt: skip
         return out
 

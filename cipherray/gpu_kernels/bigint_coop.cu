@@ -26,3 +26,9 @@ CRC_ENTRY(coop_bucket_prod, (uint64_t* out, int ldo, const uint64_t* base, int l
                              const uint64_t* m, uint32_t minv, const uint64_t* one_m,
                              cr_idx count),
           (idx, g, out, ldo, base, ldb, rows, start, len, m, minv, one_m))
+
+#define coop_fixed_base_body coop_fixed_base_kbody<BI_N, CR_TPI>
+CRC_ENTRY(coop_fixed_base, (uint64_t* out, int ldo, const uint32_t* e, int lde, int se,
+                            int elimbs, int nwin, int w, const uint64_t* table, const uint64_t* m,
+                            uint32_t minv, const uint64_t* mulin, int ldmi, int smi, cr_idx count),
+          (idx, g, out, ldo, e, lde, se, elimbs, nwin, w, table, m, minv, mulin, ldmi, smi))

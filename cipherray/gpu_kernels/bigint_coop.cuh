@@ -416,3 +416,27 @@ CR_HD void coop_bucket_prod_kbody(cr_idx idx, const CrGroup& g, uint64_t* out, i
   }
   crc_store<N, TPI>(out + idx, ldo, acc, g);
 }
+
+// Fixed-base comb (fixed_base_kbody of bigint.cuh): out = g^e * mulin mod m, table entry
+// (i, d) = g^(d 2^(w i)) R mod m contiguous at table + (i 2^w + d) W; no squarings.
+template <int N, int TPI>
+CR_HD void coop_fixed_base_kbody(cr_idx idx, const CrGroup& g, uint64_t* out, int ldo,
+                                 const uint32_t* e, int lde, int se, int elimbs, int nwin, int w,
+                                 const uint64_t* table, const uint64_t* m, uint32_t minv,
+                                 const uint64_t* mulin, int ldmi, int smi) {
+  constexpr int S = N / TPI, NS = crc_slots(TPI), W = N / 2;
+  uint64_t acc[NS][S / 2], y[NS][S / 2], mm[NS][S / 2];
+  const uint32_t* ex = e + idx * se;
+  const cr_idx nt = (cr_idx)1 << w;
+  crc_load<N, TPI>(mm, m, 1, g);
+  crc_load<N, TPI>(acc, table + (cr_idx)exp_digit(ex, lde, elimbs, 0, w) * W, 1, g);
+  CR_NOUNROLL
+  for (int win = 1; win <= nwin; win++) {  // the last step multiplies by mulin
+    if (win < nwin)
+      crc_load<N, TPI>(y, table + ((cr_idx)win * nt + exp_digit(ex, lde, elimbs, win, w)) * W, 1, g);
+    else
+      crc_load<N, TPI>(y, mulin + idx * smi, ldmi, g);
+    coop_mont_mul<N, TPI>(acc, acc, y, mm, minv, g);
+  }
+  crc_store<N, TPI>(out + idx, ldo, acc, g);
+}
