@@ -118,9 +118,9 @@ def coop_group_sizes(limbs: int) -> tuple[int, ...]:
     )
 
 
-def _coop_setting(limbs: int, table: dict | None = None, env: str = COOP_ENV) -> int:
-    """Threads per number for `limbs` from `table` (MODEXP_COOP), unless `env` overrides."""
-    tpi = (MODEXP_COOP if table is None else table).get(limbs, 0)
+def _coop_setting(limbs: int, table: dict, env: str) -> int:
+    """Threads per number for `limbs` from `table`, unless the variable `env` overrides."""
+    tpi = table.get(limbs, 0)
     forced = os.environ.get(env, "").strip()
     try:
         if forced and ":" not in forced:
@@ -139,7 +139,7 @@ def _coop_setting(limbs: int, table: dict | None = None, env: str = COOP_ENV) ->
 
 
 def _modexp_coop(limbs: int) -> int:
-    return _coop_setting(limbs)
+    return _coop_setting(limbs, MODEXP_COOP, COOP_ENV)
 
 
 def _montmul_coop(limbs: int) -> int:
