@@ -386,9 +386,10 @@ def main() -> int:
         "compare with the one-thread rows above.",
         "",
         "| modulus | threads per number | coop_montmul regs / spills (B) | coop_modexp regs / "
-        "spills (B) | row-loop instructions per limb product | by pipe: FMA / ALU | "
-        "shuffles per limb product | SASS KiB coop_modexp |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "spills (B) | coop_bucket_prod / coop_fixed_base regs (spills, B) | row-loop "
+        "instructions per limb product | by pipe: FMA / ALU | shuffles per limb product | "
+        "SASS KiB coop_modexp |",
+        "|---|---:|---:|---:|---|---:|---|---:|---:|",
     ]
     res["coop_modules"] = {}
     for n in (64, 128):
@@ -398,7 +399,10 @@ def main() -> int:
             cubin, log = nv.compile(bi.COOP_SOURCE, [("BI_N", n), ("CR_TPI", tpi)], args.arch)
             rep = ptxas_report(log)
             txt = sass(cuobj, cubin) if cuobj else ""
-            entry = {"montmul": rep.get("coop_montmul", {}), "modexp": rep.get("coop_modexp", {})}
+            entry = {
+                k: rep.get(f"coop_{k}", {})
+                for k in ("montmul", "modexp", "bucket_prod", "fixed_base")
+            }
             ls = loops(txt, "coop_montmul", 50) if cuobj else []
             if ls:
                 best = max(ls, key=len)  # the owner loop: n / tpi rows of y per lane
@@ -425,7 +429,11 @@ def main() -> int:
                 f"{entry['montmul'].get('spill_stores', '?')} | "
                 f"{entry['modexp'].get('registers', '?')} / "
                 f"{entry['modexp'].get('spill_stores', '?')} | "
-                f"{rl.get('instructions_per_product', '-')} | "
+                + " / ".join(
+                    f"{entry[k].get('registers', '?')} ({entry[k].get('spill_stores', '?')})"
+                    for k in ("bucket_prod", "fixed_base")
+                )
+                + f" | {rl.get('instructions_per_product', '-')} | "
                 f"{pp.get('fma', 0)} / {pp.get('alu', 0)} | {rl.get('shuffles_per_product', '-')} | "
                 f"{entry['modexp_kib']} |"
             )
