@@ -172,6 +172,59 @@ def module_list(bi) -> list[tuple[str, tuple]]:
     return [*dict.fromkeys(mods), ("ring64.cu", ())]
 
 
+def markdown(res: dict) -> str:
+    """gpu.md: the issue's targets with what was measured, then the Montgomery forms side by
+    side (multiplications and 64-bit-exponent modexps per second, both sizes)."""
+
+    def num(v, unit: str = "/s") -> str:
+        return "-" if not isinstance(v, (int, float)) else f"{v:.3g}{unit}"
+
+    pai, ring, tg = res.get("paillier", {}), res.get("ring64", {}), res.get("targets", {})
+    coop = res.get("modexp_coop_used", {}).get("4096")
+    form = f"coop {coop}" if coop else str(res.get("montmul_variant_used", {}).get("4096", "?"))
+    rows = [
+        ("Paillier-2048 encrypt, kernel", num(pai.get("encrypt_per_s_kernel")), ">= 1e6/s",
+         "encrypt>=1e6/s (kernel)"),
+        ("decrypt, kernel", num(pai.get("decrypt_per_s_kernel")), ">= 2e5/s",
+         "decrypt>=2e5/s (kernel)"),
+        ("add, with transfers", num(pai.get("add_per_s_with_transfer")), ">= 1e7/s",
+         "add>=1e7/s with transfers"),
+        ("add, kernel", num(pai.get("add_per_s_kernel")), ">= 5e7/s", "add>=5e7/s kernel"),
+        (f"scalar multiply by 64-bit values, kernel ({form})",
+         num(pai.get("scalar_mul64_per_s_kernel")), ">= 2e6/s", "scalar_mul64>=2e6/s (kernel)"),
+        (f"Z_2^64 matmul 4096^3 ({ring.get('chosen_4096', '?')})",
+         num(ring.get("matmul4096_ms_chosen"), " ms"), "<= 6 ms", "ring matmul 4096^3 <= 6 ms"),
+    ]  # fmt: skip
+    md = [
+        f"`bench/gpu.py` on {res.get('device')} (CuPy {res.get('cupy', '-')}, compute "
+        f"capability {res.get('compute_capability', '-')}), {res.get('total_s')} s; all checks "
+        f"pass: {'yes' if res.get('all_checks_pass') else 'no'}.",
+        "",
+        "| what | measured | target | met |",
+        "|---|---:|---|---|",
+    ]
+    md += [f"| {w} | {m} | {t} | {'yes' if tg.get(k) else 'no'} |" for w, m, t, k in rows]
+    md += [
+        "",
+        "Montgomery forms (per second; modexp: 64-bit exponents, window 4, ~91 multiplications):",
+        "",
+        "| form | mult. 4096-bit | modexp 4096-bit | mult. 2048-bit | modexp 2048-bit |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    forms = [(f"coop {t}", f"_coop{t}", f"_coop{t}") for t in sorted({*COOP_TIMED[128],
+             *COOP_TIMED[64]})]  # fmt: skip
+    forms += [(v, f"_{v}", f"_{v}") for v in TIMED_VARIANTS]
+    forms += [(f"{v}, one launch per mult.", None, f"_{v}_steps") for v in TIMED_VARIANTS]
+    for name, mm, mx in forms:
+        cells = []
+        for bits in (4096, 2048):
+            cells.append(num(res.get(f"montmul{bits}{mm}_per_s")) if mm else "-")
+            cells.append(num(res.get(f"modexp64_{bits}{mx}_per_s")))
+        if any(c != "-" for c in cells):
+            md.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(md) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT", "."), help="directory for gpu.json")
@@ -786,6 +839,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "gpu.md").write_text(markdown(res))
 
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)

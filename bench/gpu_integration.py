@@ -205,7 +205,28 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_integration.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "gpu_integration.md").write_text(markdown(res))
     print(json.dumps(res, indent=1, default=str))
+
+
+def markdown(res: dict) -> str:
+    """gpu_integration.md: every timing and check of the run, the device named."""
+    md = [
+        f"`bench/gpu_integration.py` on {res.get('device')} (through `protocols.paillier`; "
+        f"cooperative kernels: modexp {res.get('modexp_coop')}, multiplications "
+        f"{res.get('montmul_coop')}); checks pass: {'yes' if res.get('ok') else 'no'}.",
+        "",
+        "| what | value |",
+        "|---|---:|",
+    ]
+    for k, v in res.get("timings", {}).items():
+        if k != "note":
+            md.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
+    for k, v in res.get("targets", {}).items():
+        md.append(f"| target: {k} | {'met' if v else 'not met'} |")
+    if "note" in res.get("timings", {}):
+        md += ["", res["timings"]["note"]]
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":
