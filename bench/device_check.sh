@@ -4,11 +4,11 @@
 #   run(command="bash bench/device_check.sh", carry=[".dev/g"], timeout_s=540)
 #
 # 1. bench/gpu.py (numpy + cupy only): kernels checked against Python ints, then timed;
-#    $OUT/gpu.json and gpu.md (targets, every Montgomery form side by side). It keeps itself under 5 minutes; the timeout here is a backstop.
+#    $OUT/gpu.json and gpu.md (targets, every Montgomery form side by side). It keeps itself
+#    under 5 minutes; the timeout here is a backstop.
 # 2. bench/gpu_integration.py (needs gmpy2): protocols.paillier's GPU path against its CPU
-#    path, "through protocols.paillier" figures, with the cooperative modexp wherever step 1
-#    found it fastest; $OUT/gpu_integration.json and .md. Skipped when
-#    gmpy2 is missing. gmpy2 travels as a wheel in .dev/g (ignored by git), made here by
+#    path, "through protocols.paillier" figures, with the cooperative kernels wherever step 1
+#    found them fastest; $OUT/gpu_integration.json and .md. Skipped when gmpy2 is missing. gmpy2 travels as a wheel in .dev/g (ignored by git), made here by
 #      mkdir -p .dev/g && python3 -m pip download -q --no-deps --only-binary=:all: \
 #        --python-version 3.12 --implementation cp --platform manylinux2014_x86_64 \
 #        -d .dev/g gmpy2
