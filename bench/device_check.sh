@@ -8,7 +8,8 @@
 #    under 5 minutes; the timeout here is a backstop.
 # 2. bench/gpu_integration.py (needs gmpy2): protocols.paillier's GPU path against its CPU
 #    path, "through protocols.paillier" figures, with the cooperative kernels wherever step 1
-#    found them fastest; $OUT/gpu_integration.json and .md. Skipped when gmpy2 is missing. gmpy2 travels as a wheel in .dev/g (ignored by git), made here by
+#    found them fastest; $OUT/gpu_integration.json and .md. Skipped when gmpy2 is missing.
+#    gmpy2 travels as a wheel in .dev/g (ignored by git), made here by
 #      mkdir -p .dev/g && python3 -m pip download -q --no-deps --only-binary=:all: \
 #        --python-version 3.12 --implementation cp --platform manylinux2014_x86_64 \
 #        -d .dev/g gmpy2
