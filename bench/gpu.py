@@ -614,7 +614,8 @@ def main() -> int:
             chosen[bits] = bi.auto_variant(n, bi.get_backend(BK))
             steps_used[bits] = bi.MODEXP_STEPS[n]
             ints = {k: r for k, r in cands.items() if not k[0].startswith("f64") and r > 0}
-            fastest_int[bits] = max(ints, key=ints.get)[0] if ints else None
+            best_int = max(ints, key=ints.get) if ints else None
+            fastest_int[bits] = best_int[0] if best_int else None
             coop = {t: res.get(f"modexp64_{bits}_coop{t}_per_s", 0) for t in COOP_TIMED[n]}
             best_t = max(coop, key=coop.get)
             bi.MODEXP_COOP[n] = best_t if coop[best_t] > cands[best] else 0
@@ -627,6 +628,16 @@ def main() -> int:
             best_mm = max(mm, key=mm.get) if mm else 0
             one = res.get(f"montmul{bits}_{chosen[bits]}_per_s", 0)
             bi.MONTMUL_COOP[n] = best_mm if best_mm and mm[best_mm] > one else 0
+            if bi.MONTMUL_COOP[n] and chosen[bits].startswith("f64"):
+                # the cooperative kernels' radix is 2^(32 L), which an fp64 default rules out
+                # for the single multiplications: where modexp runs cooperatively anyway, the
+                # fastest integer variant becomes the default; else fp64's modexp stays
+                if bi.MODEXP_COOP[n] and best_int:
+                    bi.DEFAULT_VARIANT[n], bi.MODEXP_STEPS[n] = best_int
+                    chosen[bits] = bi.auto_variant(n, bi.get_backend(BK))
+                    steps_used[bits] = bi.MODEXP_STEPS[n]
+                else:
+                    bi.MONTMUL_COOP[n] = 0
             montmul_coop_used[bits] = bi.MONTMUL_COOP[n]
         res["modexp_coop_used"] = coop_used
         res["montmul_coop_used"] = montmul_coop_used
