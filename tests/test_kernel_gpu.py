@@ -68,3 +68,39 @@ def test_prg_gpu_equals_host():
     nonce = bytes(range(12))
     g = cupy.asnumpy(R.prg_uint64(key, 100003, nonce, 5, backend="gpu"))
     assert np.array_equal(g, R.prg_uint64(key, 100003, nonce, 5, backend="host"))
+
+
+@pytest.mark.parametrize("bits", [2048, 4096])
+def test_cooperative_kernels_equal_host(bits):
+    """bigint_coop.cuh on the GPU (shuffles, ballots, the last warp's idle groups) against
+    its host build (the lanes one after another), with batches that leave warps part-empty."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from coop_model import COOP_VECTORS_256
+
+    from cipherray.gpu_kernels import multiexp
+
+    n = bits // 32
+    m = (1 << bits) - 1 - 2 * RNG.getrandbits(16)
+    a = [0, 1, m - 1, m - 2] + [RNG.randrange(m) for _ in range(33)]
+    b = [m - 1] * 4 + [RNG.randrange(m) for _ in range(33)]
+    e = [RNG.getrandbits(64) for _ in a]
+    X = np.array([[RNG.randrange(0, 2 ** RNG.choice([3, 40])) for _ in range(3)] for _ in a])
+    gpu, host = bi.MontContext(m, "gpu"), bi.MontContext(m, "host")
+    for tpi in bi.coop_group_sizes(n):
+        mm, mx = [], []
+        for ctx in (gpu, host):
+            mm.append(list(ctx.get(ctx.mont_mul(ctx.put(a), ctx.put(b), coop=tpi))))
+            mx.append(list(ctx.get(ctx.modexp(ctx.put(a), ctx.put32(e, 2), 64, coop=tpi))))
+        assert mm[0] == mm[1] and mx[0] == mx[1] == [pow(x, y, m) for x, y in zip(a, e)], tpi
+        gpu.montmul_coop = host.montmul_coop = tpi
+        pos = [list(ctx.get(multiexp.matvec(ctx, ctx.put(a), X)[0])) for ctx in (gpu, host)]
+        assert pos[0] == pos[1], tpi
+        gpu.montmul_coop = host.montmul_coop = 0
+    for mv, x, y, _ in COOP_VECTORS_256:
+        ctx = bi.MontContext(mv, "gpu")
+        for tpi in bi.coop_group_sizes(8):
+            got = ctx.get(ctx.mont_mul(ctx.put([x, y]), ctx.put([y, x]), coop=tpi))
+            assert list(got) == [x * y * pow(1 << 256, -1, mv) % mv] * 2
