@@ -59,7 +59,7 @@ def main() -> None:
     args = ap.parse_args()
     n = args.n
 
-    def no_arithmetic(self, kernel, a, count):
+    def no_arithmetic(self, kernel, a, count, tpi=0):
         if kernel == "dec_finish":  # plaintexts 0: decryption's int64 read-out sees valid values
             a[0][...] = 0
 
