@@ -15,9 +15,10 @@ the cooperative ones (a group of threads per number: ``MODEXP_COOP``, ``MONTMUL_
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -144,6 +145,69 @@ def _modexp_coop(limbs: int) -> int:
 
 def _montmul_coop(limbs: int) -> int:
     return _coop_setting(limbs, MONTMUL_COOP, MONTMUL_COOP_ENV)
+
+
+TUNING_ENV = "CIPHERRAY_KERNEL_TUNING"  # path to a bench/gpu.py gpu.json: apply_tuning at import
+
+
+def apply_tuning(measured: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """Use the kernels ``bench/gpu.py`` measured fastest on this GPU: its gpu.json (or the
+    same keys) gives per modulus size in bits ``montmul_variant_used`` (-> DEFAULT_VARIANT),
+    ``modexp_steps_used`` (-> MODEXP_STEPS), ``modexp_coop_used`` (-> MODEXP_COOP) and
+    ``montmul_coop_used`` (-> MONTMUL_COOP); a key that is absent leaves its table alone.
+    Contexts made afterwards use the new settings. Everything is checked before anything is
+    set. Returns the settings applied, per limb count."""
+    tables = {
+        "montmul_variant_used": (DEFAULT_VARIANT, "variant"),
+        "modexp_steps_used": (MODEXP_STEPS, "modexp_steps"),
+        "modexp_coop_used": (MODEXP_COOP, "modexp_coop"),
+        "montmul_coop_used": (MONTMUL_COOP, "montmul_coop"),
+    }
+    updates: list[tuple[dict, int, Any]] = []
+    applied: dict[int, dict[str, Any]] = {}
+    for key, (table, name) in tables.items():
+        per_size = measured.get(key)
+        if per_size is None:
+            continue
+        if not isinstance(per_size, Mapping):
+            raise ValueError(f"{key}: expected {{modulus bits: value}}, got {per_size!r}")
+        for bits, value in per_size.items():
+            try:
+                limbs = int(bits) // 32
+            except (TypeError, ValueError):
+                limbs = -1
+            if limbs not in table or 32 * limbs != int(bits):
+                raise ValueError(f"{key}: {bits!r} is not a supported modulus size in bits")
+            if name == "variant" and value not in _VARIANTS:
+                raise ValueError(f"{key}[{bits}]: {value!r} is not one of {sorted(_VARIANTS)}")
+            if name == "modexp_steps" and not isinstance(value, bool):
+                raise ValueError(f"{key}[{bits}]: {value!r} is not true or false")
+            if name.endswith("coop") and (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or (value and value not in coop_group_sizes(limbs))
+            ):
+                raise ValueError(
+                    f"{key}[{bits}]: {value!r} threads per number: use 0 or one of "
+                    f"{coop_group_sizes(limbs)}"
+                )
+            updates.append((table, limbs, value))
+            applied.setdefault(limbs, {})[name] = value
+    for table, limbs, value in updates:
+        table[limbs] = value
+    return applied
+
+
+def _tuning_from_env() -> None:
+    path = os.environ.get(TUNING_ENV, "").strip()
+    if not path:
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            measured = json.load(f)
+        apply_tuning(measured)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{TUNING_ENV}={path!r}: {e}") from e
 
 
 def auto_variant(limbs: int, backend: Any) -> str:
@@ -606,3 +670,6 @@ def fixed_base_pow_ints(m: int, g: int, exps, backend: str = "auto", w: int = 8)
     tab = ctx.fixed_base_table(g, ebits, w)
     el = (ebits + 31) // 32
     return ctx.get(ctx.fixed_base_pow(tab, ctx.put32(exps, limbs=el)))
+
+
+_tuning_from_env()
