@@ -75,23 +75,48 @@ def main() -> None:
     ap.add_argument(
         "--skip-cpu-all-cores", action="store_true", help="leave out the CPU X.T @ c reference"
     )
+    ap.add_argument(
+        "--tuning",
+        help="a bench/gpu.py gpu.json: use the kernels it measured fastest (bigint.apply_tuning)",
+    )
+    ap.add_argument(
+        "--host-dry-run",
+        action="store_true",
+        help="the GPU path on the host build of the kernels, small ring sizes: tests this "
+        "script on a CPU (its timings mean nothing)",
+    )
     args = ap.parse_args()
     res: dict = {"gpu": available(), "checks": {}, "timings": {}}
-    try:
-        import cupy
+    if args.host_dry_run:
+        from cipherray.protocols.paillier import backend as paillier_backend
 
-        props = cupy.cuda.runtime.getDeviceProperties(0)
-        res["device"] = (
-            props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-        )
-    except Exception as e:  # pragma: no cover
-        res["device"] = f"none ({e})"
+        paillier_backend.KERNEL = "host"  # "auto" and "gpu" run gpu_kernels' host build
+        paillier_backend.gpu_present = lambda: True
+        res["device"] = "host build of the kernels (dry run)"
+    else:
+        try:
+            import cupy
+
+            props = cupy.cuda.runtime.getDeviceProperties(0)
+            res["device"] = (
+                props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+            )
+        except Exception as e:  # pragma: no cover
+            res["device"] = f"none ({e})"
     from cipherray.gpu_kernels import bigint as bi
 
-    # the exponentiation kernels in use (4096-bit: c * k; 2048-bit: decryption's CRT halves)
+    if args.tuning:  # a missing or broken file (bench/gpu.py cut short): the defaults
+        try:
+            res["tuning_applied"] = bi.apply_tuning(json.loads(Path(args.tuning).read_text()))
+            res["tuning"] = args.tuning
+        except (OSError, ValueError) as e:
+            res["tuning_error"] = f"{args.tuning}: {e}"
+    # the kernels in use (4096-bit: c * k, X.T @ c; 2048-bit: decryption's CRT halves)
+    kernels = bi.get_backend("host" if args.host_dry_run else "gpu")
     res["modexp_coop"] = {str(32 * n): bi._modexp_coop(n) for n in (64, 128)}
     res["montmul_coop"] = {str(32 * n): bi._montmul_coop(n) for n in (64, 128)}
-    res["montmul_variant"] = {str(32 * n): bi.DEFAULT_VARIANT[n] for n in (64, 128)}
+    res["montmul_variant"] = {str(32 * n): bi.auto_variant(n, kernels) for n in (64, 128)}
+    res["modexp_steps"] = {str(32 * n): bi.MODEXP_STEPS[n] for n in (64, 128)}
     pk, sk = paillier.keygen(2048)
     n = args.n
     gen = np.random.default_rng(0)  # test data only
@@ -103,7 +128,7 @@ def main() -> None:
     paillier.set_backend("auto")
     # warm-up of every timed operation: kernel compilation (one NVRTC module per limb count:
     # decryption's CRT half-size module is not encryption's), tables, CRT constants
-    w = 1000
+    w = min(1000, n)
     c_w, t_first = timed(pk.encrypt, x[:w])
     sk.decrypt(c_w)
     _ = c_w + c_w, c_w * k[:w], X[:w].T @ c_w
@@ -121,7 +146,7 @@ def main() -> None:
     _, t_mul_ints = timed(lambda: (c_gpu[:] * k).ciphertexts())
     mm_gpu, t_mm_gpu = timed(lambda: X.T @ c_gpu)
     paillier.set_backend("cpu")
-    m = 2000
+    m = min(2000, n)
     c_cpu, t_enc_cpu = timed(pk.encrypt, x[:m])
     dec_cpu = sk.decrypt(c_gpu[:m])  # the CPU decrypts GPU ciphertexts
     _, t_dec_cpu = timed(sk.decrypt, c_cpu)
@@ -181,7 +206,7 @@ def main() -> None:
         }
     )
     # ring matmul dispatch (secret-sharing engine)
-    for size in (1024, 2048, 4096):
+    for size in (64,) if args.host_dry_run else (1024, 2048, 4096):
         a = gen.integers(0, 2**63, (size, size), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         b = gen.integers(0, 2**63, (size, size), dtype=np.uint64)
         ring.matmul_u64(a, b)  # warm-up
@@ -213,8 +238,11 @@ def markdown(res: dict) -> str:
     """gpu_integration.md: every timing and check of the run, the device named."""
     md = [
         f"`bench/gpu_integration.py` on {res.get('device')} (through `protocols.paillier`; "
-        f"cooperative kernels: modexp {res.get('modexp_coop')}, multiplications "
-        f"{res.get('montmul_coop')}); checks pass: {'yes' if res.get('ok') else 'no'}.",
+        f"Montgomery variant {res.get('montmul_variant')}, modexp one launch per "
+        f"multiplication {res.get('modexp_steps')}, cooperative kernels: modexp "
+        f"{res.get('modexp_coop')}, multiplications {res.get('montmul_coop')}; kernel choice "
+        f"from {res.get('tuning', 'the defaults')}); checks pass: "
+        f"{'yes' if res.get('ok') else 'no'}.",
         "",
         "| what | value |",
         "|---|---:|",
