@@ -112,7 +112,7 @@ def main() -> None:
         except (OSError, ValueError) as e:
             res["tuning_error"] = f"{args.tuning}: {e}"
     # the kernels in use (4096-bit: c * k, X.T @ c; 2048-bit: decryption's CRT halves)
-    kernels = bi.get_backend("host" if args.host_dry_run else "gpu")
+    kernels = bi.get_backend("host" if args.host_dry_run else "auto")
     res["modexp_coop"] = {str(32 * n): bi._modexp_coop(n) for n in (64, 128)}
     res["montmul_coop"] = {str(32 * n): bi._montmul_coop(n) for n in (64, 128)}
     res["montmul_variant"] = {str(32 * n): bi.auto_variant(n, kernels) for n in (64, 128)}
