@@ -24,24 +24,18 @@ ENV_DROPPED = (
 )
 
 
-def _env(out: Path) -> dict:
+def _run(args: list[str], out: Path, timeout: float) -> subprocess.CompletedProcess:
+    """A script from the repository root, writing under `out`, with none of the kernel
+    settings of this environment."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
     env["OUT"] = str(out)
-    return env
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def device_check(tmp_path_factory):
     out = tmp_path_factory.mktemp("device_check")
-    proc = subprocess.run(
-        ["bash", "bench/device_check.sh", "--host-dry-run"],
-        cwd=ROOT,
-        env=_env(out),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return out, proc
+    return out, _run(["bash", "bench/device_check.sh", "--host-dry-run"], out, 600)
 
 
 def test_gpu_script_checks_pass_on_the_host_build(device_check):
@@ -83,27 +77,14 @@ def test_integration_runs_gpu_scripts_choice(device_check):
 
 
 def test_device_check_refuses_unknown_arguments(tmp_path):
-    proc = subprocess.run(
-        ["bash", "bench/device_check.sh", "--quick"],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _run(["bash", "bench/device_check.sh", "--quick"], tmp_path, 60)
     assert proc.returncode == 2 and "usage" in proc.stderr
     assert not (tmp_path / "gpu.json").exists()
 
 
 def test_host_overhead_script_runs(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "bench/gpu_host_overhead.py", "--n", "200", "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = [sys.executable, "bench/gpu_host_overhead.py", "--n", "200", "--out", str(tmp_path)]
+    proc = _run(args, tmp_path, 300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "gpu_host_overhead.json").read_text())["rows"]
     assert len(rows) >= 10
