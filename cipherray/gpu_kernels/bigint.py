@@ -119,6 +119,19 @@ def coop_group_sizes(limbs: int) -> tuple[int, ...]:
     )
 
 
+def _check_group_size(tpi: Any, limbs: int, where: str) -> None:
+    """ValueError (naming `where`) unless tpi is 0 or one of coop_group_sizes(limbs)."""
+    if (
+        isinstance(tpi, bool)
+        or not isinstance(tpi, (int, np.integer))
+        or (tpi and tpi not in coop_group_sizes(limbs))
+    ):
+        raise ValueError(
+            f"{where}: cooperative group of {tpi!r} threads per number for {limbs} limbs: use 0 "
+            f"or one of {coop_group_sizes(limbs)}"
+        )
+
+
 def _coop_setting(limbs: int, table: dict, env: str) -> int:
     """Threads per number for `limbs` from `table`, unless the variable `env` overrides."""
     tpi = table.get(limbs, 0)
@@ -131,11 +144,7 @@ def _coop_setting(limbs: int, table: dict, env: str) -> int:
             tpi = int(per_size.get(str(limbs), tpi))
     except ValueError as e:
         raise ValueError(f"{env}={forced!r}: write 8 or 128:8,64:0") from e
-    if tpi and tpi not in coop_group_sizes(limbs):
-        raise ValueError(
-            f"cooperative group of {tpi} threads for {limbs} limbs: use one of "
-            f"{coop_group_sizes(limbs)} (or 0)"
-        )
+    _check_group_size(tpi, limbs, env if forced else "bigint tables")
     return tpi
 
 
@@ -172,25 +181,15 @@ def apply_tuning(measured: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
         if not isinstance(per_size, Mapping):
             raise ValueError(f"{key}: expected {{modulus bits: value}}, got {per_size!r}")
         for bits, value in per_size.items():
-            try:
-                limbs = int(bits) // 32
-            except (TypeError, ValueError):
-                limbs = -1
-            if limbs not in table or 32 * limbs != int(bits):
+            limbs, rest = divmod(int(bits), 32) if str(bits).isdigit() else (-1, 0)
+            if limbs not in table or rest:
                 raise ValueError(f"{key}: {bits!r} is not a supported modulus size in bits")
             if name == "variant" and value not in _VARIANTS:
                 raise ValueError(f"{key}[{bits}]: {value!r} is not one of {sorted(_VARIANTS)}")
             if name == "modexp_steps" and not isinstance(value, bool):
                 raise ValueError(f"{key}[{bits}]: {value!r} is not true or false")
-            if name.endswith("coop") and (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value and value not in coop_group_sizes(limbs))
-            ):
-                raise ValueError(
-                    f"{key}[{bits}]: {value!r} threads per number: use 0 or one of "
-                    f"{coop_group_sizes(limbs)}"
-                )
+            if name.endswith("coop"):
+                _check_group_size(value, limbs, f"{key}[{bits}]")
             updates.append((table, limbs, value))
             applied.setdefault(limbs, {})[name] = value
     for table, limbs, value in updates:
@@ -392,11 +391,7 @@ class MontContext:
         if not tpi:
             self.backend.launch(SOURCE, self.defines, kernel, _SIG[kernel], args, count)
             return
-        if tpi not in coop_group_sizes(self.limbs):
-            raise ValueError(
-                f"{kernel}: {tpi} threads per number for {self.limbs} limbs: use one of "
-                f"{coop_group_sizes(self.limbs)}"
-            )
+        _check_group_size(tpi, self.limbs, kernel)
         defines = (("BI_N", self.limbs), ("CR_TPI", tpi))
         self.backend.launch(COOP_SOURCE, defines, kernel, _SIG[kernel], args, count * tpi)
 

@@ -27,7 +27,7 @@ def set_backend(name: str) -> None:
     global _backend
     if name not in _BACKENDS:
         raise ValueError(f"Paillier backend must be one of {_BACKENDS}, got {name!r}")
-    if name == "gpu" and not gpu_present():
+    if name == "gpu" and not gpu_path_usable():
         raise RuntimeError("Paillier backend 'gpu' requested but no CuPy-usable GPU is present")
     _backend = name
 
@@ -46,12 +46,18 @@ def gpu_present() -> bool:
         return False
 
 
+def gpu_path_usable() -> bool:
+    """Whether the "gpu" path can run here: on a GPU, or on gpu_kernels' host build
+    (KERNEL = "host": tests and the device scripts' dry runs)."""
+    return KERNEL == "host" or gpu_present()
+
+
 def use_gpu(count: int) -> bool:
     if _backend == "cpu" or count == 0:
         return False
     if _backend == "gpu":
         return True
-    return count >= GPU_MIN_BATCH and gpu_present()
+    return count >= GPU_MIN_BATCH and gpu_path_usable()
 
 
 def decrypt(sk: Any, c_list: list) -> list:
