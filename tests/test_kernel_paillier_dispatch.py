@@ -196,3 +196,29 @@ def test_int64_data_never_becomes_integer_objects(keys, gpu_path, monkeypatch):
     assert sk.decrypt(pk.encrypt(u)).tolist() == [2**64 - 1, 5]
     with pytest.raises(ValueError, match="NaN"):  # the array path's checks are encode's
         pk.encrypt(np.array([1.0, np.nan]))
+
+
+def test_matmul_on_the_gpu_path_takes_int64_matrices_without_integer_objects(
+    keys, gpu_path, monkeypatch
+):
+    """X.T @ c with an int64 (or float) matrix goes from the array to the device: no Python
+    integer per entry (that conversion once cost more than the kernels on 10^5 x 30)."""
+    from cipherray.protocols.paillier import encoding
+
+    pk, sk = keys
+    x = np.array([5, -2, 8, 1, 0, -9], dtype=np.int64)
+    c = pk.encrypt(x)
+    X = np.array([[1, -2], [4, 0], [7, 8], [-1, 2**40], [3, 3], [-(2**62), 6]], dtype=np.int64)
+    big = np.array([[2**64], [1], [0], [5], [1], [2]], dtype=object)  # past int64: exact path
+    want_big = sk.decrypt(big.T @ c)
+    monkeypatch.setattr(encoding, "signed_mantissas", lambda *a, **k: 1 / 0)
+    xo, Xo = x.astype(object), X.astype(object)  # exact: X.T @ x passes 2^63 here
+    for got, want in ((X.T @ c, Xo.T @ xo), (c @ X, xo @ Xo), (c @ X[:, 0], xo @ Xo[:, 0])):
+        assert got.on_device and got.shape == np.shape(want)
+        assert np.asarray(sk.decrypt(got)).tolist() == np.asarray(want).tolist()
+    assert Xo[5, 0] * xo[5] > 2**63
+    F = np.array([0.5, -1.25, 3.0, 2.0, 0.0, 7.5])
+    np.testing.assert_allclose(sk.decrypt(c @ F), x @ F)
+    assert want_big.tolist() == (big.T @ x.astype(object)).tolist()
+    with pytest.raises(ValueError, match="shape mismatch"):
+        X[:5].T @ c

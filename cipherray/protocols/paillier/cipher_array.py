@@ -389,6 +389,19 @@ class CipherArray:
 
     def _matmul_data(self, plain: np.ndarray, precision: float | None, transpose: bool):
         pk = self._pk
+        if self.ndim == 1 and plain.ndim in (1, 2) and _backend.use_gpu(self.size):
+            # the matrix straight from the array to the device, rows = ciphertexts (laid out
+            # in that order first, so that X.T @ c copies the matrix at most once)
+            p2 = plain.reshape(-1, 1) if plain.ndim == 1 else (plain.T if transpose else plain)
+            k64, kexp, pkind = enc.int64_mantissas(pk, p2, precision)
+            if k64 is not None:
+                x2 = k64.reshape(p2.shape)
+                if x2.shape[0] != self.size:
+                    raise ValueError(f"matmul shape mismatch: {self.shape} and {plain.shape}")
+                kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
+                dev = device.matvec(self._device(), x2)
+                shape = (x2.shape[1],) if plain.ndim == 2 else ()
+                return CipherArray._wrap_device(pk, dev, shape, self.exponent + kexp, kind)
         k, kexp, pkind = enc.signed_mantissas(pk, plain, precision)
         X = _objarray(k, plain.shape)
         kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
