@@ -9,10 +9,11 @@
 # 2. bench/gpu_integration.py (needs gmpy2): protocols.paillier's GPU path against its CPU
 #    path, "through protocols.paillier" figures, with the kernels step 1 measured fastest
 #    (--tuning gpu.json); $OUT/gpu_integration.json and .md. Skipped when gmpy2 is missing.
-#    gmpy2 travels as a wheel in .dev/g (ignored by git), made here by
+#    It also times phe (python-paillier) on one core, the peer reference, where importable.
+#    gmpy2 and phe travel as wheels in .dev/g (ignored by git), made here by
 #      mkdir -p .dev/g && python3 -m pip download -q --no-deps --only-binary=:all: \
 #        --python-version 3.12 --implementation cp --platform manylinux2014_x86_64 \
-#        -d .dev/g gmpy2
+#        -d .dev/g gmpy2 phe
 #
 # `bash bench/device_check.sh --host-dry-run` runs the same steps on a CPU, on the host build
 # of the kernels with tiny sizes (tests/test_device_scripts.py), so that the one device call

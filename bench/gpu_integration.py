@@ -1,7 +1,7 @@
 """GPU integration check: protocols.paillier's backend selection and the ring matmul
 dispatch of the secret-sharing engine, against their CPU paths, on one GPU.
 
-    python bench/gpu_integration.py --out $OUT     (needs numpy, cupy, gmpy2)
+    python bench/gpu_integration.py --out $OUT     (needs numpy, cupy, gmpy2; phe optional)
 
 It loads cipherray's protocol packages without the package's __init__ (which pulls in
 the Ray runtime), so the GPU machine needs no Ray.
@@ -62,9 +62,54 @@ def cpu_matmul_all_cores(c, X: np.ndarray) -> tuple[list[int], float, float, int
     return out, wall, sum(p[2] for p in parts), len(chunks)
 
 
+def phe_reference(count: int) -> dict:
+    """python-paillier (phe, on gmpy2 where importable) on one core, 2048-bit n: its
+    encryptions, decryptions, additions and multiplications by 64-bit scalars per second
+    (the issue's peer reference); {} when phe is not importable."""
+    try:
+        import phe
+    except ImportError:
+        return {}
+    import secrets
+
+    pk, sk = phe.generate_paillier_keypair(n_length=2048)
+    xs = [secrets.randbits(40) - (1 << 39) for _ in range(count)]
+    ks = [secrets.randbits(64) - (1 << 63) for _ in range(count)]
+    t = time.perf_counter()
+    cs = [pk.encrypt(x) for x in xs]
+    t_enc = time.perf_counter() - t
+    t = time.perf_counter()
+    back = [sk.decrypt(c) for c in cs]
+    t_dec = time.perf_counter() - t
+    t = time.perf_counter()
+    _ = [a + b for a, b in zip(cs, cs)]
+    t_add = time.perf_counter() - t
+    t = time.perf_counter()
+    _ = [c * k for c, k in zip(cs, ks)]
+    t_mul = time.perf_counter() - t
+    return {
+        "phe_decrypts_its_encryptions": back == xs,
+        "phe_encrypt_per_s_one_core": count / t_enc,
+        "phe_decrypt_per_s_one_core": count / t_dec,
+        "phe_add_per_s_one_core": count / t_add,
+        "phe_scalar_mul64_per_s_one_core": count / t_mul,
+    }
+
+
+def sync() -> None:
+    """Wait for the device's queued work (kernels run asynchronously: a result left on the
+    device is timed once it is computed, and no earlier work is counted against the next)."""
+    if available():
+        import cupy
+
+        cupy.cuda.Device().synchronize()
+
+
 def timed(fn, *a):
+    sync()
     t = time.perf_counter()
     out = fn(*a)
+    sync()
     return out, time.perf_counter() - t
 
 
@@ -204,6 +249,21 @@ def main() -> None:
             "conversions included",
         }
     )
+    # the peer on one core (phe: r^n mod n^2 encryption with a full-size r), same key size
+    ref = phe_reference(20 if args.host_dry_run else 200)
+    if ref:
+        res["checks"]["phe_decrypts_its_encryptions"] = ref.pop("phe_decrypts_its_encryptions")
+        tm = res["timings"]
+        tm.update(ref)
+        for op, ours in (
+            ("encrypt", "encrypt_gpu_per_s"),
+            ("decrypt", "decrypt_gpu_per_s"),
+            ("add", "add_gpu_per_s"),
+            ("scalar_mul64", "scalar_mul_gpu_per_s"),
+        ):
+            tm[f"{op}_gpu_vs_phe_one_core"] = tm[ours] / tm[f"phe_{op}_per_s_one_core"]
+    else:
+        res["timings"]["phe"] = "not importable: no peer reference"
     # ring matmul dispatch (secret-sharing engine)
     for size in (64,) if args.host_dry_run else (1024, 2048, 4096):
         a = gen.integers(0, 2**63, (size, size), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
