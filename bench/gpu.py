@@ -337,7 +337,8 @@ def main() -> int:
             b = [m - 1, m - 1, m - 1] + [rng.randrange(m) for _ in range(253)]
             got = bi.mulmod_ints(m, a, b, backend=BK)
             res["checks"][f"mulmod{bits}"] = list(got) == [x * y % m for x, y in zip(a, b)]
-            Rm = 1 << (32 * bi.limbs_for_bits(bits))
+            L = bi.limbs_for_bits(bits)  # the default variant's radix (fp64 ones: 2^(52 k))
+            Rm = 1 << bi.mont_r_bits(L, bi.auto_variant(L, bi.get_backend(BK)))
             ri = pow(Rm, -1, m)
             got = bi.montmul_ints(m, a, b, backend=BK)
             res["checks"][f"montmul{bits}"] = list(got) == [x * y * ri % m for x, y in zip(a, b)]
@@ -479,7 +480,8 @@ def main() -> int:
         want_fb = [pow(gb, x, m) * c_ % m for x, c_ in zip(ea, cs)]
         for tpi in COOP_TIMED[128]:
             try:
-                ctx = bi.MontContext(m, BK)
+                # the cooperative kernels' radix 2^(32 L) is an integer variant's
+                ctx = bi.MontContext(m, BK, variant=bi.INTEGER_FALLBACK_VARIANT)
                 ctx.montmul_coop = tpi
                 pos, _ = multiexp.matvec(ctx, ctx.put(cs), Xs)
                 ok = list(ctx.get(pos)) == want

@@ -46,7 +46,8 @@ def test_montmul_and_mulmod(bits):
     edge = [0, 1, 2, m - 1, m - 2]
     a = edge + [RNG.randrange(m) for _ in range(40)] + [m - 1] * 5
     b = [m - 1] * 5 + [RNG.randrange(m) for _ in range(40)] + edge
-    R = 1 << (32 * bi.limbs_for_bits(bits))
+    limbs = bi.limbs_for_bits(bits)  # the default variant's radix (fp64 ones: 2^(52 k))
+    R = 1 << bi.mont_r_bits(limbs, bi.auto_variant(limbs, bi.get_backend("host")))
     rinv = pow(R, -1, m)
     got = bi.montmul_ints(m, a, b, backend="host")
     assert list(got) == [x * y * rinv % m for x, y in zip(a, b)]
@@ -81,6 +82,8 @@ def test_modexp_in_steps_equals_the_fused_kernel(variant, monkeypatch):
     exponent lengths that leave a short top window, and the per-size switch."""
     for bits in (2048, 4096):
         m = _modulus(bits)
+        monkeypatch.setitem(bi.MODEXP_STEPS, bi.limbs_for_bits(bits), False)
+        monkeypatch.setitem(bi.MODEXP_COOP, bi.limbs_for_bits(bits), 0)
         ctx = bi.MontContext(m, "host", variant=variant)
         a = [0, 1, m - 1] + [RNG.randrange(m) for _ in range(9)]
         for ebits, w in ((64, None), (64, 3), (1, None), (0, None), (130, 5)):

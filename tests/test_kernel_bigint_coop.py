@@ -15,6 +15,18 @@ from cipherray.gpu_kernels import bigint as bi
 RNG = random.Random(202611271)
 
 
+@pytest.fixture(autouse=True)
+def integer_defaults(monkeypatch):
+    """The cooperative kernels' radix is 2^(32 L): contexts made here take an integer variant
+    and the fused modexp by default, whatever the GPU-measured defaults are (4096-bit: f64s,
+    whose radix turns the cooperative single multiplications off)."""
+    for limbs in bi.SIZES:
+        monkeypatch.setitem(bi.DEFAULT_VARIANT, limbs, "ptx")
+        monkeypatch.setitem(bi.MODEXP_STEPS, limbs, False)
+        monkeypatch.setitem(bi.MODEXP_COOP, limbs, 0)
+        monkeypatch.setitem(bi.MONTMUL_COOP, limbs, 0)
+
+
 def _moduli(bits: int) -> list[int]:
     """A random modulus; one just below 2^bits (all-ones limbs: the overflow limb and long
     carry / borrow runs between lanes); one just above 2^(bits - 1); one whose limbs alternate

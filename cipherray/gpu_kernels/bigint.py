@@ -84,18 +84,22 @@ def mont_r_bits(limbs: int, variant: str) -> int:
     return 32 * limbs
 
 
-# Variant used by MontContext(variant="auto"), per limb count. From bench/gpu.py on an H200
-# (Montgomery multiplications/s, 2^21 x 2048-bit / 2^20 x 4096-bit): 2048-bit ptx 5.4e8,
-# fios 4.3-4.4e8, fios_smem 4.5e8, cios 3.8e8; 4096-bit ptx 1.10e8, fios 1.0e8, cios 3.9e7.
-# Smaller sizes use the 2048-bit choice.
-DEFAULT_VARIANT = {8: "ptx", 16: "ptx", 32: "ptx", 64: "ptx", 128: "ptx"}
-# Used instead of an "f64*" default on GPUs without a full-rate fp64 pipe.
-INTEGER_FALLBACK_VARIANT = "ptx"
+# The kernels MontContext(variant="auto") uses, per limb count: bench/gpu.py's choice on an
+# H200 (bench/results/gpu-h200.json, 2026-11-27; 2^21 x 2048-bit / 2^20 x 4096-bit operands).
+# 64-bit-exponent modexp/s at 4096 bits: f64s one launch per multiplication 2.19e6 (fused
+# 1.24e6; cooperative, 8 threads a number, 2.02e6; ptx 1.18e6). At 2048 bits every variant and
+# form ran 7.9e6 in that run, so the choice there is noise (the run before picked pairs_sqr
+# on 4-thread groups, 7.90e6: bench/results/gpu-h200-first-of-two.json). Smaller sizes keep
+# ptx (not timed). A user's own GPU: CIPHERRAY_KERNEL_TUNING=<its gpu.json> (apply_tuning).
+DEFAULT_VARIANT = {8: "ptx", 16: "ptx", 32: "ptx", 64: "pairs", 128: "f64s"}
+# Used instead of an "f64*" default on GPUs without a full-rate fp64 pipe (the fastest
+# integer variant at 4096 bits on the H200: pairs_sqr in steps, 1.44e6).
+INTEGER_FALLBACK_VARIANT = "pairs_sqr"
 VARIANT_ENV = "CIPHERRAY_MONT_VARIANT"  # overrides "auto" (experiments, benchmarks)
 # MontContext.modexp as one launch per multiplication (montsqr / montmul_digit) instead of the
 # one fused modexp kernel, per limb count. Same results; which is faster depends on how each
 # variant's registers fit (bench/gpu.py times both; a context reads this when it is made).
-MODEXP_STEPS = {8: False, 16: False, 32: False, 64: False, 128: False}
+MODEXP_STEPS = {8: False, 16: False, 32: False, 64: True, 128: True}
 # MontContext.modexp on the cooperative kernel (bigint_coop.cuh) with this many threads per
 # number, per limb count; 0: the one-thread kernels. Same results (bench/gpu.py times both).
 MODEXP_COOP = {8: 0, 16: 0, 32: 0, 64: 0, 128: 0}
@@ -103,7 +107,8 @@ COOP_ENV = "CIPHERRAY_MODEXP_COOP"  # overrides MODEXP_COOP: "8" (every size) or
 # The same for the single multiplications and the chains of them without squarings
 # (MontContext.mont_mul / mont_sqr / bucket_prod / fixed_base_pow: multiexp's X.T @ c, the
 # batch inversion, the product trees, the encryption's comb), where the context's radix is
-# 2^(32 limbs) (not under the "f64" variants).
+# 2^(32 limbs) (not under the "f64" variants). H200, 4096 bits: 8 threads 1.89e8/s against
+# f64s's 1.75e8, but f64s's radix rules it out and its exponentiation is the faster.
 MONTMUL_COOP = {8: 0, 16: 0, 32: 0, 64: 0, 128: 0}
 MONTMUL_COOP_ENV = "CIPHERRAY_MONTMUL_COOP"
 
@@ -642,7 +647,8 @@ def mulmod_ints(m: int, a, b, backend: str = "auto") -> np.ndarray:
 
 
 def montmul_ints(m: int, a, b, backend: str = "auto") -> np.ndarray:
-    """[a_i * b_i * R^-1 mod m], R = 2^mont_r_bits(L, variant) (2^(32 L) by default)."""
+    """[a_i * b_i * R^-1 mod m], R = 2^mont_r_bits(L, variant) for the default variant
+    (auto_variant: 2^(32 L) for the integer ones)."""
     ctx = MontContext(m, backend)
     return ctx.get(ctx.mont_mul(ctx.put(_as_list(a)), ctx.put(_as_list(b))))
 
