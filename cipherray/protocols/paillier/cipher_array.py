@@ -389,34 +389,22 @@ class CipherArray:
 
     def _matmul_data(self, plain: np.ndarray, precision: float | None, transpose: bool):
         pk = self._pk
-        if self.ndim == 1 and plain.ndim in (1, 2) and _backend.use_gpu(self.size):
-            # the matrix straight from the array to the device, rows = ciphertexts (laid out
-            # in that order first, so that X.T @ c copies the matrix at most once)
-            p2 = plain.reshape(-1, 1) if plain.ndim == 1 else (plain.T if transpose else plain)
+        on_gpu = self.ndim == 1 and plain.ndim in (1, 2) and _backend.use_gpu(self.size)
+        if on_gpu:  # int64 mantissas straight from the array to the device
+            p2 = self._matvec_layout(plain, transpose)  # before the copy: at most one
             k64, kexp, pkind = enc.int64_mantissas(pk, p2, precision)
             if k64 is not None:
-                x2 = k64.reshape(p2.shape)
-                if x2.shape[0] != self.size:
-                    raise ValueError(f"matmul shape mismatch: {self.shape} and {plain.shape}")
-                kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
-                dev = device.matvec(self._device(), x2)
-                shape = (x2.shape[1],) if plain.ndim == 2 else ()
-                return CipherArray._wrap_device(pk, dev, shape, self.exponent + kexp, kind)
+                return self._matvec_on_device(k64.reshape(p2.shape), plain, kexp, pkind)
         k, kexp, pkind = enc.signed_mantissas(pk, plain, precision)
         X = _objarray(k, plain.shape)
         kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
-        if self.ndim == 1 and X.ndim in (1, 2) and _backend.use_gpu(self.size):
-            x2 = X.reshape(-1, 1) if X.ndim == 1 else (X.T if transpose else X)
-            if x2.shape[0] != self.size:
-                raise ValueError(f"matmul shape mismatch: {self.shape} and {plain.shape}")
+        if on_gpu:  # exact mantissas (an object array) that still fit in int64
             try:
-                x64 = np.array(x2, dtype=np.int64)
+                x64 = np.array(self._matvec_layout(X, transpose), dtype=np.int64)
             except OverflowError:
                 x64 = None
             if x64 is not None:
-                dev = device.matvec(self._device(), x64)
-                shape = (x64.shape[1],) if X.ndim == 2 else ()
-                return CipherArray._wrap_device(pk, dev, shape, self.exponent + kexp, kind)
+                return self._matvec_on_device(x64, plain, kexp, pkind)
         if transpose:  # X @ c  ==  (c.T @ X.T).T
             C, X = self._data.T, X.T
         else:
@@ -439,6 +427,20 @@ class CipherArray:
         if not isinstance(out, np.ndarray):
             out = _objarray([out], ())
         return CipherArray._wrap(pk, out, self.exponent + kexp, kind)
+
+    @staticmethod
+    def _matvec_layout(plain: np.ndarray, transpose: bool) -> np.ndarray:
+        """The plaintext matrix of ``c @ X`` / ``X @ c`` (1-d c) with one row per ciphertext."""
+        return plain.reshape(-1, 1) if plain.ndim == 1 else (plain.T if transpose else plain)
+
+    def _matvec_on_device(self, x2: np.ndarray, plain: np.ndarray, kexp: int, pkind: str):
+        """prod_r c_r^x2[r, j] on the device for int64 x2 (rows = this array's ciphertexts)."""
+        if x2.shape[0] != self.size:
+            raise ValueError(f"matmul shape mismatch: {self.shape} and {plain.shape}")
+        kind = enc.FLOAT if enc.FLOAT in (self.kind, pkind) else enc.INT
+        dev = device.matvec(self._device(), x2)
+        shape = (x2.shape[1],) if plain.ndim == 2 else ()
+        return CipherArray._wrap_device(self._pk, dev, shape, self.exponent + kexp, kind)
 
     def __matmul__(self, other: Any) -> CipherArray:
         if isinstance(other, CipherArray):
