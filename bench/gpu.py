@@ -337,9 +337,7 @@ def main() -> int:
             b = [m - 1, m - 1, m - 1] + [rng.randrange(m) for _ in range(253)]
             got = bi.mulmod_ints(m, a, b, backend=BK)
             res["checks"][f"mulmod{bits}"] = list(got) == [x * y % m for x, y in zip(a, b)]
-            L = bi.limbs_for_bits(bits)  # the default variant's radix (fp64 ones: 2^(52 k))
-            Rm = 1 << bi.mont_r_bits(L, bi.auto_variant(L, bi.get_backend(BK)))
-            ri = pow(Rm, -1, m)
+            ri = pow(bi.MontContext(m, BK).R, -1, m)  # the default variant's radix
             got = bi.montmul_ints(m, a, b, backend=BK)
             res["checks"][f"montmul{bits}"] = list(got) == [x * y * ri % m for x, y in zip(a, b)]
             e = [rng.getrandbits(rng.choice([1, 64, 300])) for _ in range(16)]

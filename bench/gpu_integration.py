@@ -75,25 +75,19 @@ def phe_reference(count: int) -> dict:
     pk, sk = phe.generate_paillier_keypair(n_length=2048)
     xs = [secrets.randbits(40) - (1 << 39) for _ in range(count)]
     ks = [secrets.randbits(64) - (1 << 63) for _ in range(count)]
-    t = time.perf_counter()
-    cs = [pk.encrypt(x) for x in xs]
-    t_enc = time.perf_counter() - t
-    t = time.perf_counter()
-    back = [sk.decrypt(c) for c in cs]
-    t_dec = time.perf_counter() - t
-    t = time.perf_counter()
-    _ = [a + b for a, b in zip(cs, cs)]
-    t_add = time.perf_counter() - t
-    t = time.perf_counter()
-    _ = [c * k for c, k in zip(cs, ks)]
-    t_mul = time.perf_counter() - t
-    return {
-        "phe_decrypts_its_encryptions": back == xs,
-        "phe_encrypt_per_s_one_core": count / t_enc,
-        "phe_decrypt_per_s_one_core": count / t_dec,
-        "phe_add_per_s_one_core": count / t_add,
-        "phe_scalar_mul64_per_s_one_core": count / t_mul,
-    }
+    res: dict = {}
+
+    def rate(name: str, fn):
+        t = time.perf_counter()
+        out = fn()
+        res[f"phe_{name}_per_s_one_core"] = count / (time.perf_counter() - t)
+        return out
+
+    cs = rate("encrypt", lambda: [pk.encrypt(x) for x in xs])
+    back = rate("decrypt", lambda: [sk.decrypt(c) for c in cs])
+    rate("add", lambda: [a + b for a, b in zip(cs, cs)])
+    rate("scalar_mul64", lambda: [c * k for c, k in zip(cs, ks)])
+    return {"phe_decrypts_its_encryptions": back == xs, **res}
 
 
 def sync() -> None:

@@ -46,9 +46,7 @@ def test_montmul_and_mulmod(bits):
     edge = [0, 1, 2, m - 1, m - 2]
     a = edge + [RNG.randrange(m) for _ in range(40)] + [m - 1] * 5
     b = [m - 1] * 5 + [RNG.randrange(m) for _ in range(40)] + edge
-    limbs = bi.limbs_for_bits(bits)  # the default variant's radix (fp64 ones: 2^(52 k))
-    R = 1 << bi.mont_r_bits(limbs, bi.auto_variant(limbs, bi.get_backend("host")))
-    rinv = pow(R, -1, m)
+    rinv = pow(bi.MontContext(m, "host").R, -1, m)  # the default variant's radix
     got = bi.montmul_ints(m, a, b, backend="host")
     assert list(got) == [x * y * rinv % m for x, y in zip(a, b)]
     got = bi.mulmod_ints(m, a, b, backend="host")
