@@ -21,6 +21,7 @@ def rt(request):
         {"a": {"workers": 2}, "b": {"workers": 1}, "c": {"workers": 1}},
         backend=request.param,
         timeout_s=60,
+        driver_as=["a", "b", "c"],  # the test driver acts for every party: it reads them all
     )
     yield runtime
     runtime.shutdown()
@@ -28,6 +29,6 @@ def rt(request):
 
 @pytest.fixture
 def inline_rt():
-    runtime = cr.init(["a", "b", "c"], backend="inline")
+    runtime = cr.init(["a", "b", "c"], backend="inline", driver_as=["a", "b", "c"])
     yield runtime
     runtime.shutdown()

@@ -14,7 +14,15 @@ BITS = 1024  # insecure=True: test speed only; the default is 2048
 
 @pytest.fixture(scope="module", params=["inline", "ray"])
 def rt(request):
-    runtime = cr.init({"g": {"workers": 2}, "h": {}, "x": {}}, backend=request.param, timeout_s=120)
+    runtime = cr.init(
+        {"g": {"workers": 2}, "h": {}, "x": {}},
+        backend=request.param,
+        timeout_s=120,
+        driver_as=["g", "h", "x"],
+    )
+    runtime.policy.grant(owner="g", to="h", allow="encrypted")  # g's ciphertexts may go to h
+    runtime.policy.grant(owner="h", to="g", allow="plaintext", tag="open")
+    runtime.policy.grant(owner="g", to="h", allow="plaintext", tag="open")
     yield runtime
     runtime.shutdown()
 
@@ -24,7 +32,15 @@ def he(rt):
     return rt.he(keyholder="g", bits=BITS, insecure=True)
 
 
-def test_encrypt_evaluate_decrypt_matches_plaintext(rt, he):
+@pytest.fixture
+def opened(rt):
+    """Under the tag 'open' g and h let each other see their values: these tests check
+    the arithmetic, test_disclosure_rules the policy."""
+    with rt.scope("open"):
+        yield
+
+
+def test_encrypt_evaluate_decrypt_matches_plaintext(rt, he, opened):
     g, h, _ = rt.parties
     resid = np.array([0.5, -1.0, 2.0, 0.25, 3.5])
     X = np.arange(15.0).reshape(5, 3) - 4
@@ -42,14 +58,14 @@ def test_encrypt_evaluate_decrypt_matches_plaintext(rt, he):
     assert wire in [m.nbytes for m in rt.ledger.messages.values() if (m.src, m.dst) == ("g", "h")]
 
 
-def test_parallel_encrypt_over_workers(rt, he):
+def test_parallel_encrypt_over_workers(rt, he, opened):
     g = rt.party("g")  # two workers: the array is split, encrypted in parallel, joined
     x = np.arange(11, dtype=np.int64) - 5
     enc = g(lambda: x)().to(he)
     np.testing.assert_array_equal(rt.get(enc.reveal_to(g)), x)
 
 
-def test_he_to_shares_and_back(rt, he):
+def test_he_to_shares_and_back(rt, he, opened):
     g, h, _ = rt.parties
     mpc = rt.mpc(g, h)
     v = np.array([[1.5, -2.25], [1000.125, -7.0e6]])
@@ -78,12 +94,16 @@ def test_disclosure_rules(rt, he):
         he(lambda a, b: a + b)(enc, g(lambda: np.ones(3))())
     with pytest.raises(cr.LocationError, match="must be a member"):
         enc.to(rt.mpc(h, x))
+    with pytest.raises(cr.DisclosureError, match="owner 'h'"):
+        enc.reveal_to(g)  # h's own values, decrypted for g: h granted nothing outside "open"
     n0 = len(rt.audit)
-    enc.reveal_to(g)
-    assert rt.audit[-1].kind == "encrypted" and len(rt.audit) == n0 + 1
+    with rt.scope("open"):
+        enc.reveal_to(g)
+    assert rt.audit[-1].source == "he(g)" and len(rt.audit) == n0 + 1
+    assert rt.audit[-1].rule == "grant h->g: plaintext, tag='open'"
 
 
-def test_he_step_must_return_ciphertexts(rt, he):
+def test_he_step_must_return_ciphertexts(rt, he, opened):
     h = rt.party("h")
     enc = h(lambda: np.ones(2))().to(he)
     with pytest.raises(cr.StepError, match="must return a CipherArray"):
@@ -93,18 +113,18 @@ def test_he_step_must_return_ciphertexts(rt, he):
 def test_private_key_never_crosses_the_channel():
     from cipherray.protocols.paillier import PrivateKey
 
-    with cr.init(["g", "h"], backend="inline") as rt:
-        rt._backend.record_payloads = []
+    with cr.init(["g", "h"], backend="inline", driver_as="g") as rt, rt.record_messages() as sent:
+        rt.policy.grant(owner="g", to="h", allow="encrypted")
         he = rt.he(keyholder="g", bits=BITS, insecure=True)
         g, h = rt.parties
         mpc = rt.mpc(g, h)
         enc = g(lambda: np.array([1.0, 2.0]))().to(he).to(h)
         s = enc.to(mpc)
         rt.get((s + 1).to(he).reveal_to(g))
-        payloads = rt._backend.record_payloads
+        payloads = list(sent)
         tags = {tag for _, _, tag, _ in payloads}
         assert {"he/send", "he/h2a", "he/a2h_open", "he/a2h_return", "reveal"} <= tags
-        sk = he._sk.fut.value  # inline backend: the keyholder's object, read for the check
+        sk = rt.get(he.private_key())  # the driver runs as the keyholder: it may read it
         assert isinstance(sk, PrivateKey)
         p_bytes = int(sk.p).to_bytes((int(sk.p).bit_length() + 7) // 8, "big")
         for _, _, tag, value in payloads:

@@ -60,7 +60,7 @@ def test_calls_after_shutdown_raise():
 
 
 def test_context_manager_shuts_down():
-    with cr.init(["a", "b"], backend="inline") as rt:
+    with cr.init(["a", "b"], backend="inline", driver_as="a") as rt:
         assert rt.get(rt.party("a")(lambda: 5)()) == 5
     with pytest.raises(cr.ShutdownError):
         rt.get(rt.party("a")(lambda: 5)())

@@ -17,7 +17,7 @@ def sleepy(x, seconds):
 
 @pytest.fixture(scope="module")
 def ray_rt():
-    rt = cr.init(["a", "b", "c"], backend="ray", timeout_s=20)
+    rt = cr.init(["a", "b", "c"], backend="ray", timeout_s=20, driver_as=["a", "b", "c"])
     yield rt
     rt.shutdown()
 
@@ -46,7 +46,7 @@ def test_killed_party_raises_party_error_within_timeout(ray_rt):
 
 def test_slow_party_times_out_with_named_step():
     for backend in ("ray",):
-        with cr.init(["a", "b"], backend=backend, timeout_s=2) as rt:
+        with cr.init(["a", "b"], backend=backend, timeout_s=2, driver_as=["a", "b"]) as rt:
             a = rt.party("a")
             t0 = time.monotonic()
             with pytest.raises(cr.PartyTimeoutError) as info:
@@ -54,10 +54,20 @@ def test_slow_party_times_out_with_named_step():
             assert time.monotonic() - t0 < 5
             assert info.value.party == "a" and info.value.step == "sleepy"
             assert isinstance(info.value, TimeoutError)
+            # a step waiting for that party's message is cancelled, not left queued:
+            # the receiving party answers at once afterwards
+            b = rt.party("b")
+            waiting = rt.mpc(a, b)
+            shared = a(sleepy)(1, 10).to(waiting)
+            with pytest.raises(cr.PartyTimeoutError):
+                rt.wait(shared)
+            t1 = time.monotonic()
+            assert rt.get(b(lambda: 2)()) == 2  # b's step that waited for a was cancelled
+            assert time.monotonic() - t1 < 1.5
 
 
 def test_inline_dead_worker_is_a_party_error():
-    with cr.init(["a", "b"], backend="inline") as rt:
+    with cr.init(["a", "b"], backend="inline", driver_as="b") as rt:
         rt.kill_worker("b")
         with pytest.raises(cr.PartyError, match="party 'b'"):
             rt.get(rt.party("b")(lambda: 1)())

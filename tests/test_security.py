@@ -88,12 +88,11 @@ def test_raw_data_cannot_move_between_parties():
 
 
 def test_what_crosses_the_channel_when_sharing_is_not_the_value():
-    with cr.init(["bank", "insurer"], backend="inline") as rt:
-        rt._backend.record_payloads = []
+    with cr.init(["bank", "insurer"], backend="inline") as rt, rt.record_messages() as msgs:
         bank, insurer = rt.parties
         secret = np.arange(1000, dtype=np.float64) * 3.5
         shared = bank(lambda: secret)().to(rt.mpc(bank, insurer))
-        sent = [v for src, dst, tag, v in rt._backend.record_payloads if tag == "share"]
+        sent = [v for src, dst, tag, v in msgs if tag == "share"]
         assert len(sent) == 1
         seed, shape = sent[0]
         assert isinstance(seed, bytes) and len(seed) == 32 and tuple(shape) == (1000,)

@@ -45,8 +45,10 @@ def encode(x: np.ndarray, frac_bits: int = DEFAULT_FRAC_BITS, what: str = "input
     if arr.size:
         peak = max(abs(float(arr.max())), abs(float(arr.min())))
         if peak >= limit:
+            # the message states the range only: the peak is the party's data
+            count = int(np.count_nonzero(np.abs(arr) >= limit))
             raise OverflowError(
-                f"{what} has magnitude {peak:.3g}, beyond the fixed-point range "
+                f"{what}: {count} value(s) beyond the fixed-point range "
                 f"|x| < 2^{RING_BITS - 2 - frac_bits} (= {limit:.3g}) for {frac_bits} "
                 "fractional bits"
             )

@@ -1,5 +1,6 @@
 """The runtime: the only part of cipherray that talks to Ray."""
 
+from cipherray.runtime.encrypted import HE, EncryptedRef
 from cipherray.runtime.errors import (
     CipherrayError,
     ConfigError,
@@ -13,18 +14,20 @@ from cipherray.runtime.errors import (
     ShutdownError,
     StepError,
 )
-from cipherray.runtime.he import HE, EncryptedRef
-from cipherray.runtime.mpc import MPC, SharedRef, SharedTensor
 from cipherray.runtime.party import Party
+from cipherray.runtime.policy import DisclosurePolicy, Grant
 from cipherray.runtime.refs import PartyRef, Ref
 from cipherray.runtime.runtime import Runtime, init
+from cipherray.runtime.shared import MPC, SharedRef, concatenate
 
 __all__ = [
     "MPC",
     "CipherrayError",
     "ConfigError",
     "DisclosureError",
+    "DisclosurePolicy",
     "EncryptedRef",
+    "Grant",
     "HE",
     "InputError",
     "LocationError",
@@ -37,8 +40,8 @@ __all__ = [
     "Ref",
     "Runtime",
     "SharedRef",
-    "SharedTensor",
     "ShutdownError",
     "StepError",
+    "concatenate",
     "init",
 ]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cipherray.runtime.call import Call
+from cipherray.runtime.call import Call, Inbox
 from cipherray.runtime.config import NetworkModel, PartySpec
 from cipherray.runtime.errors import (
     CipherrayError,
@@ -50,8 +50,18 @@ class Backend:
     def workers(self, party: str) -> list[Worker]:
         raise NotImplementedError
 
-    def submit(self, worker: Worker, call: Call, objects: list) -> Any:
-        """Run `call` on `worker`; returns one future, or a list when num_returns > 1."""
+    def submit(self, worker: Worker, call: Call, deps: list) -> Any:
+        """Run `call` on `worker` once `deps` (message futures) are ready; returns the
+        future of the step's `Receipt`."""
+        raise NotImplementedError
+
+    def emit(self, worker: Worker, key: int, guards: list) -> Any:
+        """A future of the message form of value `key` held by `worker`, once the
+        `guards` (receipts of the step that made it) are ready."""
+        raise NotImplementedError
+
+    def fetch(self, worker: Worker, key: int) -> Any:
+        """A future of value `key` held by `worker`, for the driver."""
         raise NotImplementedError
 
     def get(self, futures: list, timeout: float, describe) -> list:
@@ -60,7 +70,10 @@ class Backend:
     def wait(self, futures: list, num_returns: int, timeout: float) -> tuple[list, list]:
         raise NotImplementedError
 
-    def is_future(self, obj: Any) -> bool:
+    def cancel(self, futures: list) -> None:
+        """Cancel steps that did not answer in time (no actor stays blocked on them)."""
+
+    def call_worker(self, worker: Worker, method: str, timeout: float) -> Any:
         raise NotImplementedError
 
     def kill(self, party: str, index: int = 0) -> None:
@@ -76,11 +89,12 @@ class Backend:
 class InlineFuture:
     """A finished result (or the exception that replaced it)."""
 
-    __slots__ = ("value", "error")
+    __slots__ = ("value", "error", "src")
 
-    def __init__(self, value: Any = None, error: BaseException | None = None):
+    def __init__(self, value: Any = None, error: BaseException | None = None, src: str = ""):
         self.value = value
         self.error = error
+        self.src = src
 
 
 class InlineBackend(Backend):
@@ -91,9 +105,7 @@ class InlineBackend(Backend):
     def __init__(self) -> None:
         self._workers: dict[str, list[Worker]] = {}
         self._dead: set[tuple[str, int]] = set()
-        # set to a list to keep every cross-party payload (src, dst, tag, value): the
-        # security tests inspect what crossed the channel
-        self.record_payloads: list | None = None
+        self.recorder: list | None = None  # see Runtime.record_messages
 
     def start(self, specs: Sequence[PartySpec], network: NetworkModel | None) -> None:
         for spec in specs:
@@ -105,31 +117,47 @@ class InlineBackend(Backend):
     def workers(self, party: str) -> list[Worker]:
         return self._workers[party]
 
-    def submit(self, worker: Worker, call: Call, objects: list) -> Any:
-        n = call.num_returns
+    def _dead_error(self, worker: Worker, step: str) -> PartyError:
+        return PartyError(worker.party, step, f"worker {worker.index} is dead")
+
+    def submit(self, worker: Worker, call: Call, deps: list) -> Any:
         if (worker.party, worker.index) in self._dead:
-            err = PartyError(worker.party, call.step, "worker is dead")
-            return _fan(InlineFuture(error=err), n)
+            return InlineFuture(error=self._dead_error(worker, call.step))
         values = []
-        for obj in objects:
-            if isinstance(obj, InlineFuture):
-                if obj.error is not None:
-                    return _fan(InlineFuture(error=obj.error), n)
-                obj = obj.value
-            values.append(obj)
-        for ib in call.inbound:  # a message is a copy, never an alias of the sender's data
-            values[ib.slot] = pickle.loads(pickle.dumps(values[ib.slot], protocol=5))
-            if self.record_payloads is not None:
-                self.record_payloads.append((ib.src, worker.party, ib.tag, values[ib.slot]))
+        for f in deps:
+            if f.error is not None:
+                worker.handle.run(_failing_call(call, f.error))  # marks the outputs failed
+                return InlineFuture(error=f.error)
+            values.append(f.value)
+        for src in call.sources:  # a message is a copy, never an alias of the sender's data
+            if isinstance(src, Inbox):
+                v = pickle.loads(pickle.dumps(values[src.dep], protocol=5))
+                values[src.dep] = v
+                if self.recorder is not None and src.counted:
+                    self.recorder.append((src.src, worker.party, src.tag, v))
         try:
-            out = worker.handle.run(call, *values)
+            return InlineFuture(worker.handle.run(call, *values))
         except CipherrayError as e:
-            return _fan(InlineFuture(error=e), n)
-        except Exception as e:  # pragma: no cover - PartyWorker wraps these
-            return _fan(InlineFuture(error=e), n)
-        if n == 1:
-            return InlineFuture(out)
-        return [InlineFuture(v) for v in out]
+            return InlineFuture(error=e)
+
+    def emit(self, worker: Worker, key: int, guards: list) -> Any:
+        if (worker.party, worker.index) in self._dead:
+            return InlineFuture(error=self._dead_error(worker, "send"), src=worker.party)
+        for g in guards:
+            if g.error is not None:
+                return InlineFuture(error=g.error, src=worker.party)
+        try:
+            return InlineFuture(worker.handle.emit(key), src=worker.party)
+        except CipherrayError as e:
+            return InlineFuture(error=e, src=worker.party)
+
+    def fetch(self, worker: Worker, key: int) -> Any:
+        if (worker.party, worker.index) in self._dead:
+            return InlineFuture(error=self._dead_error(worker, "get"))
+        try:
+            return InlineFuture(worker.handle.fetch(key))
+        except CipherrayError as e:
+            return InlineFuture(error=e)
 
     def get(self, futures: list, timeout: float, describe) -> list:
         out = []
@@ -142,12 +170,9 @@ class InlineBackend(Backend):
     def wait(self, futures: list, num_returns: int, timeout: float) -> tuple[list, list]:
         return list(futures[:num_returns]), list(futures[num_returns:])
 
-    def is_future(self, obj: Any) -> bool:
-        return isinstance(obj, InlineFuture)
-
     def call_worker(self, worker: Worker, method: str, timeout: float) -> Any:
         if (worker.party, worker.index) in self._dead:
-            raise PartyError(worker.party, method, "worker is dead")
+            raise self._dead_error(worker, method)
         return getattr(worker.handle, method)()
 
     def kill(self, party: str, index: int = 0) -> None:
@@ -157,11 +182,76 @@ class InlineBackend(Backend):
         self._workers.clear()
 
 
-def _fan(f: InlineFuture, n: int):
-    return f if n == 1 else [f] * n
+def _raise(e: BaseException) -> Any:
+    raise e
+
+
+def _failing_call(call: Call, error: BaseException) -> Call:
+    """A copy of `call` whose function raises `error`: the worker stores the failure
+    under the call's outputs, so later steps that use them fail the same way."""
+    return Call(_raise, call.step, call.step_id, (error,), {}, (), call.outputs, False, call.free)
 
 
 # ---------------------------------------------------------------- ray
+
+
+def _ray_worker_class():
+    """PartyWorker as a Ray actor: a message is an object the sender puts into the
+    object store itself (so the sender owns it and it stays on the sender's node until
+    the receiver pulls it); the receiver gets it with a timeout."""
+    import ray
+
+    class RayPartyWorker(PartyWorker):
+        def emit(self, key: int, guards: list) -> list:
+            if guards:
+                ray.get(guards)  # re-raises the failure of the step that made the value
+            return [ray.put(self._load(key, "send"))]
+
+        def resolve(self, call: Call, deps: tuple) -> tuple:
+            # the dependencies travel nested, so that Ray starts the step at once and the
+            # wait happens here, with a timeout and the late party's name
+            (refs,) = deps
+            if not refs:
+                return ()
+            ready, pending = ray.wait(refs, num_returns=len(refs), timeout=call.timeout_s)
+            if pending:
+                late = call.dep_parties[refs.index(pending[0])]
+                raise PartyTimeoutError(
+                    late, call.step, f"its message did not arrive within {call.timeout_s:g} s"
+                )
+            out = []
+            for ref, src in zip(refs, call.dep_parties):
+                try:
+                    out.append(ray.get(ref))
+                except ray.exceptions.RayTaskError as e:
+                    cause = getattr(e, "cause", None)
+                    if isinstance(cause, CipherrayError):
+                        raise cause from None
+                    raise PartyError(
+                        src, call.step, f"its message failed ({type(cause).__name__})"
+                    ) from None
+                except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as e:
+                    raise PartyError(
+                        src,
+                        call.step,
+                        f"its worker died or its message was lost ({type(e).__name__})",
+                    ) from None
+            return tuple(out)
+
+        def open_message(self, msg: Any, inbox: Inbox, call: Call) -> Any:
+            (ref,) = msg
+            try:
+                return ray.get(ref, timeout=call.timeout_s)
+            except ray.exceptions.GetTimeoutError as e:
+                raise PartyTimeoutError(
+                    inbox.src, call.step, f"its message did not arrive within {call.timeout_s:g} s"
+                ) from e
+            except (ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError) as e:
+                raise PartyError(
+                    inbox.src, call.step, f"its message was lost ({type(e).__name__})"
+                ) from None
+
+    return ray.remote(RayPartyWorker)
 
 
 class RayBackend(Backend):
@@ -178,7 +268,6 @@ class RayBackend(Backend):
         self._workers: dict[str, list[Worker]] = {}
         self._actor_party: dict[str, tuple[str, int]] = {}
         self._started_ray = False
-        self._remote_cls = None
 
     # -- start
     def _init_ray(self, specs: Sequence[PartySpec]) -> None:
@@ -228,7 +317,7 @@ class RayBackend(Backend):
     def start(self, specs: Sequence[PartySpec], network: NetworkModel | None) -> None:
         ray = self.ray
         self._init_ray(specs)
-        cls = ray.remote(PartyWorker)
+        cls = _ray_worker_class()
         pending = []
         for s in specs:
             group = []
@@ -259,14 +348,18 @@ class RayBackend(Backend):
     def workers(self, party: str) -> list[Worker]:
         return self._workers[party]
 
-    def submit(self, worker: Worker, call: Call, objects: list) -> Any:
-        method = worker.handle.run
-        if call.num_returns != 1:
-            method = method.options(num_returns=call.num_returns)
-        return method.remote(call, *objects)
+    def submit(self, worker: Worker, call: Call, deps: list) -> Any:
+        return worker.handle.run.remote(call, list(deps))
+
+    def emit(self, worker: Worker, key: int, guards: list) -> Any:
+        return worker.handle.emit.remote(key, list(guards))
+
+    def fetch(self, worker: Worker, key: int) -> Any:
+        return worker.handle.fetch.remote(key)
 
     def _translate(self, e: BaseException, describe, fut) -> BaseException:
         ray = self.ray
+        party, step = describe(fut)
         if isinstance(e, ray.exceptions.RayTaskError):
             cause = e.cause if hasattr(e, "cause") else None
             if isinstance(cause, CipherrayError):
@@ -274,35 +367,44 @@ class RayBackend(Backend):
             if isinstance(cause, ray.exceptions.RayActorError):
                 e = cause
             else:
-                party, step = describe(fut)
-                return PartyError(party, step, f"{type(cause).__name__}: {cause}")
+                return PartyError(party, step, f"{type(cause).__name__}")
         if isinstance(e, ray.exceptions.RayActorError):
             actor_id = getattr(e, "actor_id", None)
-            party, step = describe(fut)
             if actor_id and actor_id in self._actor_party:
                 dead_party, idx = self._actor_party[actor_id]
                 if dead_party != party:
                     return PartyError(
                         dead_party, step, f"worker {idx} died (its result was needed by '{party}')"
                     )
-                party = dead_party
+                return PartyError(party, step, f"worker {idx} died")
             return PartyError(party, step, "worker died")
+        if isinstance(e, ray.exceptions.ObjectLostError | ray.exceptions.OwnerDiedError):
+            return PartyError(party, step, f"a value it needed was lost ({type(e).__name__})")
+        if isinstance(e, ray.exceptions.TaskCancelledError):
+            return PartyTimeoutError(party, step, "cancelled after the timeout")
         return e
 
     def get(self, futures: list, timeout: float, describe) -> list:
         ray = self.ray
+        errors = (
+            ray.exceptions.RayTaskError,
+            ray.exceptions.RayActorError,
+            ray.exceptions.ObjectLostError,
+            ray.exceptions.TaskCancelledError,
+        )
         try:
             return ray.get(list(futures), timeout=timeout)
         except ray.exceptions.GetTimeoutError as e:
             _, pending = ray.wait(list(futures), num_returns=len(futures), timeout=0)
+            self.cancel(pending)
             party, step = describe(pending[0] if pending else futures[0])
             raise PartyTimeoutError(party, step, f"no answer within {timeout:g} s") from e
-        except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as e:
+        except errors as e:
             # find the future that failed to name its party and step
             for f in futures:
                 try:
                     ray.get(f, timeout=timeout)
-                except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as inner:
+                except errors as inner:
                     raise self._translate(inner, describe, f) from None
             raise self._translate(e, describe, futures[0]) from None
 
@@ -311,8 +413,12 @@ class RayBackend(Backend):
             list(futures), num_returns=num_returns, timeout=timeout, fetch_local=False
         )
 
-    def is_future(self, obj: Any) -> bool:
-        return isinstance(obj, self.ray.ObjectRef)
+    def cancel(self, futures: list) -> None:
+        for f in futures:
+            try:
+                self.ray.cancel(f)
+            except Exception:
+                pass
 
     def call_worker(self, worker: Worker, method: str, timeout: float) -> Any:
         ray = self.ray
@@ -320,6 +426,7 @@ class RayBackend(Backend):
         try:
             return ray.get(ref, timeout=timeout)
         except ray.exceptions.GetTimeoutError as e:
+            self.cancel([ref])
             raise PartyTimeoutError(worker.party, method, f"no answer within {timeout:g} s") from e
         except ray.exceptions.RayActorError as e:
             raise PartyError(worker.party, method, f"worker {worker.index} died") from e

@@ -1,8 +1,9 @@
-"""What the driver sends to a party worker for one step: `Call`, and argument packing.
+"""What the driver sends a party worker for one step: a `Call`, and argument packing.
 
 Refs inside the arguments (also nested in lists, tuples and dicts) are replaced by
-numbered slots; their backend objects travel as top-level arguments so the backend
-(Ray) resolves them before the worker runs.
+`Slot`s. Slot i is filled, at the worker, from `Call.sources[i]`: a value already in
+that worker's store (`Key`), or an inbound message (`Inbox`: the k-th dependency the
+backend resolved, from party `src`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,26 @@ class Slot:
         return (Slot, (self.i,))
 
 
-@dataclass
-class Inbound:
-    """A cross-party message delivered as argument slot `slot` from party `src`."""
+@dataclass(frozen=True)
+class Key:
+    """A value in the executing worker's store."""
 
-    slot: int
+    id: int
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """A message: dependency number `dep` of the call, sent by party `src` (counted in
+    the ledger as message `msg_id` under `tag` unless it moves within one party)."""
+
+    dep: int
     src: str
-    msg_id: int
-    tag: str
+    msg_id: int = 0
+    tag: str = ""
+
+    @property
+    def counted(self) -> bool:
+        return self.msg_id > 0
 
 
 @dataclass
@@ -40,27 +53,30 @@ class Call:
     step_id: int
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
-    inbound: tuple = ()
-    num_returns: int = 1
-    packed: bool = False
+    sources: tuple = ()  # Key | Inbox per slot
+    outputs: tuple = ()  # store ids of the results (one per return value)
+    eager: bool = False  # also return small results to the driver (it may read them)
+    free: tuple = ()  # store ids the driver no longer names
+    timeout_s: float = 300.0
+    dep_parties: tuple = ()  # the party each dependency comes from (for error messages)
 
 
-def pack(args: tuple, kwargs: dict, is_ref, to_object) -> tuple[tuple, dict, list, bool]:
-    """Replace refs by slots. Returns (args, kwargs, objects, any_ref)."""
-    objects: list = []
+def pack(args: tuple, kwargs: dict, is_ref, to_source) -> tuple[tuple, dict, list]:
+    """Replace refs by slots. Returns (args, kwargs, sources)."""
+    sources: list = []
 
     def leaf(v):
         if is_ref(v):
-            objects.append(to_object(v))
-            return Slot(len(objects) - 1)
+            sources.append(to_source(v))
+            return Slot(len(sources) - 1)
         return v
 
     new_args = tuple(_walk(a, leaf) for a in args)
     new_kwargs = {k: _walk(v, leaf) for k, v in kwargs.items()}
-    return new_args, new_kwargs, objects, bool(objects)
+    return new_args, new_kwargs, sources
 
 
-def unpack(args: tuple, kwargs: dict, values: tuple) -> tuple[tuple, dict]:
+def unpack(args: tuple, kwargs: dict, values: list) -> tuple[tuple, dict]:
     def leaf(v):
         return values[v.i] if type(v) is Slot else v
 
@@ -77,6 +93,27 @@ def _walk(v, leaf):
     return leaf(v)
 
 
-def receive(x: Any) -> Any:
-    """The step that makes a channel message a value of the receiving party."""
+def refs_in(args: tuple, kwargs: dict) -> list:
+    """Every non-plain leaf inside the arguments (refs, handles, ...), in order."""
+    found: list = []
+
+    def leaf(v):
+        if not isinstance(v, _PLAIN):
+            mod = type(v).__module__
+            if mod.startswith("cipherray.runtime") or mod.startswith("ray"):
+                found.append(v)
+        return v
+
+    for a in args:
+        _walk(a, leaf)
+    for v in kwargs.values():
+        _walk(v, leaf)
+    return found
+
+
+_PLAIN = (int, float, str, bytes, bool, type(None), complex)
+
+
+def identity(x: Any) -> Any:
+    """The step that makes a received message a value of the receiving party."""
     return x

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cipherray.runtime.config import PartySpec
+from cipherray.runtime.errors import ConfigError
 from cipherray.runtime.refs import PartyRef
+from cipherray.runtime.values import AGGREGATE, PUBLISHED
 
 if TYPE_CHECKING:  # pragma: no cover
     from cipherray.runtime.runtime import Runtime
@@ -36,15 +38,35 @@ class Party:
         return next(self._rr)
 
     def __call__(
-        self, fn: Callable, *, name: str | None = None, num_returns: int = 1
+        self,
+        fn: Callable,
+        *,
+        name: str | None = None,
+        num_returns: int = 1,
+        declare: str | None = None,
+        rows: int | None = None,
+        worker: int | None = None,
     ) -> Callable[..., Any]:
-        """Wrap `fn` to run here. `num_returns > 1` gives a tuple of PartyRefs."""
+        """Wrap `fn` to run here. `num_returns > 1` gives a tuple of PartyRefs.
+
+        The results are this party's values (provenance: this party and the owners of
+        the arguments). `declare="aggregate"` states that they are aggregates (of at
+        least `rows` rows, if given), e.g. counts per category: the owner's
+        declaration, which the policy's aggregate rules then use. `declare="public"`
+        publishes them: metadata such as column types or row counts that the owner
+        lets every party and the driver read. `worker` picks the worker of the pool
+        (default: the worker that holds the first argument, else round robin)."""
         if not callable(fn):
             raise TypeError(f"party {self.name}: expected a function, got {type(fn).__name__}")
+        if declare not in (None, AGGREGATE, PUBLISHED):
+            raise ConfigError(f"party {self.name}: declare must be None, 'aggregate' or 'public'")
+        if worker is not None and not 0 <= worker < self.spec.workers:
+            raise ConfigError(f"party {self.name}: worker must be in 0..{self.spec.workers - 1}")
         step = name or getattr(fn, "__name__", "fn")
+        rt = self._rt
 
         def remote(*args: Any, **kwargs: Any) -> Any:
-            return self._rt._run_at(self, fn, args, kwargs, step=step, num_returns=num_returns)
+            return rt._party_call(self, fn, args, kwargs, step, num_returns, declare, rows, worker)
 
         remote.__name__ = f"{self.name}.{step}"
         return remote
@@ -84,15 +106,15 @@ class Party:
         for item in items:
             if len(inflight) >= window:
                 head = inflight.popleft()
-                rt._wait_ready(head)
+                rt._wait(head._h)
                 if bar is not None:
                     bar.update()
                 yield head
-            ref = rt._run_at(self, fn, (item,), {}, step=f"map/{step}", worker=next(pool))
+            ref = rt._party_call(self, fn, (item,), {}, f"map/{step}", 1, None, None, next(pool))
             inflight.append(ref)
         while inflight:
             head = inflight.popleft()
-            rt._wait_ready(head)
+            rt._wait(head._h)
             if bar is not None:
                 bar.update()
             yield head

@@ -1,9 +1,16 @@
 """The Runtime: parties, locations, the channel, the ledger, the task graph, the audit.
 
-`cipherray.init(...)` returns a Runtime. Every call returns refs; the runtime submits
-one backend task per party step and records it in the task graph; every
-cross-party message is routed through `_channel_round`, which counts it in the
-ledger under the current protocol tag.
+`cipherray.init(...)` returns a Runtime. Every call returns refs. A step runs in one
+worker of a party and its results stay in that worker's store; the driver keeps
+handles (`values.Handle`). A value crosses to another worker or party only as a
+message that the sending worker puts into the object store itself and the receiving
+worker pulls: actor to actor, never through the driver. Messages between parties are
+counted in the ledger under the current protocol tag and recorded in the task graph.
+
+The public message API is `rt.send(ref, to=party, tag=...)` (policy-checked:
+declared protocol messages pass, anything else needs the owners' grants); reveals go
+through `ref.reveal_to(party)`, conversions through `ref.to(location)` (one table:
+conversions.py).
 """
 
 from __future__ import annotations
@@ -11,13 +18,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from cipherray.runtime.audit import AuditLog, Disclosure, DisclosurePolicy
-from cipherray.runtime.backends import Backend, make_backend
-from cipherray.runtime.call import Call, Inbound, pack, receive
+from cipherray.runtime import conversions
+from cipherray.runtime.backends import Backend, InlineBackend, make_backend
+from cipherray.runtime.call import Call, Inbox, Key, identity, pack, refs_in
 from cipherray.runtime.config import NetworkModel, parse_network, parse_parties
+from cipherray.runtime.encrypted import HE
 from cipherray.runtime.errors import (
     ConfigError,
     DisclosureError,
@@ -29,9 +38,30 @@ from cipherray.runtime.errors import (
 from cipherray.runtime.graph import StepNode, TaskGraph, TransferEdge
 from cipherray.runtime.ledger import Ledger
 from cipherray.runtime.party import Party
-from cipherray.runtime.refs import Obj, PartyRef, Ref, Transfer
+from cipherray.runtime.policy import AuditLog, Disclosure, DisclosurePolicy
+from cipherray.runtime.refs import PartyRef, Ref
+from cipherray.runtime.shared import MPC
+from cipherray.runtime.values import AGGREGATE, PUBLISHED, Handle, Meta
 
 DEFAULT_TIMEOUT_S = 300.0
+
+
+class Message:
+    """A value on its way from one party (or worker) to another: a counted channel
+    message when `msg_id` > 0, an uncounted move between workers of one party else."""
+
+    __slots__ = ("handle", "dst", "tag", "msg_id", "round", "future")
+
+    def __init__(self, handle: Handle, dst: str, tag: str, msg_id: int, rnd: int, future: Any):
+        self.handle = handle
+        self.dst = dst
+        self.tag = tag
+        self.msg_id = msg_id
+        self.round = rnd
+        self.future = future
+
+    def __reduce__(self):
+        raise TypeError("a message cannot be pickled: pass it to a step of its receiver")
 
 
 class Runtime:
@@ -44,10 +74,13 @@ class Runtime:
         backend: str = "ray",
         network: Any = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        driver_as: str | Sequence[str] | None = None,
     ):
         specs = parse_parties(parties)
         if not isinstance(timeout_s, int | float) or timeout_s <= 0:
             raise ConfigError(f"timeout_s must be a positive number, got {timeout_s!r}")
+        names = [s.name for s in specs]
+        self.driver_as = _parse_driver_as(driver_as, names)
         self.network: NetworkModel | None = parse_network(network)
         self.timeout_s = float(timeout_s)
         self._closed = False
@@ -59,10 +92,12 @@ class Runtime:
         self.graph = TaskGraph()
         self.graph._refresh = self._pull_stats
         self.audit = AuditLog()
-        self.policy = DisclosurePolicy()
+        self.policy = DisclosurePolicy(parties=tuple(names))
         self._ids = itertools.count(1)
         self._scope: list[str] = []
-        self._depth: dict[int, int] = {}  # step_id -> communication depth
+        self._receipts: dict[int, tuple[Any, int]] = {}  # value id -> (receipt future, index)
+        self._emitted: dict[int, Any] = {}  # value id -> message future (sent once, reused)
+        self._free: dict[tuple[str, int], list[int]] = defaultdict(list)
         self.started = time.time()
 
     # ------------------------------------------------------------ public
@@ -90,13 +125,11 @@ class Runtime:
         frac_bits: int = 16,
         dealer: Party | str | None = None,
         provider: Any = None,
-    ) -> Any:
+    ) -> MPC:
         """An MPC location: additive secret sharing over Z_2^64 among `parties`.
         `dealer` names a party that plays the trusted dealer of correlated randomness
         (Beaver triples) for multiplications; `provider` may also be "dealer",
         "paillier" (two members, no dealer) or a Provider object."""
-        from cipherray.runtime.mpc import MPC
-
         self._check_open()
         if len(parties) == 1 and isinstance(parties[0], list | tuple):
             parties = tuple(parties[0])
@@ -114,34 +147,77 @@ class Runtime:
             )
         return MPC(self, members, frac_bits, dealer=dealer_party, provider=provider)
 
-    def he(self, keyholder: Party | str, bits: int = 2048, insecure: bool = False) -> Any:
+    def he(self, keyholder: Party | str, bits: int = 2048, insecure: bool = False) -> HE:
         """An HE location: Paillier under a key pair generated inside `keyholder`'s actor
         (2048-bit n by default; smaller only with insecure=True, for tests)."""
-        from cipherray.runtime.he import HE
-
         self._check_open()
         return HE(self, self.party(keyholder), bits=bits, insecure=insecure)
 
     def get(self, ref: Any, timeout: float | None = None) -> Any:
-        """The value of a PartyRef (or a list/tuple of them). Shared or encrypted
-        values cannot be read: reveal them to a party first."""
+        """The value of a PartyRef (or a list/tuple of them) that the driver may read:
+        one revealed to a party, or any value at a party the driver runs as
+        (`init(..., driver_as=...)`). Anything else raises DisclosureError."""
         self._check_open()
         timeout = self.timeout_s if timeout is None else timeout
         single = not isinstance(ref, list | tuple)
         refs = [ref] if single else list(ref)
-        objs = []
         for r in refs:
-            if isinstance(r, PartyRef):
-                objs.append(r._obj)
-            elif isinstance(r, Ref):
-                raise DisclosureError(
-                    f"rt.get cannot read a {type(r).__name__}: its value is hidden from "
-                    "everyone; reveal it with .reveal_to(party) and read that PartyRef"
-                )
-            else:
-                raise TypeError(f"rt.get expects PartyRefs, got {type(r).__name__}")
-        values = self._get_objs(objs, timeout)
+            self._check_driver_reads(r)
+        values = self._read([r._h for r in refs], timeout)
         return values[0] if single else type(ref)(values) if isinstance(ref, tuple) else values
+
+    def wait(self, *refs: Ref, timeout: float | None = None) -> None:
+        """Wait until the steps that compute `refs` have finished (reads nothing; a
+        failed step raises its error here)."""
+        self._check_open()
+        handles: list[Handle] = []
+        for r in refs:
+            if isinstance(r, list | tuple):
+                self.wait(*r, timeout=timeout)
+                continue
+            if not isinstance(r, Ref):
+                raise TypeError(f"rt.wait expects refs, got {type(r).__name__}")
+            handles.extend(r._handles())
+        recs = [self._receipt(h) for h in handles]
+        futs = list(dict.fromkeys(f for f, _ in recs))
+        names = [(h.party, self._step_name(h)) for h in handles]
+        by = dict(zip([f for f, _ in recs], names))
+        self._backend.get(
+            futs, self.timeout_s if timeout is None else timeout,
+            self._describe(futs, [by[f] for f in futs]),
+        )  # fmt: skip
+
+    def send(self, ref: PartyRef, to: Party | str, tag: str) -> PartyRef:
+        """Send a party's value to another party as a protocol message (counted in the
+        ledger under `tag`, recorded in the graph and the audit). Allowed when `tag`
+        names a message that a registered protocol declares (`rt.protocol(...)`), or
+        when every owner of the value granted it to `to`; else DisclosureError."""
+        self._check_open()
+        if not isinstance(ref, PartyRef):
+            raise LocationError(
+                f"rt.send sends a party's value; got a {type(ref).__name__} (use .to or reveal_to)"
+            )
+        dst = self.party(to)
+        if dst.name == ref.party.name:
+            return ref
+        full = self._tag(tag)
+        d = Disclosure(
+            form="plaintext",
+            source=ref.party.name,
+            members=(ref.party.name,),
+            to=dst.name,
+            step=full,
+            tag=full,
+            meta=ref.meta,
+            protocol_message=self.policy.protocol_message(full),
+        )
+        self._authorise(d)
+        return self._deliver(ref, dst, tag, ref.meta.with_(revealed_to=dst.name))
+
+    def protocol(self, name: str, messages: dict[str, str]) -> None:
+        """Register protocol `name` and the messages it sends ({"blinded": "what it
+        discloses"}); `rt.send(..., tag="name/blinded")` is then allowed."""
+        self.policy.declare_protocol(name, messages)
 
     @contextlib.contextmanager
     def scope(self, tag: str) -> Iterator[None]:
@@ -151,6 +227,20 @@ class Runtime:
             yield
         finally:
             self._scope.pop()
+
+    @contextlib.contextmanager
+    def record_messages(self) -> Iterator[list]:
+        """Inline backend only, for security tests: collect every counted message as
+        (src, dst, tag, payload) while the block runs."""
+        backend = self._backend
+        if not isinstance(backend, InlineBackend):
+            raise ConfigError("record_messages needs backend='inline'")
+        sink: list = []
+        backend.recorder = sink
+        try:
+            yield sink
+        finally:
+            backend.recorder = None
 
     def kill_worker(self, party: str | Party, index: int = 0) -> None:
         """Fault injection: kill one worker of a party (tests, chaos drills)."""
@@ -164,6 +254,14 @@ class Runtime:
             for w in self._backend.workers(p.name)
         ]
 
+    def held(self, party: str | Party) -> int:
+        """How many values the workers of `party` hold now (freed values are gone)."""
+        self._flush_free(self.party(party).name)
+        return sum(
+            self._backend.call_worker(w, "held", self.timeout_s)
+            for w in self._backend.workers(self.party(party).name)
+        )
+
     def shutdown(self) -> None:
         if self._closed:
             return
@@ -172,6 +270,8 @@ class Runtime:
         except Exception:
             pass
         self._closed = True
+        self._receipts.clear()
+        self._emitted.clear()
         self._backend.shutdown()
 
     def __enter__(self) -> Runtime:
@@ -185,6 +285,7 @@ class Runtime:
         return f"<cipherray Runtime {state} parties={list(self._parties)}>"
 
     # ------------------------------------------------------------ internals
+    # (used by the runtime's own modules only: refs, locations, conversions, engine)
     def _check_open(self) -> None:
         if self._closed:
             raise ShutdownError("this cipherray runtime was shut down; call cipherray.init again")
@@ -192,50 +293,241 @@ class Runtime:
     def _tag(self, name: str) -> str:
         return "/".join([*self._scope, name]) if self._scope else name
 
-    def _step_name(self, obj: Obj) -> str:
-        node = self.graph.nodes.get(obj.step_id)
-        return node.step if node else f"step{obj.step_id}"
+    def _step_name(self, h: Handle) -> str:
+        node = self.graph.nodes.get(h.step_id)
+        return node.step if node else f"step{h.step_id}"
 
-    def _describe(self, objs: Sequence[Obj]) -> Callable[[Any], tuple[str, str]]:
-        by_future = {o.fut: o for o in objs}  # Ray ObjectRefs and inline futures hash
+    def _check_driver_reads(self, r: Any) -> None:
+        if isinstance(r, PartyRef):
+            m = r.meta
+            if m.revealed_to is not None or r.party.name in self.driver_as:
+                return
+            raise DisclosureError(
+                f"rt.get: the driver may not read {m.describe()} at party "
+                f"'{r.party.name}' (step '{self._step_name(r._h)}'): it reads values "
+                "revealed to a party, or a party's values with init(..., "
+                f"driver_as='{r.party.name}')"
+            )
+        if isinstance(r, Ref):
+            raise DisclosureError(
+                f"rt.get cannot read a {type(r).__name__}: its value is hidden from "
+                "everyone; reveal it with .reveal_to(party) and read that PartyRef"
+            )
+        raise TypeError(f"rt.get expects PartyRefs, got {type(r).__name__}")
+
+    def _authorise(self, d: Disclosure) -> str:
+        rule = self.policy.check(d)
+        self.audit.record(d, rule)
+        return rule
+
+    def _release(self, h: Handle) -> None:
+        """A handle was dropped: forget its receipt and have its worker free the value
+        with the worker's next call."""
+        if self._closed:
+            return
+        self._receipts.pop(h.id, None)
+        self._emitted.pop(h.id, None)
+        self._free[(h.party, h.worker)].append(h.id)
+
+    def _flush_free(self, party: str) -> None:
+        for i, w in enumerate(self._backend.workers(party)):
+            if self._free.get((party, i)):
+                self._step(self._parties[party], _nothing, (), step="free", worker=i)
+
+    def _describe(self, futs: Sequence[Any], names: Sequence[tuple[str, str]]):
+        by_future = {id(f): n for f, n in zip(futs, names)}
 
         def describe(fut: Any) -> tuple[str, str]:
-            o = by_future.get(fut)
-            if o is None:
-                return ("?", "?")
-            return (o.party, self._step_name(o))
+            return by_future.get(id(fut), ("?", "?"))
 
         return describe
 
-    def _get_objs(self, objs: Sequence[Obj], timeout: float) -> list:
-        futs = [o.fut for o in objs]
-        return self._backend.get(futs, timeout, self._describe(objs))
+    def _receipt(self, h: Handle) -> tuple[Any, int]:
+        try:
+            return self._receipts[h.id]
+        except KeyError:
+            raise ShutdownError(
+                "this value's runtime was shut down or the value was freed"
+            ) from None
 
-    def _wait_ready(self, ref: PartyRef) -> None:
-        ready, _ = self._backend.wait([ref._obj.fut], 1, self.timeout_s)
+    def _read(self, handles: Sequence[Handle], timeout: float) -> list:
+        """The values behind `handles`, for the driver (callers check the policy)."""
+        recs = [self._receipt(h) for h in handles]
+        futs = [f for f, _ in recs]
+        names = [(h.party, self._step_name(h)) for h in handles]
+        receipts = self._backend.get(futs, timeout, self._describe(futs, names))
+        out: list[Any] = [None] * len(handles)
+        fetch, fetch_at = [], []
+        for k, (h, rec, (_, idx)) in enumerate(zip(handles, receipts, recs)):
+            if rec.values is not None:
+                out[k] = rec.values[idx]
+            else:
+                worker = self._backend.workers(h.party)[h.worker]
+                fetch.append(self._backend.fetch(worker, h.id))
+                fetch_at.append(k)
+        if fetch:
+            got = self._backend.get(
+                fetch, timeout, self._describe(fetch, [names[k] for k in fetch_at])
+            )
+            for k, v in zip(fetch_at, got):
+                out[k] = v
+        return out
+
+    def _meta_of(self, h: Handle) -> tuple | None:
+        """(shape, dtype) of a value, from its step's receipt (waits for the step)."""
+        fut, idx = self._receipt(h)
+        (rec,) = self._backend.get(
+            [fut], self.timeout_s, self._describe([fut], [(h.party, self._step_name(h))])
+        )
+        return rec.metas[idx]
+
+    def _wait(self, h: Handle) -> None:
+        fut, _ = self._receipt(h)
+        ready, _ = self._backend.wait([fut], 1, self.timeout_s)
         if not ready:
+            self._backend.cancel([fut])
             raise PartyTimeoutError(
-                ref._obj.party, self._step_name(ref._obj), f"no answer within {self.timeout_s:g} s"
+                h.party, self._step_name(h), f"no answer within {self.timeout_s:g} s"
             )
 
-    def _channel_round(self, tag: str, sends: Sequence[tuple[Obj, str]]) -> list[Transfer]:
-        """One communication round: each (obj, dst) becomes a counted message.
+    def _messages(self, tag: str, sends: Sequence[tuple[Handle, str]]) -> list[Message]:
+        """One communication round: each (handle, dst party) becomes a counted message.
 
         All messages of one call travel concurrently; the round's number is 1 + the
-        deepest communication depth among the sending steps."""
+        deepest communication depth among the values sent."""
         tag = self._tag(tag)
-        rnd = 1 + max((self._depth.get(obj.step_id, 0) for obj, _ in sends), default=0)
+        rnd = 1 + max((h.depth for h, _ in sends), default=0)
         out, edges = [], []
-        for obj, dst in sends:
-            if obj.party == dst:
+        for h, dst in sends:
+            if h.party == dst:
                 raise LocationError("a channel message must go to another party")
             msg_id = next(self._ids)
-            out.append(Transfer(obj, dst, tag, msg_id, rnd))
-            edges.append((msg_id, obj.party, dst, rnd))
+            out.append(Message(h, dst, tag, msg_id, rnd, self._emit(h)))
+            edges.append((msg_id, h.party, dst, rnd))
         self.ledger.add_messages(tag, edges)
         return out
 
-    def _run_at(
+    def _emit(self, h: Handle) -> Any:
+        fut = self._emitted.get(h.id)
+        if fut is None:
+            self._receipt(h)  # the value must still be named
+            worker = self._backend.workers(h.party)[h.worker]
+            guards = [self._receipt(h)[0]] if h.guarded else []
+            fut = self._backend.emit(worker, h.id, guards)
+            self._emitted[h.id] = fut
+        return fut
+
+    def _deliver(self, ref: PartyRef, dst: Party, tag: str, meta: Meta) -> PartyRef:
+        """Move a party's value to `dst` as one counted message (policy already checked)."""
+        (msg,) = self._messages(tag, [(ref._h, dst.name)])
+        (h,) = self._step(
+            dst, identity, (msg,), step=f"{tag}/receive", eager=dst.name in self.driver_as
+        )
+        return PartyRef(self, h, dst, meta)
+
+    def _step(
+        self,
+        party: Party,
+        fn: Callable,
+        args: tuple,
+        kwargs: dict | None = None,
+        *,
+        step: str,
+        num_returns: int = 1,
+        worker: int | None = None,
+        location: str | None = None,
+        eager: bool = False,
+    ) -> list[Handle]:
+        """Submit one step at `party`: `fn(*args, **kwargs)` where refs, handles and
+        messages in the arguments become the values they name. Returns one handle per
+        result (the results stay in the worker's store)."""
+        self._check_open()
+        name = party.name
+        kwargs = kwargs or {}
+        deps: list[Any] = []
+        inputs: list[int] = []
+        transfers: list[Message] = []
+        guards: list[Any] = []
+        dep_parties: list[str] = []
+        full_step = self._tag(step)
+
+        def is_ref(v: Any) -> bool:
+            return isinstance(v, Ref | Handle | Message)
+
+        def to_handle(v: Any) -> Handle | Message:
+            if isinstance(v, PartyRef):
+                if v.party.name != name:
+                    raise LocationError(
+                        f"step '{full_step}' at party '{name}' was given a value that lives "
+                        f"at party '{v.party.name}'; move it with .to(...) first"
+                    )
+                return v._h
+            if isinstance(v, Ref):
+                raise LocationError(
+                    f"step '{full_step}' at party '{name}' was given a {type(v).__name__} "
+                    f"at {v.location!r}; only values at '{name}' can be used here"
+                )
+            if isinstance(v, Message):
+                if v.dst != name:
+                    raise LocationError(f"message {v.msg_id} is addressed to '{v.dst}'")
+                return v
+            if v.party != name:
+                raise LocationError(f"internal value of '{v.party}' used at '{name}'")
+            return v
+
+        resolved = []
+        p_args, p_kwargs, leaves = pack(args, kwargs, is_ref, lambda v: v)
+        for v in leaves:
+            resolved.append(to_handle(v))
+        if worker is None:
+            firsts = [v.worker for v in resolved if isinstance(v, Handle)]
+            worker = firsts[0] if firsts else party._next_worker()
+        depth = 0
+        sources = []
+        for v in resolved:
+            if isinstance(v, Message):
+                sources.append(Inbox(len(deps), v.handle.party, v.msg_id, v.tag))
+                deps.append(v.future)
+                dep_parties.append(v.handle.party)
+                transfers.append(v)
+                inputs.append(v.handle.step_id)
+                depth = max(depth, v.round)
+            elif v.worker == worker:
+                sources.append(Key(v.id))
+                inputs.append(v.step_id)
+                depth = max(depth, v.depth)
+                if v.guarded:
+                    guards.append((self._receipt(v)[0], v.party))
+            else:  # held by another worker of this party: an uncounted move
+                sources.append(Inbox(len(deps), name))
+                deps.append(self._emit(v))
+                dep_parties.append(name)
+                inputs.append(v.step_id)
+                depth = max(depth, v.depth)
+        for g, p in dict(guards).items():  # not arguments: they only carry a failure along
+            deps.append(g)
+            dep_parties.append(p)
+        step_id = next(self._ids)
+        out_ids = tuple(next(self._ids) for _ in range(num_returns))
+        free = tuple(self._free.pop((name, worker), ()))
+        call = Call(
+            fn, full_step, step_id, p_args, p_kwargs, tuple(sources), out_ids, eager, free,
+            self.timeout_s, tuple(dep_parties),
+        )  # fmt: skip
+        w = self._backend.workers(name)[worker]
+        fut = self._backend.submit(w, call, deps)
+        self.graph.add_step(StepNode(step_id, full_step, location or name, name, worker, inputs))
+        for t in transfers:
+            self.graph.add_transfer(
+                TransferEdge(t.msg_id, t.handle.step_id, step_id, t.handle.party, name, t.tag)
+            )
+        outs = []
+        for k, oid in enumerate(out_ids):
+            self._receipts[oid] = (fut, k)
+            outs.append(Handle(oid, name, worker, step_id, depth, self._release, bool(deps)))
+        return outs
+
+    def _party_call(
         self,
         party: Party,
         fn: Callable,
@@ -243,76 +535,40 @@ class Runtime:
         kwargs: dict,
         step: str,
         num_returns: int = 1,
+        declare: str | None = None,
+        rows: int | None = None,
         worker: int | None = None,
-        location: str | None = None,
     ) -> Any:
-        """Submit one step at `party`; returns a PartyRef (or a tuple of them)."""
-        self._check_open()
-        name = party.name
-        inbound: list[Inbound] = []
-        inputs: list[int] = []
-        transfers: list[Transfer] = []
-
-        def is_ref(v: Any) -> bool:
-            return isinstance(v, Ref | Obj | Transfer)
-
-        def to_object(v: Any) -> Any:
-            slot = len(inputs_objs)
-            if isinstance(v, PartyRef):
-                if v._party.name != name:
-                    raise LocationError(
-                        f"step '{step}' at party '{name}' was given a value that lives at "
-                        f"party '{v._party.name}'; move it with .to(...) first"
-                    )
-                v = v._obj
-            elif isinstance(v, Ref):
+        """`party(fn)(*args, **kwargs)`: the results are PartyRefs whose provenance is
+        this party plus the owners of the refs among the arguments."""
+        owners = {party.name}
+        for r in refs_in(args, kwargs):
+            if not isinstance(r, Ref):
                 raise LocationError(
-                    f"step '{step}' at party '{name}' was given a {type(v).__name__} at "
-                    f"{v.location!r}; only values at '{name}' can be used here"
+                    f"step '{self._tag(step)}' at party '{party.name}' was given an internal "
+                    f"{type(r).__name__}; pass refs"
                 )
-            if isinstance(v, Transfer):
-                if v.dst != name:
-                    raise LocationError(f"message {v.msg_id} is addressed to '{v.dst}'")
-                inbound.append(Inbound(slot, v.obj.party, v.msg_id, v.tag))
-                transfers.append(v)
-                inputs.append(v.obj.step_id)
-                inputs_objs.append(v.obj)
-                return v.obj.fut
-            if v.party != name:
-                raise LocationError(f"internal value of '{v.party}' used at '{name}'")
-            inputs.append(v.step_id)
-            inputs_objs.append(v)
-            return v.fut
-
-        inputs_objs: list[Obj] = []
-        if not kwargs and all(type(a) is PartyRef for a in args):
-            # fast path: positional refs of this party, resolved by the backend
-            objects, p_args, p_kwargs, packed = [to_object(a) for a in args], (), {}, False
+            owners |= r.meta.owners
+        if declare is None:
+            meta = Meta(frozenset(owners))
+        elif declare == PUBLISHED:
+            meta = Meta(frozenset(), AGGREGATE, None, None, revealed_to=PUBLISHED)
         else:
-            p_args, p_kwargs, objects, packed = pack(args, kwargs, is_ref, to_object)
-            if not packed:  # no refs at all: the arguments travel as they are
-                objects, p_args, p_kwargs = list(args), (), kwargs
-        step_id = next(self._ids)
-        depth = 0
-        for o in inputs_objs:
-            depth = max(depth, self._depth.get(o.step_id, 0))
-        for t in transfers:
-            depth = max(depth, t.round)
-        if depth:
-            self._depth[step_id] = depth
-        full_step = self._tag(step)
-        call = Call(fn, full_step, step_id, p_args, p_kwargs, tuple(inbound), num_returns, packed)
-        w_index = party._next_worker() if worker is None else worker
-        w = self._backend.workers(name)[w_index]
-        fut = self._backend.submit(w, call, objects)
-        self.graph.add_step(StepNode(step_id, full_step, location or name, name, w_index, inputs))
-        for t in transfers:
-            self.graph.add_transfer(
-                TransferEdge(t.msg_id, t.obj.step_id, step_id, t.obj.party, name, t.tag)
-            )
-        if num_returns == 1:
-            return PartyRef(self, Obj(fut, name, step_id), party)
-        return tuple(PartyRef(self, Obj(f, name, step_id), party) for f in fut)
+            meta = Meta(frozenset(owners), AGGREGATE, rows, None)
+        hs = self._step(
+            party, fn, args, kwargs, step=step, num_returns=num_returns, worker=worker,
+            eager=party.name in self.driver_as,
+        )  # fmt: skip
+        refs = tuple(PartyRef(self, h, party, meta) for h in hs)
+        return refs[0] if num_returns == 1 else refs
+
+    def _convert(self, ref: Ref, location: Any) -> Ref:
+        self._check_open()
+        return conversions.convert(self, ref, location)
+
+    def _reveal(self, ref: Ref, party: Party | str) -> PartyRef:
+        self._check_open()
+        return conversions.reveal(self, ref, self.party(party))
 
     def _pull_stats(self) -> None:
         if self._closed:
@@ -335,24 +591,19 @@ class Runtime:
                         if edge is not None:
                             edge.nbytes = nbytes
 
-    def _reveal_plaintext(self, ref: PartyRef, party: Party | str) -> PartyRef:
-        self._check_open()
-        dst = self.party(party)
-        if dst.name == ref.party.name:
-            return ref
-        d = Disclosure(
-            kind="plaintext",
-            source=ref.party.name,
-            members=(ref.party.name,),
-            to=dst.name,
-            step=self._step_name(ref._obj),
-            tag=self._tag("reveal"),
-            what=f"plaintext of '{ref.party.name}'",
-        )
-        rule = self.policy.check(d)
-        self.audit.record(d, rule)
-        (msg,) = self._channel_round("reveal", [(ref._obj, dst.name)])
-        return self._run_at(dst, receive, (msg,), {}, step="receive")
+
+def _nothing() -> None:
+    return None
+
+
+def _parse_driver_as(driver_as: Any, names: list[str]) -> frozenset[str]:
+    if driver_as is None:
+        return frozenset()
+    items = [driver_as] if isinstance(driver_as, str) else list(driver_as)
+    for p in items:
+        if p not in names:
+            raise ConfigError(f"driver_as names unknown party {p!r}; parties are {names}")
+    return frozenset(items)
 
 
 def init(
@@ -361,6 +612,7 @@ def init(
     backend: str = "ray",
     network: Any = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    driver_as: str | Sequence[str] | None = None,
 ) -> Runtime:
     """Start a cipherray job.
 
@@ -370,5 +622,14 @@ def init(
     backend   "ray" (default) or "inline" (same process, deterministic)
     network   None, "lan", "wan" or {"latency_ms": .., "bandwidth_mbps": ..}
     timeout_s every wait gives up after this many seconds with PartyTimeoutError
+    driver_as the party (or parties) the driver acts for: it may read their values
+              with rt.get; without it, only values revealed to some party
     """
-    return Runtime(parties, address=address, backend=backend, network=network, timeout_s=timeout_s)
+    return Runtime(
+        parties,
+        address=address,
+        backend=backend,
+        network=network,
+        timeout_s=timeout_s,
+        driver_as=driver_as,
+    )

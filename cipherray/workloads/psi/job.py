@@ -119,25 +119,22 @@ class _Job:
         self.bar = bar
         self.parties = [rt.party(p) for p in cfg.inputs]
         self.paths = dict(cfg.inputs)
+        rt.protocol("psi", PSI_MESSAGES)
 
     def _step(self, what: str) -> None:
         self.bar.set_postfix_str(what)
         self.bar.update()
 
     def _send(self, ref: Any, dst: Any, tag: str) -> Any:
-        """A protocol message (blinded points, positions, ciphertexts) to another party."""
-        rt = self.rt
-        (msg,) = rt._channel_round(f"psi/{tag}", [(ref._obj, dst.name)])
-        return rt._run_at(dst, _take, (msg,), {}, step=f"psi/{tag}")
+        """A protocol message (blinded points, positions, ciphertexts) to another party:
+        declared in PSI_MESSAGES, so the policy lets it pass."""
+        return self.rt.send(ref, to=dst, tag=f"psi/{tag}")
 
     def _chunked(self, party: Any, parts: tuple, key: Any, what: str) -> Any:
         """Blind the chunks on the party's workers (one chunk per worker, submitted at
         once so that both parties' chunks run concurrently), then join them."""
-        rt = self.rt
         outs = [
-            rt._run_at(
-                party, steps.blind_chunk, ((p, key),), {}, step=what, worker=i % party.workers
-            )
+            party(steps.blind_chunk, name=what, worker=i % party.workers)((p, key))
             for i, p in enumerate(parts)
         ]
         return party(steps.concat, name=f"{what}/concat")(*outs)
@@ -145,7 +142,10 @@ class _Job:
     def run(self) -> dict:
         rt, cfg = self.rt, self.cfg
         # 1. key types must agree
-        types = {p.name: p(steps.key_types)(self.paths[p.name], cfg.keys) for p in self.parties}
+        types = {
+            p.name: p(steps.key_types, declare="public")(self.paths[p.name], cfg.keys)
+            for p in self.parties
+        }
         got = {name: rt.get(ref) for name, ref in types.items()}
         first = self.parties[0].name
         for name, t in got.items():
@@ -168,7 +168,10 @@ class _Job:
             )
             for p in self.parties
         }  # fmt: skip
-        stats = {name: rt.get(rt.party(name)(steps.counts)(h)) for name, h in hashed.items()}
+        stats = {
+            name: rt.get(rt.party(name)(steps.counts, declare="public")(h))
+            for name, h in hashed.items()
+        }
         self._step("hashed")
         keys = {p.name: p(steps.new_key)() for p in self.parties}
         if len(self.parties) > 2:
@@ -203,7 +206,7 @@ class _Job:
             peer_double = d_b_at_a if r is a else d_a_at_b
             shuffled = s(steps.shuffle)(own_double)  # the sender hides the order
             at_r = self._send(shuffled, r, "double")
-            size = rt.get(r(steps.count)(at_r, peer_double))
+            size = rt.get(r(steps.count, declare="public")(at_r, peer_double))
             self._step("counted")
             report.update(size=size, receiver=r.name)
             self._step("done")
@@ -223,13 +226,13 @@ class _Job:
         self._step("matched")
         # 7. each learning party writes its own rows
         written = {
-            p.name: p(steps.write_rows)(
+            p.name: p(steps.write_rows, declare="public")(
                 self.paths[p.name], rows[p.name], cfg.out, p.name, cfg.chunksize
             )
             for p in learners
         }
         report["files"] = {name: rt.get(ref) for name, ref in written.items()}
-        report["size"] = int(rt.get(learners[0](len)(rows[learners[0].name])))
+        report["size"] = int(rt.get(learners[0](len, declare="public")(rows[learners[0].name])))
         report["learners"] = [p.name for p in learners]
         self._step("written")
         return report
@@ -250,7 +253,7 @@ class _Job:
             for i, owner in enumerate(parties):
                 holder, ref = cur[owner.name]
                 nxt = parties[(i + hop) % n]
-                moved = self._send(ref, nxt, f"ring{hop}")
+                moved = self._send(ref, nxt, f"ring/{hop}")
                 cur[owner.name] = (nxt, nxt(steps.ring_blind)(moved, keys[nxt.name]))
         self._step("ring")
         leader = parties[0]
@@ -264,11 +267,11 @@ class _Job:
         for p, pos in zip(parties, positions):
             at_p = pos if p is leader else self._send(pos, p, "positions")
             rows[p.name] = p(steps.rows_of)(at_p, perm[p.name], hashed[p.name])
-            written[p.name] = p(steps.write_rows)(
+            written[p.name] = p(steps.write_rows, declare="public")(
                 self.paths[p.name], rows[p.name], cfg.out, p.name, cfg.chunksize
             )
         files = {name: rt.get(ref) for name, ref in written.items()}
-        size = int(rt.get(leader(len)(rows[leader.name])))
+        size = int(rt.get(leader(len, declare="public")(rows[leader.name])))
         self._step("written")
         return {"mode": "intersection", "stats": stats, "files": files, "size": size,
                 "learners": [p.name for p in parties]}  # fmt: skip
@@ -292,7 +295,7 @@ class _Job:
         d_a_at_a = self._send(d_a, a, "double")
         m_b_at_a = self._send(m_b, a, "blinded_b")
         e_b_at_a = self._send(e_b, a, "ciphertexts")
-        c, size, r = a(isum.step3_match_and_sum, num_returns=3)(
+        c, size, r = a(isum.step3_match_and_sum, num_returns=3, declare="public")(
             d_a_at_a, m_b_at_a, e_b_at_a, keys[a.name], pk_at_a, True
         )
         self._step("summed")
@@ -301,14 +304,27 @@ class _Job:
         dec_at_a = self._send(dec, a, "masked_plain")
         scale = b(_scale_of)(enc)
         scale_at_a = self._send(scale, a, "scale")
-        total = a(isum.step5_unmask)(dec_at_a, r, scale_at_a)
+        total = a(isum.step5_unmask, declare="public")(dec_at_a, r, scale_at_a)
         self._step("done")
         return {"mode": "sum", "stats": stats, "sum": rt.get(total), "size": int(rt.get(size)),
                 "receiver": a.name}  # fmt: skip
 
 
-def _take(x: Any) -> Any:
-    return x
+PSI_MESSAGES = {
+    "salt": "the per-run salt (random, public to the parties)",
+    "blinded": "the sender's hashed identifiers under its secret key: pseudorandom",
+    "blinded_a": "A's blinded identifiers (intersection-sum)",
+    "blinded_b": "B's blinded identifiers (intersection-sum)",
+    "double": "identifiers under both keys: equal exactly for common identifiers",
+    "positions": "positions of the intersection in the receiver's shuffled order",
+    "ring": "blinded identifiers on their way round the ring (multi-party)",
+    "full": "identifiers under every party's key, to the leader (multi-party)",
+    "paillier_pk": "B's Paillier public key",
+    "ciphertexts": "B's values, Paillier-encrypted under B's key",
+    "masked_sum": "the encrypted sum plus A's random mask",
+    "masked_plain": "the masked sum, decrypted: uniform to A without its mask",
+    "scale": "the fixed-point scale of B's values (public)",
+}
 
 
 def _encode(values: Any) -> tuple:

@@ -41,9 +41,9 @@ def key_types(path: str, keys: list[str]) -> dict[str, str]:
         raise ValueError(f"{path}: cannot be parsed ({type(e).__name__}: {e})") from e
     missing = [k for k in keys if k not in head.columns]
     if missing:
-        raise KeyError(
-            f"{path}: key column(s) {missing} not found; columns are {list(head.columns)[:20]}"
-        )
+        # ValueError: the worker reports it as InputError naming party and step; the
+        # message names the missing key only, never the party's other columns
+        raise ValueError(f"{path}: key column(s) {missing} not found")
     if len(head) == 0:
         raise ValueError(f"{path}: empty input (no rows)")
     return identifiers.describe_key_types(head, keys)

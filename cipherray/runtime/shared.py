@@ -24,11 +24,11 @@ import numpy as np
 
 from cipherray.protocols import fixedpoint, linear
 from cipherray.protocols.mpc import common
-from cipherray.runtime.audit import Disclosure
-from cipherray.runtime.call import receive
+from cipherray.runtime.call import identity
 from cipherray.runtime.errors import ConfigError, LocationError
 from cipherray.runtime.party import Party
-from cipherray.runtime.refs import Obj, PartyRef, Ref
+from cipherray.runtime.refs import PartyRef, Ref
+from cipherray.runtime.values import COMPARE, PUBLIC, Handle, Meta, contracted, join, reduced
 
 if TYPE_CHECKING:  # pragma: no cover
     from cipherray.runtime.runtime import Runtime
@@ -89,7 +89,7 @@ class MPC:
     def engine(self) -> Any:
         """The protocols' Engine on this runtime (see protocols/mpc/engine.py)."""
         if self._engine is None:
-            from cipherray.runtime.mpc_engine import RuntimeEngine
+            from cipherray.runtime.engine import RuntimeEngine
 
             self._engine = RuntimeEngine(self)
         return self._engine
@@ -143,8 +143,8 @@ class MPC:
             for x in v:
                 self._check_member_value(x, step)
 
-    # -- conversions
-    def _convert_from_party(self, ref: PartyRef) -> SharedRef:
+    # -- conversions (called from conversions.py)
+    def share(self, ref: PartyRef) -> SharedRef:
         """Steps of `PartyRef.to(mpc)` (seed-compressed sharing, one round):
         1. the owner encodes to fixed point and splits: own share + one seed per member;
         2. each seed goes to its member through the channel (32 bytes);
@@ -153,34 +153,86 @@ class MPC:
         but the first, which receives its share itself)."""
         rt = self._rt
         owner = ref.party
-        outs = rt._run_at(
-            owner, linear.share_owner, (ref, len(self.parties), self.frac_bits), {},
+        outs = rt._step(
+            owner, linear.share_owner, (ref, len(self.parties), self.frac_bits),
             step="share", num_returns=len(self.parties), location=self.name,
         )  # fmt: skip
-        shares: dict[str, Obj] = {}
+        shares: dict[str, Handle] = {}
         if owner.name in self.names:  # the owner keeps the first output, its own share
-            shares[owner.name] = outs[0]._obj
+            shares[owner.name] = outs[0]
             receivers = [p for p in self.parties if p.name != owner.name]
             messages, expand = outs[1:], [linear.share_receiver] * len(receivers)
         else:  # a non-member owner keeps nothing: the first member gets the full share
             receivers, messages = list(self.parties), outs
-            expand = [receive] + [linear.share_receiver] * (len(receivers) - 1)
-        transfers = rt._channel_round(
-            "share", [(m._obj, p.name) for m, p in zip(messages, receivers)]
-        )
+            expand = [identity] + [linear.share_receiver] * (len(receivers) - 1)
+        transfers = rt._messages("share", [(m, p.name) for m, p in zip(messages, receivers)])
         for t, p, fn in zip(transfers, receivers, expand):
-            shares[p.name] = rt._run_at(p, fn, (t,), {}, step="share", location=self.name)._obj
-        return SharedRef(self, [shares[nm] for nm in self.names], 2**self.frac_bits)
+            (shares[p.name],) = rt._step(p, fn, (t,), step="share", location=self.name)
+        meta = ref.meta.with_(revealed_to=None)
+        return SharedRef(self, [shares[nm] for nm in self.names], 2**self.frac_bits, meta)
 
-    def concatenate(self, parts: Sequence[SharedRef], axis: int = 0) -> SharedRef:
-        parts = list(parts)
-        if not parts:
-            raise ValueError("concatenate needs at least one SharedRef")
-        for p in parts:
-            self._check_member_value(p, "concatenate")
-        scale = _lcm_all([p.scale for p in parts])
-        parts = [p._rescaled(scale) for p in parts]
-        return parts[0]._local(linear.concatenate, parts[1:], args=(axis,), scale=scale)
+    def public(self, value: Any) -> SharedRef:
+        """A public constant as a shared value (member 0 holds its encoding, the others
+        zeros): no messages, provenance public."""
+        arr = np.asarray(value, dtype=np.float64)
+        enc = fixedpoint.encode(arr, self.frac_bits, what="public constant")
+        pp = self.engine.local(_public_share, enc, step="public")
+        out = SharedRef(self, list(pp), 2**self.frac_bits, PUBLIC)
+        out._shape = tuple(arr.shape)
+        return out
+
+    def zeros(self, shape: Any) -> SharedRef:
+        """Shared zeros of a public shape (e.g. initial model weights)."""
+        return self.public(np.zeros(shape))
+
+    def open_at(self, x: SharedRef, dst: Party) -> PartyRef:
+        """Reconstruct `x` at `dst` (the policy was checked by the caller). One round:
+        every other member sends its share to `dst`, which adds and decodes."""
+        rt = self._rt
+        names = self.names
+        sends = [(h, dst.name) for h, nm in zip(x._shares, names) if nm != dst.name]
+        transfers = rt._messages("reveal", sends)
+        operands = list(transfers)
+        if dst.name in names:
+            operands = [x._shares[names.index(dst.name)], *transfers]
+        (h,) = rt._step(
+            dst, linear.reconstruct_decode, tuple(operands), {"scale": x.scale},
+            step="reveal", location=self.name, eager=dst.name in rt.driver_as,
+        )  # fmt: skip
+        return PartyRef(rt, h, dst, x.meta.with_(revealed_to=dst.name))
+
+
+def _public_share(i: int, enc: np.ndarray) -> np.ndarray:
+    return enc.copy() if i == 0 else np.zeros_like(enc)
+
+
+def _shape_after(shape: tuple | None, op: Callable[[np.ndarray], np.ndarray]) -> tuple | None:
+    """The shape `op` gives an array of `shape`, found on a zero-stride view (no data)."""
+    if shape is None:
+        return None
+    view = np.lib.stride_tricks.as_strided(np.zeros(1), shape, (0,) * len(shape))
+    return tuple(op(view).shape)
+
+
+def concatenate(parts: Sequence[SharedRef], axis: int = 0) -> SharedRef:
+    """Concatenate SharedRefs of one MPC location along `axis` (local, no messages)."""
+    parts = list(parts)
+    if not parts or not all(isinstance(p, SharedRef) for p in parts):
+        raise TypeError("concatenate expects a non-empty list of SharedRefs")
+    mpc = parts[0]._mpc
+    for p in parts:
+        mpc._check_member_value(p, "concatenate")
+    scale = _lcm_all([p.scale for p in parts])
+    parts = [p._rescaled(scale) for p in parts]
+    meta = join([p.meta for p in parts])
+    shapes = [p._shape for p in parts]
+    shape = None
+    if all(sh is not None for sh in shapes):
+        views = [np.lib.stride_tricks.as_strided(np.zeros(1), sh, (0,) * len(sh)) for sh in shapes]
+        shape = tuple(np.concatenate(views, axis=axis).shape)
+    return parts[0]._local(
+        linear.concatenate, parts[1:], args=(axis,), scale=scale, meta=meta, shape=shape
+    )
 
 
 def _lcm_all(xs: Sequence[int]) -> int:
@@ -195,16 +247,20 @@ class SharedRef(Ref):
 
     __array_priority__ = 1000  # numpy scalars/arrays defer to our reflected operators
 
-    def __init__(self, mpc: MPC, shares: list[Obj], scale: int):
+    def __init__(self, mpc: MPC, shares: list[Handle], scale: int, meta: Meta):
         self._mpc = mpc
         self._rt = mpc._rt
         self._shares = shares
         self.scale = int(scale)
+        self.meta = meta
         self._shape: tuple | None = None
 
     @property
     def location(self) -> MPC:
         return self._mpc
+
+    def _handles(self) -> list[Handle]:
+        return list(self._shares)
 
     def __repr__(self) -> str:
         shape = "" if self._shape is None else f", shape={self._shape}"
@@ -218,6 +274,8 @@ class SharedRef(Ref):
         args: tuple = (),
         scale: int | None = None,
         step: str | None = None,
+        meta: Meta | None = None,
+        shape: tuple | None = None,
     ) -> SharedRef:
         """Run `fn(i, share_i, other_shares_i..., *args)` at every member i (no messages),
         through the location's engine."""
@@ -225,7 +283,20 @@ class SharedRef(Ref):
         pp = self._mpc.engine.local(
             fn, self._pp, *[o._pp for o in others], *args, step=step or fn.__name__
         )
-        return SharedRef(self._mpc, list(pp), self.scale if scale is None else scale)
+        out = SharedRef(
+            self._mpc, list(pp), self.scale if scale is None else scale,
+            self.meta if meta is None else meta,
+        )  # fmt: skip
+        out._shape = shape
+        return out
+
+    def _same(self, scale: int | None = None, shares: list[Handle] | None = None) -> SharedRef:
+        out = SharedRef(
+            self._mpc, self._shares if shares is None else shares,
+            self.scale if scale is None else scale, self.meta,
+        )  # fmt: skip
+        out._shape = self._shape
+        return out
 
     def _rescaled(self, scale: int) -> SharedRef:
         if scale == self.scale:
@@ -234,8 +305,9 @@ class SharedRef(Ref):
         if rem:
             raise ValueError("internal: scale is not a multiple")
         return self._local(
-            common.mul_public_ring, args=(_ring_int(factor),), scale=scale, step="rescale"
-        )
+            common.mul_public_ring, args=(_ring_int(factor),), scale=scale, step="rescale",
+            shape=self._shape,
+        )  # fmt: skip
 
     def _aligned(self, other: SharedRef) -> tuple[SharedRef, SharedRef]:
         self._mpc._check_member_value(other, "align")
@@ -265,25 +337,40 @@ class SharedRef(Ref):
             return (arr.astype(np.int64) * np.int64(self.scale)).astype(np.uint64)
         return np.rint(scaled).astype(np.int64).astype(np.uint64)
 
-    # -- arithmetic
+    def _known_shape(self, other_shape: tuple | None) -> tuple | None:
+        return _bshape(self._shape, other_shape)
+
+    # -- arithmetic (linear: local, no messages)
     def __add__(self, other: Any) -> SharedRef:
         if isinstance(other, SharedRef):
             a, b = self._aligned(other)
-            return a._local(common.add, [b])
+            return a._local(
+                common.add, [b], meta=join([self.meta, other.meta]),
+                shape=_bshape(self._shape, other._shape),
+            )  # fmt: skip
         if isinstance(other, Ref):
             return NotImplemented
         enc = self._encode_public(other)
-        return self._local(common.add_public, args=(enc,), step="add_public")
+        return self._local(
+            common.add_public, args=(enc,), step="add_public",
+            shape=self._known_shape(np.shape(other)),
+        )  # fmt: skip
 
     __radd__ = __add__
 
     def __neg__(self) -> SharedRef:
-        return self._local(common.neg)
+        return self._local(common.neg, shape=self._shape)
+
+    def _shape_or_ask(self) -> tuple:
+        return self._shape if self._shape is not None else self.shape
 
     def __sub__(self, other: Any) -> SharedRef:
         if isinstance(other, SharedRef):
             a, b = self._aligned(other)
-            return a._local(common.sub, [b])
+            return a._local(
+                common.sub, [b], meta=join([self.meta, other.meta]),
+                shape=_bshape(self._shape, other._shape),
+            )  # fmt: skip
         if isinstance(other, Ref):
             return NotImplemented
         return self + (-np.asarray(other))
@@ -291,37 +378,30 @@ class SharedRef(Ref):
     def __rsub__(self, other: Any) -> SharedRef:
         return (-self) + other
 
+    def _mul_public_ring(self, m: Any, scale: int, shape: tuple | None) -> SharedRef:
+        return self._local(
+            common.mul_public_ring, args=(_ring_int(m),), scale=scale, step="mul_public",
+            shape=shape,
+        )  # fmt: skip
+
     def __mul__(self, other: Any) -> SharedRef:
         if isinstance(other, SharedRef):
-            return self._secure_mul(other)
+            return self._beaver("mul", other)
         if isinstance(other, Ref):
             return NotImplemented
         arr = fixedpoint.check_numeric(other, "public multiplier")
-        shape = _bshape(self._shape, arr.shape)
+        shape = self._known_shape(arr.shape)
         if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
             if arr.size and int(np.max(np.abs(arr.astype(np.int64)))) >= 2**31:
                 raise OverflowError("public integer multiplier too large for the ring")
-            out = self._local(common.mul_public_ring, args=(_ring_int(arr),), step="mul_public")
-            out._shape = shape
-            return out
+            return self._mul_public_ring(arr, self.scale, shape)
         if arr.ndim == 0:
             m, e = fixedpoint.encode_public_scalar(float(arr))
-            out = self._local(
-                common.mul_public_ring,
-                args=(_ring_int(m),),
-                scale=self.scale << e,
-                step="mul_public",
-            )
-            out._shape = shape
-            return out
+            return self._mul_public_ring(m, self.scale << e, shape)
         peak = float(np.max(np.abs(arr))) if arr.size else 0.0
         e = 0 if peak == 0 else max(0, 19 - int(np.floor(np.log2(peak))))
         m = np.rint(arr * 2.0**e).astype(np.int64)
-        out = self._local(
-            common.mul_public_ring, args=(_ring_int(m),), scale=self.scale << e, step="mul_public"
-        )
-        out._shape = shape
-        return out
+        return self._mul_public_ring(m, self.scale << e, shape)
 
     __rmul__ = __mul__
 
@@ -341,15 +421,20 @@ class SharedRef(Ref):
         if c == int(c) and abs(c) < 2**31:
             k = int(c)
             base = self if k > 0 else -self
-            return SharedRef(self._mpc, base._shares, self.scale * abs(k))
+            return base._same(scale=self.scale * abs(k))
         m, e = fixedpoint.encode_public_scalar(c)
         base = self if m > 0 else -self
         scaled = (
-            base._local(common.mul_public_ring, args=(_ring_int(2**e),), step="div_public")
+            base._local(
+                common.mul_public_ring,
+                args=(_ring_int(2**e),),
+                step="div_public",
+                shape=self._shape,
+            )  # fmt: skip
             if e
             else base
         )
-        return SharedRef(self._mpc, scaled._shares, self.scale * abs(m))
+        return scaled._same(scale=self.scale * abs(m))
 
     # -- secure operations (Beaver triples, truncation, comparisons): protocols/mpc
     @property
@@ -358,8 +443,8 @@ class SharedRef(Ref):
 
         return PerParty(self._shares)
 
-    def _wrap(self, pp: Any, shape: tuple | None) -> SharedRef:
-        out = SharedRef(self._mpc, list(pp), 2**self._mpc.frac_bits)
+    def _wrap(self, pp: Any, shape: tuple | None, meta: Meta) -> SharedRef:
+        out = SharedRef(self._mpc, list(pp), 2**self._mpc.frac_bits, meta)
         out._shape = None if shape is None else tuple(shape)
         return out
 
@@ -383,7 +468,7 @@ class SharedRef(Ref):
             )
         else:
             pp = truncation.divide_public(mpc.engine, self._pp, k, prov, shape=shape, tag="rescale")
-        return self._wrap(pp, shape)
+        return self._wrap(pp, shape, self.meta)
 
     def _operand(self, other: Any, what: str) -> SharedRef:
         self._mpc._check_member_value(other, what)
@@ -403,10 +488,11 @@ class SharedRef(Ref):
             mpc.engine, x._pp, y._pp, mpc.provider, x_shape=sx, y_shape=sy,
             frac_bits=mpc.frac_bits, tag=op,
         )  # fmt: skip
-        return self._wrap(pp, _bshape(sx, sy) if op == "mul" else matmul_shape(sx, sy))
-
-    def _secure_mul(self, other: SharedRef) -> SharedRef:
-        return self._beaver("mul", other)
+        if op == "mul":
+            return self._wrap(pp, _bshape(sx, sy), join([self.meta, other.meta]))
+        n = int(sy[0]) if len(sy) else 1
+        meta = contracted(self.meta, other.meta, len(sx), n)
+        return self._wrap(pp, matmul_shape(sx, sy), meta)
 
     def _public_matmul(self, w: Any, side: str) -> SharedRef:
         """x @ W (side "right") or W @ x ("left") for a public matrix W: local, then the
@@ -423,8 +509,13 @@ class SharedRef(Ref):
             mpc.engine, x._pp, w, prov, x_shape=sx, side=side, frac_bits=mpc.frac_bits,
             tag="matmul_public",
         )  # fmt: skip
-        shape = matmul_shape(sx, w.shape) if side == "right" else matmul_shape(w.shape, sx)
-        return self._wrap(pp, shape)
+        if side == "right":
+            shape = matmul_shape(sx, w.shape)
+            meta = contracted(self.meta, Meta(frozenset()), len(sx), int(w.shape[0]))
+        else:
+            shape = matmul_shape(w.shape, sx)
+            meta = contracted(Meta(frozenset()), self.meta, w.ndim, int(sx[0]) if sx else 1)
+        return self._wrap(pp, shape, meta)
 
     def __matmul__(self, other: Any) -> SharedRef:
         if isinstance(other, SharedRef):
@@ -454,9 +545,11 @@ class SharedRef(Ref):
         mpc = self._mpc
         x = self._normalised()
         sx = x.shape
+        metas = [self.meta]
         if isinstance(other, SharedRef):
             y = self._operand(other, name)
             yv, sy = y._pp, y.shape
+            metas.append(other.meta)
         elif isinstance(other, Ref):
             raise LocationError(f"cannot compare a SharedRef with a {type(other).__name__}")
         else:
@@ -464,16 +557,13 @@ class SharedRef(Ref):
             sy = yv.shape
         fn = getattr(compare, name)
         pp = fn(
-            mpc.engine,
-            x._pp,
-            yv,
-            mpc.provider,
-            x_shape=sx,
-            y_shape=sy,
-            frac_bits=mpc.frac_bits,
-            tag=name,
-        )
-        return self._wrap(pp, _bshape(sx, sy))
+            mpc.engine, x._pp, yv, mpc.provider, x_shape=sx, y_shape=sy,
+            frac_bits=mpc.frac_bits, tag=name,
+        )  # fmt: skip
+        meta = join(metas)
+        if meta.kind != "aggregate":
+            meta = meta.with_(kind=COMPARE)
+        return self._wrap(pp, _bshape(sx, sy), meta)
 
     def __lt__(self, other: Any) -> SharedRef:
         return self._compare("lt", other)
@@ -502,15 +592,10 @@ class SharedRef(Ref):
         x = self._normalised()
         shape = x.shape
         pp = getattr(mod, name)(
-            mpc.engine,
-            x._pp,
-            mpc.provider,
-            shape=shape,
-            frac_bits=mpc.frac_bits,
-            tag=name,
+            mpc.engine, x._pp, mpc.provider, shape=shape, frac_bits=mpc.frac_bits, tag=name,
             **kwargs,
-        )
-        return self._wrap(pp, shape)
+        )  # fmt: skip
+        return self._wrap(pp, shape, self.meta)
 
     def relu(self) -> SharedRef:
         """max(x, 0): one comparison and one multiplication."""
@@ -538,7 +623,19 @@ class SharedRef(Ref):
 
     # -- reductions and shape
     def sum(self, axis: Any = None) -> SharedRef:
-        return self._local(linear.ring_sum, args=(axis,), step="sum")
+        axes = None if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
+        shape = self.shape if self.meta.kind != "aggregate" and self.meta.owners else self._shape
+        meta = reduced(self.meta, axes, shape)
+        out_shape = None
+        if shape is not None:
+            out_shape = (
+                ()
+                if axes is None
+                else tuple(
+                    d for i, d in enumerate(shape) if i not in {a % len(shape) for a in axes}
+                )
+            )
+        return self._local(linear.ring_sum, args=(axis,), step="sum", meta=meta, shape=out_shape)
 
     def mean(self, axis: Any = None) -> SharedRef:
         shape = self.shape
@@ -554,15 +651,30 @@ class SharedRef(Ref):
     def __getitem__(self, key: Any) -> SharedRef:
         if isinstance(key, Ref):
             raise LocationError("indices must be public values, not refs")
-        return self._local(common.getitem, args=(key,), step="getitem")
+        meta = self.meta
+        if meta.kind != "aggregate" and not _keeps_leading_axis(key):
+            meta = meta.with_(row_axis=None)
+        shape = _shape_after(self._shape, lambda a: a[key])
+        return self._local(common.getitem, args=(key,), step="getitem", meta=meta, shape=shape)
 
     def reshape(self, *shape: Any) -> SharedRef:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
-        return self._local(linear.reshape, args=(tuple(shape),), step="reshape")
+        meta = self.meta if self.meta.kind == "aggregate" else self.meta.with_(row_axis=None)
+        out_shape = _shape_after(self._shape, lambda a: a.reshape(tuple(shape)))
+        return self._local(
+            linear.reshape, args=(tuple(shape),), step="reshape", meta=meta, shape=out_shape
+        )
 
     def transpose(self, *axes: Any) -> SharedRef:
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], tuple | list) else axes
-        return self._local(linear.transpose, args=(tuple(axes) or None,), step="transpose")
+        axes = tuple(axes) or None
+        meta = self.meta
+        if meta.kind != "aggregate" and meta.row_axis is not None:
+            shape = self._shape_or_ask()
+            order = tuple(reversed(range(len(shape)))) if axes is None else axes
+            meta = meta.with_(row_axis=list(order).index(meta.row_axis))
+        shape = _shape_after(self._shape, lambda a: a.transpose(axes))
+        return self._local(linear.transpose, args=(axes,), step="transpose", meta=meta, shape=shape)
 
     @property
     def T(self) -> SharedRef:
@@ -570,11 +682,10 @@ class SharedRef(Ref):
 
     @property
     def shape(self) -> tuple:
-        """The public shape (asks the first member once and caches it)."""
+        """The public shape (from the first member's step receipt; cached)."""
         if self._shape is None:
-            party = self._mpc.parties[0]
-            r = self._rt._run_at(party, linear.shape_of, (_as_ref(self, 0),), {}, step="shape")
-            self._shape = tuple(self._rt.get(r))
+            m = self._rt._meta_of(self._shares[0])
+            self._shape = tuple(m[0]) if m is not None else ()
         return self._shape
 
     @property
@@ -584,54 +695,14 @@ class SharedRef(Ref):
     def __len__(self) -> int:
         return self.shape[0]
 
-    # -- leaving the MPC location
-    def to(self, location: Any) -> Ref:
-        if isinstance(location, MPC) and location == self._mpc:
-            return self
-        if isinstance(location, Party):
-            raise LocationError(
-                f"a SharedRef moves to a party only by .reveal_to({location.name!r}), "
-                "which the disclosure policy checks"
-            )
-        conv = getattr(location, "_convert_from_shared", None)
-        if conv is None:
-            raise LocationError(f"cannot convert shares of {self._mpc.name} to {location!r}")
-        return conv(self)
 
-    def reveal_to(self, party: Party | str) -> PartyRef:
-        """Reconstruct the value at `party` (policy-checked and audited). One round:
-        every other member sends its share to `party`, which adds and decodes."""
-        rt = self._rt
-        rt._check_open()
-        dst = rt.party(party)
-        d = Disclosure(
-            kind="shared",
-            source=self._mpc.name,
-            members=self._mpc.names,
-            to=dst.name,
-            step=rt._tag("reveal"),
-            tag=rt._tag("reveal"),
-            what=f"shared value (scale {self.scale})",
-        )
-        rule = rt.policy.check(d)
-        rt.audit.record(d, rule)
-        names = self._mpc.names
-        sends = [(obj, dst.name) for obj, nm in zip(self._shares, names) if nm != dst.name]
-        transfers = rt._channel_round("reveal", sends)
-        if dst.name in names:
-            own = self._shares[names.index(dst.name)]
-            operands = [own, *transfers]
-        else:  # a non-member receiver gets every share
-            operands = transfers
-            operands = [operands[0], *operands[1:]]
-        return rt._run_at(
-            dst,
-            linear.reconstruct_decode,
-            tuple(operands),
-            {"scale": self.scale},
-            step="reveal",
-            location=self._mpc.name,
-        )
+def _keeps_leading_axis(key: Any) -> bool:
+    """Whether indexing with `key` keeps axis 0 as axis 0 (a slice or a row selection)."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    if isinstance(first, slice) or first is Ellipsis:
+        return True
+    arr = np.asarray(first) if not isinstance(first, int) else None
+    return arr is not None and arr.ndim == 1
 
 
 def _ring_int(m: Any) -> np.ndarray:
@@ -643,10 +714,3 @@ def _bshape(a: tuple | None, b: tuple | None) -> tuple | None:
     if a is None or b is None:
         return None
     return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
-
-
-def _as_ref(s: SharedRef, i: int) -> Obj:
-    return s._shares[i]
-
-
-SharedTensor = SharedRef
