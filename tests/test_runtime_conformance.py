@@ -56,7 +56,7 @@ def test_plaintext_never_moves_to_another_party(rt):
     assert x.to(a) is x
     with pytest.raises(cr.DisclosureError, match="cannot move to party 'b'"):
         x.to(b)
-    with pytest.raises(cr.DisclosureError, match="owner 'a' granted nothing"):
+    with pytest.raises(cr.DisclosureError, match="owner 'a' did not allow"):
         x.reveal_to(b)
 
 

@@ -71,8 +71,8 @@ def pack(args: tuple, kwargs: dict, is_ref, to_source) -> tuple[tuple, dict, lis
             return Slot(len(sources) - 1)
         return v
 
-    new_args = tuple(_walk(a, leaf) for a in args)
-    new_kwargs = {k: _walk(v, leaf) for k, v in kwargs.items()}
+    new_args = tuple(walk(a, leaf) for a in args)
+    new_kwargs = {k: walk(v, leaf) for k, v in kwargs.items()}
     return new_args, new_kwargs, sources
 
 
@@ -80,16 +80,16 @@ def unpack(args: tuple, kwargs: dict, values: list) -> tuple[tuple, dict]:
     def leaf(v):
         return values[v.i] if type(v) is Slot else v
 
-    return tuple(_walk(a, leaf) for a in args), {k: _walk(v, leaf) for k, v in kwargs.items()}
+    return tuple(walk(a, leaf) for a in args), {k: walk(v, leaf) for k, v in kwargs.items()}
 
 
-def _walk(v, leaf):
+def walk(v, leaf):
     """``leaf`` applied to every value inside lists, tuples and dicts (rebuilt as such)."""
     if type(v) in (list, tuple):
-        out = [_walk(x, leaf) for x in v]
+        out = [walk(x, leaf) for x in v]
         return out if type(v) is list else tuple(out)
     if type(v) is dict:
-        return {k: _walk(x, leaf) for k, x in v.items()}
+        return {k: walk(x, leaf) for k, x in v.items()}
     return leaf(v)
 
 
@@ -105,9 +105,9 @@ def refs_in(args: tuple, kwargs: dict) -> list:
         return v
 
     for a in args:
-        _walk(a, leaf)
+        walk(a, leaf)
     for v in kwargs.values():
-        _walk(v, leaf)
+        walk(v, leaf)
     return found
 
 

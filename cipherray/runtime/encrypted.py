@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cipherray.protocols import he_conversions as hc
-from cipherray.runtime.call import identity, refs_in
+from cipherray.runtime.call import identity, refs_in, walk
 from cipherray.runtime.errors import ConfigError, LocationError
 from cipherray.runtime.party import Party
 from cipherray.runtime.refs import PartyRef, Ref
@@ -320,10 +320,8 @@ class HECall:
         def swap(v: Any) -> Any:
             return v._h if isinstance(v, EncryptedRef) else v
 
-        from cipherray.runtime.call import _walk
-
-        new_args = tuple(_walk(a, swap) for a in args)
-        new_kwargs = {k: _walk(v, swap) for k, v in kwargs.items()}
+        new_args = tuple(walk(a, swap) for a in args)
+        new_kwargs = {k: walk(v, swap) for k, v in kwargs.items()}
         (h,) = rt._step(
             holder, _evaluate, (self.fn, step, *new_args), new_kwargs, step=f"he/{step}",
             location=he.name,

@@ -161,11 +161,10 @@ class DisclosurePolicy:
             rule = self._rule_for(owner, d)
             if rule is None:
                 raise DisclosureError(
-                    f"policy forbids: {d.meta.describe()} held at {d.source} would reach "
-                    f"'{d.to}' at step '{d.step}' ({d.form}); owner '{owner}' granted "
-                    f"nothing that allows it. Owner '{owner}' can allow it with "
-                    f"rt.policy.grant(owner='{owner}', to='{d.to}', allow=...) "
-                    "(no rule allows it)"
+                    f"owner '{owner}' did not allow {d.meta.describe()} (held at "
+                    f"{d.source}) to reach '{d.to}' in {d.form} at step '{d.step}': no "
+                    f"rule allows it; the owner can grant it with rt.policy.grant("
+                    f"owner='{owner}', to='{d.to}', allow=...)"
                 )
             used.append(rule)
         return "; ".join(dict.fromkeys(used)) if used else "own data"

@@ -330,7 +330,7 @@ class Runtime:
         self._free[(h.party, h.worker)].append(h.id)
 
     def _flush_free(self, party: str) -> None:
-        for i, w in enumerate(self._backend.workers(party)):
+        for i in range(len(self._backend.workers(party))):
             if self._free.get((party, i)):
                 self._step(self._parties[party], _nothing, (), step="free", worker=i)
 
