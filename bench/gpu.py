@@ -47,12 +47,15 @@ _kernels_only_package()
 T0 = time.perf_counter()
 BUDGET_S = 230.0  # stop starting new sections after this (the whole run must stay < 5 min)
 MONTMUL_BUDGET_S = 180.0  # stop timing further Montgomery variants after this
-# Montgomery variants checked and timed at 2048 and 4096 bits, the likeliest first ("fios",
-# "ptx_smem" and "cios" lost to "ptx" in the earlier H200 runs: bench/results/gpu-h200.json;
-# NVRTC takes 2-13 s per module here, f64x2s at 4096 bits the longest). "ptx" is the
-# measured reference; "pairs" is its aligned-pair rewrite and "pairs_sqr" that with a
-# dedicated squaring, neither run on a GPU yet. The fp64 squaring variants come early: their
-# row loops inside the modexp kernel (where the scalar multiplication runs) do not spill at
+# Montgomery variants checked and timed at 2048 and 4096 bits, the likeliest first; every
+# variant of bigint._VARIANTS but the portable "fios" (tests/test_kernel_bigint.py checks
+# that): these are the ones a gpu.json can make the default (CIPHERRAY_KERNEL_TUNING). "fios"
+# and "ptx_smem" lost to "ptx" in the first H200 run (git show
+# eae6045:bench/results/gpu-h200.json); "ptx_smem", "fios_smem" and "cios" (the kernel before
+# FIOS) are no longer in the library. NVRTC takes 2-13 s per module here, f64x2s at 4096 bits
+# the longest. "ptx" is the measured reference; "pairs" is its aligned-pair rewrite and
+# "pairs_sqr" that with a dedicated squaring. The fp64 squaring variants come early: their row
+# loops inside the modexp kernel (where the scalar multiplication runs) do not spill at
 # 4096 bits, while pairs_sqr's squaring spills twice as much there as in the montsqr kernel
 # (bench/kernel_static.py, last column).
 TIMED_VARIANTS = ("ptx", "f64x2s", "pairs_sqr", "f64s", "pairs", "f64x2", "f64")

@@ -1,16 +1,49 @@
-"""`cipherray run|bench|cluster ...` (also `python -m cipherray ...`)."""
+"""`cipherray run|bench|cluster ...` (also `python -m cipherray ...`).
+
+`cipherray run <workload>` has one subcommand per workload. A workload is a module that
+exposes ``add_arguments(parser)`` (its own options, plus the shared ones through
+:func:`add_runtime_arguments`) and ``main(args) -> int``; :data:`WORKLOADS` maps its name to
+that module, which is imported only when the workload is named on the command line (so
+``cipherray --help`` and ``cipherray run --help`` import no workload and never Ray).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
-def _network(value: str | None):
+@dataclass(frozen=True)
+class Workload:
+    module: str  # exposes add_arguments(parser) and main(args) -> int
+    summary: str  # the line `cipherray run --help` shows
+    aliases: tuple[str, ...] = ()
+
+
+# One entry per workload: `cipherray run <name>`.
+WORKLOADS: dict[str, Workload] = {
+    "stats": Workload(
+        "cipherray.workloads.stats",
+        "joint statistics of hospitals on secret shares",
+        aliases=("quickstart",),
+    ),
+    "psi": Workload(
+        "cipherray.workloads.psi.job",
+        "private set intersection of the parties' files",
+    ),
+}
+
+
+# -- options every workload shares ---------------------------------------------------------
+def network(value: str | None) -> Any:
+    """--network: None, a preset name ("lan", "wan") or a JSON dict."""
     if value is None:
         return None
     if value.startswith("{"):
@@ -18,114 +51,95 @@ def _network(value: str | None):
     return value
 
 
-def _cmd_run_quickstart(args: argparse.Namespace) -> int:
-    from cipherray.workloads.quickstart import QuickstartConfig, run
+def positive_int(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
-    cfg = QuickstartConfig(
-        hospitals=args.parties.split(","),
-        backend=args.backend,
-        address=args.address,
-        network=_network(args.network),
-        workers=args.workers or 1,
-        timeout_s=args.timeout,
-        progress=not args.no_progress,
-        graph=args.graph,
+
+def add_runtime_arguments(
+    parser: argparse.ArgumentParser, *, workers: int, graph: bool = True, report: bool = True
+) -> None:
+    """The options of the runtime a workload runs on: --backend, --address, --network,
+    --workers (default ``workers`` per party), --timeout, --no-progress, and where the
+    workload writes them, --graph (``graph``) and --json (``report``)."""
+    g = parser.add_argument_group("runtime")
+    g.add_argument("--backend", default="ray", choices=["ray", "inline"])
+    g.add_argument("--address", default=None, help="None: embedded Ray; 'auto' or ray://...")
+    g.add_argument("--network", default=None, help="lan, wan or a JSON dict")
+    g.add_argument(
+        "--workers", type=positive_int, default=workers, help=f"workers per party ({workers})"
     )
-    report = run(cfg)
-    first = cfg.hospitals[0]
-    print(f"Joint statistics of {len(cfg.hospitals)} hospitals, revealed to {first} only:\n")
-    print(report["result"].to_string(index=False))
-    print("\nLedger (what crossed between parties):")
-    print(report["ledger_text"])
-    print(
-        f"\nreveals audited: {report['reveals']}   backend: {report['backend']}   "
-        f"time: {report['seconds_total']:.2f} s (start-up {report['seconds_init']:.2f} s)"
-    )
-    if args.graph:
-        print(f"task graph written to {args.graph}")
-    if args.json:
-        out = {
-            "result": report["result"].to_dict(orient="records"),
-            "ledger": report["ledger"].to_dict(orient="records"),
-            "seconds_total": report["seconds_total"],
-            "seconds_init": report["seconds_init"],
-            "backend": report["backend"],
-        }
-        Path(args.json).write_text(json.dumps(out, indent=1))
-    return 0
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds before a wait fails")
+    g.add_argument("--no-progress", action="store_true")
+    if graph:
+        g.add_argument("--graph", default=None, help="write the task graph (.dot or .json)")
+    if report:
+        g.add_argument("--json", default=None, help="write the report as JSON")
 
 
-def _cmd_run_psi(args: argparse.Namespace) -> int:
-    from cipherray.workloads.psi.job import PsiConfig, PsiInputError, parse_inputs, run
+def runtime_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields add_runtime_arguments' options give (every workload config has them)."""
+    return {
+        "backend": args.backend,
+        "address": args.address,
+        "network": network(args.network),
+        "workers": args.workers,
+        "timeout_s": args.timeout,
+        "progress": not args.no_progress,
+    }
 
+
+def write_json(path: str, report: dict) -> None:
+    """--json: the report (NumPy scalars as Python numbers)."""
+
+    def plain(x: Any) -> Any:
+        return x.item() if hasattr(x, "item") else str(x)
+
+    Path(path).write_text(json.dumps(report, indent=1, default=plain))
+
+
+# -- `cipherray run` -------------------------------------------------------------------------
+class _WorkloadParser(argparse.ArgumentParser):
+    """A workload's subcommand: its module is imported, and its options added, only when
+    this parser parses or prints help."""
+
+    def __init__(self, *args: Any, workload: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._workload = workload
+
+    def _load(self) -> None:
+        if self._workload is not None:
+            name, self._workload = self._workload, None
+            importlib.import_module(WORKLOADS[name].module).add_arguments(self)
+            self.set_defaults(workload=name)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._load()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._load()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._load()
+        return super().format_usage()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from cipherray.runtime.errors import CipherrayError
+
+    module = importlib.import_module(WORKLOADS[args.workload].module)
     try:
-        inputs = parse_inputs(args.input or [])
-        normalize = _parse_normalize(args.normalize)
-        cfg = PsiConfig(
-            inputs=inputs,
-            keys=args.key or [],
-            out=args.out,
-            mode=args.mode,
-            value=args.value,
-            receiver=args.receiver,
-            normalize=normalize,
-            strict=args.strict,
-            workers=args.workers or 2,
-            backend=args.backend,
-            address=args.address,
-            network=_network(args.network),
-            timeout_s=args.timeout,
-            progress=not args.no_progress,
-        )
-        report = run(cfg)
-    except PsiInputError as e:
-        print(f"cipherray psi: {e}", file=sys.stderr)
-        return 2
-    stats = report["stats"]
-    for party, st in stats.items():
-        print(
-            f"{party}: {st['rows']:,} rows, {st['identifiers']:,} identifiers "
-            f"({st['missing']:,} missing dropped, {st['duplicates']:,} duplicates)"
-        )
-    if report["mode"] == "intersection":
-        print(
-            f"intersection: {report['size']:,} identifiers, known to {', '.join(report['learners'])}"
-        )
-        for party, path in report["files"].items():
-            print(f"  {party} -> {path}")
-    elif report["mode"] == "cardinality":
-        print(f"intersection size: {report['size']:,} (known to {report['receiver']} only)")
-    else:
-        print(
-            f"intersection sum of {args.value}: {report['sum']} over {report['size']:,} "
-            f"identifiers (known to {report['receiver']} only)"
-        )
-    print("\nLedger (what crossed between parties):")
-    print(report["ledger_text"])
-    print(f"\ntime: {report['seconds']:.2f} s")
-    return 0
+        return module.main(args)
+    except CipherrayError as e:
+        print(f"cipherray {args.workload}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
-def _parse_normalize(items: list[str] | None):
-    """["phone=digits", "name=strip,casefold"] -> {"phone": [...]}; ["strip"] -> all keys."""
-    if not items:
-        return None
-    per_key: dict[str, list[str]] = {}
-    everywhere: list[str] = []
-    for item in items:
-        if "=" in item:
-            k, ops = item.split("=", 1)
-            per_key.setdefault(k, []).extend(o for o in ops.split(",") if o)
-        else:
-            everywhere.extend(o for o in item.split(",") if o)
-    if per_key and everywhere:
-        raise SystemExit("--normalize: use either KEY=OPS or OPS for all keys, not both")
-    return per_key or everywhere
-
-
-WORKLOADS = {"quickstart": _cmd_run_quickstart, "psi": _cmd_run_psi}
-
-
+# -- `cipherray bench`, `cipherray cluster` --------------------------------------------------
 def _cmd_bench(args: argparse.Namespace) -> int:
     script = Path(args.bench_dir) / f"{args.name}.py"
     if not script.exists():
@@ -144,33 +158,38 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cipherray", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="cipherray", description="cipherray: privacy computing on Ray."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="run a workload")
-    r.add_argument("workload", choices=sorted(WORKLOADS))
-    r.add_argument("--parties", default="h1,h2,h3", help="quickstart: comma-separated names")
-    r.add_argument("--address", default=None, help="None: embedded Ray; 'auto' or ray://...")
-    r.add_argument("--backend", default="ray", choices=["ray", "inline"])
-    r.add_argument("--network", default=None, help="lan, wan or a JSON dict")
-    r.add_argument("--workers", type=int, default=None, help="workers per party")
-    r.add_argument("--timeout", type=float, default=120.0, help="seconds before a wait fails")
-    r.add_argument("--graph", default=None, help="write the task graph (.dot or .json)")
-    r.add_argument("--json", default=None, help="write the report as JSON")
-    r.add_argument("--no-progress", action="store_true")
-    psi = r.add_argument_group("psi")
-    psi.add_argument("--input", action="append", help="PARTY=FILE (CSV or Parquet), repeat")
-    psi.add_argument("--key", action="append", help="key column, repeat for composite keys")
-    psi.add_argument("--out", default="psi_out", help="output folder")
-    psi.add_argument(
-        "--mode", default="intersection", choices=["intersection", "cardinality", "sum"]
+    width = max(len(", ".join((n, *w.aliases))) for n, w in WORKLOADS.items()) + 2
+    listing = "".join(
+        f"\n  {', '.join((n, *w.aliases)):<{width}}{w.summary}" for n, w in WORKLOADS.items()
     )
-    psi.add_argument("--value", default=None, help="value column for --mode sum")
-    psi.add_argument("--receiver", default=None, help="the only party that learns the result")
-    psi.add_argument(
-        "--normalize", action="append", help="strip, casefold, digits: OPS or KEY=OPS (repeat)"
+    r = sub.add_parser(
+        "run",
+        help="run a workload",
+        usage="%(prog)s [-h] WORKLOAD [options]",
+        description="Run a workload; `cipherray run WORKLOAD --help` lists its options.\n\n"
+        f"workloads:{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    psi.add_argument("--strict", action="store_true", help="missing key values are an error")
+    workloads = r.add_subparsers(
+        dest="workload_name",
+        metavar="WORKLOAD",
+        required=True,
+        help=argparse.SUPPRESS,  # listed in the description, one line each
+        parser_class=_WorkloadParser,
+    )
+    for name, w in WORKLOADS.items():
+        workloads.add_parser(
+            name,
+            aliases=list(w.aliases),
+            prog=f"{r.prog} {name}",  # not the usage line above
+            description=w.summary,
+            workload=name,
+        )
 
     b = sub.add_parser("bench", help="run a benchmark script from bench/")
     b.add_argument("name")
@@ -187,13 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
-        from cipherray.runtime.errors import CipherrayError
-
-        try:
-            return WORKLOADS[args.workload](args)
-        except CipherrayError as e:
-            print(f"cipherray {args.workload}: {type(e).__name__}: {e}", file=sys.stderr)
-            return 1
+        return _cmd_run(args)
     if args.command == "bench":
         return _cmd_bench(args)
     return _cmd_cluster(args)

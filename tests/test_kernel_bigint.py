@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import random
+from pathlib import Path
 
 import gmpy2
 import numpy as np
@@ -192,24 +194,9 @@ def test_rejects_bad_moduli():
         bi.MontContext(2**4097 + 1, "host")
 
 
-@pytest.mark.parametrize(
-    "variant",
-    [
-        "fios",
-        "cios",
-        "fios_smem",
-        "ptx",
-        "ptx_smem",
-        "pairs",
-        "pairs_sqr",
-        "f64",
-        "f64x2",
-        "f64s",
-        "f64x2s",
-    ],
-)
+@pytest.mark.parametrize("variant", sorted(bi._VARIANTS))
 def test_variants_agree(variant):
-    # on the host "ptx*" and "*_smem" compile to the portable core; "cios" and "f64" are their
+    # on the host "ptx" compiles to the portable core ("fios"); "pairs*" and "f64*" are their
     # own code
     for bits in (2048, 4096):
         m = _modulus(bits)
@@ -292,9 +279,9 @@ def test_auto_variant_device_class(monkeypatch):
     assert ctx.variant == "f64x2s" and ctx.R == 1 << bi.mont_r_bits(128, "f64x2s")
     a = [RNG.randrange(m) for _ in range(5)]
     assert list(ctx.get(ctx.mulmod(ctx.put(a), ctx.put(a)))) == [x * x % m for x in a]
-    monkeypatch.setenv(bi.VARIANT_ENV, "cios")
-    assert bi.auto_variant(128, FullFp64Gpu()) == "cios"
-    assert bi.MontContext(m, "host").variant == "cios"
+    monkeypatch.setenv(bi.VARIANT_ENV, "fios")
+    assert bi.auto_variant(128, FullFp64Gpu()) == "fios"
+    assert bi.MontContext(m, "host").variant == "fios"
     monkeypatch.setenv(bi.VARIANT_ENV, "f65")
     with pytest.raises(ValueError, match=bi.VARIANT_ENV):
         bi.MontContext(m, "host")
@@ -333,3 +320,14 @@ def test_kernel_f64_montgomery(bits, variant):
     c = [RNG.randrange(m * m) for _ in range(4)]
     got = ctx.get(ctx.reduce_wide(ctx.put(c, limbs=2 * ctx.limbs)))
     assert list(got) == [x % m for x in c]
+
+
+def test_every_variant_can_be_a_default():
+    """The library keeps a Montgomery variant only if it is a default somewhere or one that
+    bench/gpu.py times and may write into the tuning file (CIPHERRAY_KERNEL_TUNING); "fios" is
+    the portable core, the host build of "ptx"."""
+    gpu_py = (Path(__file__).resolve().parents[1] / "bench" / "gpu.py").read_text()
+    (line,) = [ln for ln in gpu_py.splitlines() if ln.startswith("TIMED_VARIANTS = ")]
+    timed = set(ast.literal_eval(line.split("=", 1)[1].strip()))
+    defaults = {*bi.DEFAULT_VARIANT.values(), bi.INTEGER_FALLBACK_VARIANT, "fios"}
+    assert set(bi._VARIANTS) == timed | defaults

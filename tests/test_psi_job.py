@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -154,10 +155,20 @@ def test_cli_psi(files):
     cmd = [sys.executable, "-m", "cipherray", "run", "psi", "--input", f"bank={p['bank']}",
            "--input", f"insurer={p['insurer']}", "--key", "phone", "--normalize", "phone=digits",
            "--out", str(files["out"]), "--backend", "inline", "--no-progress"]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    report, dot = files["out"].parent / "report.json", files["out"].parent / "graph.dot"
+    out = subprocess.run(
+        [*cmd, "--json", str(report), "--graph", str(dot)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "intersection:" in out.stdout and "Ledger" in out.stdout
     assert (files["out"] / "bank.csv").exists() and (files["out"] / "insurer.parquet").exists()
+    written = json.loads(report.read_text())
+    assert written["mode"] == "intersection" and written["learners"] == ["bank", "insurer"]
+    assert written["size"] == len(pd.read_csv(files["out"] / "bank.csv"))
+    assert dot.read_text().startswith("digraph")
     dup = subprocess.run(
         cmd[:7] + ["--input", "bank=x.csv"] + cmd[7:], capture_output=True, text=True
     )

@@ -7,8 +7,8 @@ number of all-zero results (small-order inputs, which callers must reject as
 ``cryptography`` does). The output equals ``cryptography``'s
 ``X25519PrivateKey.from_private_bytes(scalar).exchange(...)`` bit for bit (RFC 7748
 vectors and random inputs in the tests); the ladder is constant time (masked swaps, no
-secret-dependent branch or index). About 4x OpenSSL's X25519 per core on this project's
-reference CPU.
+secret-dependent branch or index). How it compares with OpenSSL: the README's Performance
+section.
 
 ``available()`` says whether it can run here (see :mod:`._native`).
 """

@@ -278,8 +278,8 @@ def precompile(
 ) -> dict:
     """Compile the modules ``(source, defines)`` side by side in worker processes into the
     on-disk caches (CuPy's kernel cache for "gpu", ours for "host"), so that this process's
-    first launches load them instead of compiling them one after another (NVRTC: 2-13 s per
-    4096-bit module). The workers are spawned, not forked, so each makes its own CUDA context.
+    first launches load them instead of compiling them one after another (NVRTC takes
+    seconds per 4096-bit module). The workers are spawned, not forked, so each makes its own CUDA context.
     Returns seconds per module, the wall time and the errors; a module that failed or was not
     done within ``timeout`` only compiles later, on first use."""
     import concurrent.futures as cf

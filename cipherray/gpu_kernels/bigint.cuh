@@ -216,7 +216,7 @@ CR_HD void mont_finish(uint64_t* out, int ldo, const uint32_t* t, const uint64_t
 // Variant "f64": Montgomery multiplication on the fp64 units, R = 2^(52 ceil(32 N / 52)).
 #include "bigint_f64.cuh"
 
-#elif !defined(CR_CIOS)
+#else
 // Montgomery multiplication out = a * b * R^-1 mod m (fully reduced when a * b < R * m).
 // GPU, N >= CR_SMEM_MIN (128): the accumulator (N + 1 registers) leaves no room for a and m, so a is first
 // copied into this thread's column of a shared-memory block and streamed from there, and
@@ -262,63 +262,6 @@ CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
   mont_core<N, 0, false>(t, a, lda, b, ldb, m, minv);
 #endif
   mont_finish<N>(out, ldo, t, m);
-}
-
-#else  // CR_CIOS: the previous variant (separate product / reduction chains), for comparison
-// CIOS Montgomery multiplication. The accumulator t[] only has compile-time indices (the inner
-// loops unroll on the GPU), so it lives in registers; a[] (read once per row of b) is the
-// coalesced operand; b[] is read once per pair of rows; m[] is uniform across threads.
-template <int N>
-CR_HD_NOINLINE void mont_mul(uint64_t* out, int ldo, const uint64_t* a, int lda,
-                             const uint64_t* b, int ldb, const uint64_t* __restrict__ m,
-                             uint32_t minv) {
-  const int W = N / 2;
-  uint32_t t[N + 2];
-  CR_UNROLL
-  for (int j = 0; j < N + 2; j++) t[j] = 0;
-  CR_NOUNROLL
-  for (int ib = 0; ib < W; ib++) {
-    const uint64_t bv = b[(cr_idx)ib * ldb];
-    CR_UNROLL
-    for (int h = 0; h < 2; h++) {
-      const uint64_t bi = h ? CR_HI(bv) : CR_LO(bv);
-      uint64_t c = 0, s;
-      CR_UNROLL
-      for (int k = 0; k < W; k++) {
-        const uint64_t av = a[(cr_idx)k * lda];
-        s = (uint64_t)t[2 * k] + CR_LO(av) * bi + c;
-        t[2 * k] = (uint32_t)s;
-        c = s >> 32;
-        s = (uint64_t)t[2 * k + 1] + CR_HI(av) * bi + c;
-        t[2 * k + 1] = (uint32_t)s;
-        c = s >> 32;
-      }
-      s = (uint64_t)t[N] + c;
-      t[N] = (uint32_t)s;
-      t[N + 1] = (uint32_t)(s >> 32);
-      const uint64_t u = (uint32_t)(t[0] * minv);
-      const uint64_t m0 = m[0];
-      s = (uint64_t)t[0] + u * CR_LO(m0);
-      c = s >> 32;
-      s = (uint64_t)t[1] + u * CR_HI(m0) + c;
-      t[0] = (uint32_t)s;
-      c = s >> 32;
-      CR_UNROLL
-      for (int k = 1; k < W; k++) {
-        const uint64_t mv = m[k];
-        s = (uint64_t)t[2 * k] + u * CR_LO(mv) + c;
-        t[2 * k - 1] = (uint32_t)s;
-        c = s >> 32;
-        s = (uint64_t)t[2 * k + 1] + u * CR_HI(mv) + c;
-        t[2 * k] = (uint32_t)s;
-        c = s >> 32;
-      }
-      s = (uint64_t)t[N] + c;
-      t[N - 1] = (uint32_t)s;
-      t[N] = t[N + 1] + (uint32_t)(s >> 32);
-    }
-  }
-  mont_finish<N>(out, ldo, t, m);  // final conditional subtraction (branch-free)
 }
 
 #endif

@@ -53,21 +53,19 @@ _SIG = {
 }
 
 
-# Montgomery multiplication variants (compile-time switches of bigint.cuh): "fios" (default),
-# "cios" (separate product / reduction passes), "fios_smem" (shared-memory streaming of the
-# a operand already from 2048-bit moduli on, instead of 4096-bit), "ptx" / "ptx_smem" (GPU
-# only: the rows as PTX carry chains; on the host these are the same as "fios"), "pairs"
+# Montgomery multiplication variants (compile-time switches of bigint.cuh): "fios" (the
+# portable rows, 32-bit limbs: the host build of "ptx", and the variant of limb counts that
+# DEFAULT_VARIANT does not list), "ptx" (GPU: the rows as PTX carry chains), "pairs"
 # (bigint_pairs.cuh: carry chains whose fused products all land on aligned register pairs,
-# the others as mul.wide + add chain; the host build runs the same chains), "f64"
-# (bigint_f64.cuh: 52-bit limbs on the fp64 units; Montgomery radix 2^(52 ceil(32 L / 52))
-# instead of 2^(32 L), see mont_r_bits), "f64x2" (the same, two rows of b per pass over a, m),
-# "f64s" / "f64x2s" (those with a dedicated squaring: each cross product once).
+# the others as mul.wide + add chain; the host build runs the same chains), "pairs_sqr"
+# ("pairs" with a dedicated squaring), "f64" (bigint_f64.cuh: 52-bit limbs on the fp64 units;
+# Montgomery radix 2^(52 ceil(32 L / 52)) instead of 2^(32 L), see mont_r_bits), "f64x2" (the
+# same, two rows of b per pass over a, m), "f64s" / "f64x2s" (those with a dedicated squaring:
+# each cross product once). bench/gpu.py times every variant but "fios" and may choose any of
+# them (gpu_kernels/README.md, "Montgomery variants").
 _VARIANTS = {
     "fios": (),
-    "cios": (("CR_CIOS", 1),),
-    "fios_smem": (("CR_SMEM_MIN", 64),),
     "ptx": (("CR_PTX", 1),),
-    "ptx_smem": (("CR_PTX", 1), ("CR_SMEM_MIN", 64)),
     "pairs": (("CR_PAIRS", 1),),
     "pairs_sqr": (("CR_PAIRS", 1), ("CR_PAIRS_SQR", 4)),
     "f64": (("CR_F64", 1),),
@@ -84,16 +82,13 @@ def mont_r_bits(limbs: int, variant: str) -> int:
     return 32 * limbs
 
 
-# The kernels MontContext(variant="auto") uses, per limb count: bench/gpu.py's choice on an
-# H200 (bench/results/gpu-h200.json, 2026-11-27; 2^21 x 2048-bit / 2^20 x 4096-bit operands).
-# 64-bit-exponent modexp/s at 4096 bits: f64s one launch per multiplication 2.19e6 (fused
-# 1.24e6; cooperative, 8 threads a number, 2.02e6; ptx 1.18e6). At 2048 bits every variant and
-# form ran 7.9e6 in that run, so the choice there is noise (the run before picked pairs_sqr
-# on 4-thread groups, 7.90e6: bench/results/gpu-h200-first-of-two.json). Smaller sizes keep
-# ptx (not timed). A user's own GPU: CIPHERRAY_KERNEL_TUNING=<its gpu.json> (apply_tuning).
+# The kernels MontContext(variant="auto") uses, per limb count: bench/gpu.py's choice in the
+# latest device run (its figures: gpu_kernels/README.md, "Measured"). The sizes gpu.py does not
+# time keep ptx. On another GPU, CIPHERRAY_KERNEL_TUNING=<the gpu.json gpu.py wrote there>
+# replaces these tables (apply_tuning).
 DEFAULT_VARIANT = {8: "ptx", 16: "ptx", 32: "ptx", 64: "pairs", 128: "f64s"}
-# Used instead of an "f64*" default on GPUs without a full-rate fp64 pipe (the fastest
-# integer variant at 4096 bits on the H200: pairs_sqr in steps, 1.44e6).
+# Used instead of an "f64*" default on GPUs without a full-rate fp64 pipe: the fastest integer
+# variant at 4096 bits in the latest device run (gpu.py's fastest_integer_variant).
 INTEGER_FALLBACK_VARIANT = "pairs_sqr"
 VARIANT_ENV = "CIPHERRAY_MONT_VARIANT"  # overrides "auto" (experiments, benchmarks)
 # MontContext.modexp as one launch per multiplication (montsqr / montmul_digit) instead of the
@@ -107,8 +102,8 @@ COOP_ENV = "CIPHERRAY_MODEXP_COOP"  # overrides MODEXP_COOP: "8" (every size) or
 # The same for the single multiplications and the chains of them without squarings
 # (MontContext.mont_mul / mont_sqr / bucket_prod / fixed_base_pow: multiexp's X.T @ c, the
 # batch inversion, the product trees, the encryption's comb), where the context's radix is
-# 2^(32 limbs) (not under the "f64" variants). H200, 4096 bits: 8 threads 1.89e8/s against
-# f64s's 1.75e8, but f64s's radix rules it out and its exponentiation is the faster.
+# 2^(32 limbs) (not under the "f64" variants, so not at 4096 bits while f64s is the default
+# there).
 MONTMUL_COOP = {8: 0, 16: 0, 32: 0, 64: 0, 128: 0}
 MONTMUL_COOP_ENV = "CIPHERRAY_MONTMUL_COOP"
 
@@ -268,7 +263,7 @@ def limbs_to_ints(arr: np.ndarray, as_mpz: bool = False) -> np.ndarray:
     mv = memoryview(a.tobytes())
     fb = _gmpy2.mpz.from_bytes if as_mpz and _gmpy2 is not None else int.from_bytes
     vals = [fb(mv[i : i + width], "little") for i in range(0, len(mv), width)]
-    # fromiter: `out[:] = vals` probes every mpz as a possible sequence (1.4 us each)
+    # fromiter: `out[:] = vals` would probe every mpz as a possible sequence
     return np.fromiter(vals, dtype=object, count=len(vals))
 
 

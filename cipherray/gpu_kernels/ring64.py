@@ -168,7 +168,8 @@ def native_matmul(a, b):
 
 
 def choose_method(m: int, k: int, n: int) -> str:
-    """Heuristic from H100/H200 measurements: tensor-core int8 split once shapes are large."""
+    """The tensor-core int8 split once every dimension is large, CuPy's matmul below that
+    (the device figures behind it: gpu_kernels/README.md, "Measured")."""
     return "int8" if min(m, k, n) >= 256 else "native"
 
 

@@ -107,7 +107,7 @@ def _decrypt_raw(sk, c_list: list) -> list:
 
 def _add_raw(a: list, b: list, nsq: mpz) -> list:
     # one multiplication per element: the GPU pays off only without the int conversions,
-    # so "auto" keeps additions on the CPU (measured on an H200: 1.0e5/s vs 2.0e5/s)
+    # so "auto" keeps additions of ints on the CPU (gpu_kernels/README.md, "Measured")
     if _backend.get_backend() == "gpu" and _backend.use_gpu(len(a)):
         return _backend.add(a, b, nsq)
     return [x * y % nsq for x, y in zip(a, b)]

@@ -54,7 +54,7 @@ def _wire_width(pk: PublicKey) -> int:
 
 
 def _objarray(values: list, shape: tuple) -> np.ndarray:
-    # np.fromiter is ~60x faster than assigning a list of mpz into an object array
+    # np.fromiter: assigning a list of mpz into an object array probes each as a sequence
     return np.fromiter(values, dtype=object, count=len(values)).reshape(shape)
 
 

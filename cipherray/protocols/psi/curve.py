@@ -16,7 +16,7 @@ quadratic twist. Curve25519 is twist-secure (the twist has order 4 * p2 with p2 
 or of the twist (the clamped scalar is a multiple of 8 and clears any small-order
 component); hard in both (~2^126 work). The same direct-hash map is what SecretFlow's
 ECDH-PSI does for Curve25519. Rejection sampling onto the curve proper would cost a
-Legendre symbol per item (~2.3 us measured, 2 tries on average) for no practical gain.
+Legendre symbol per item (2 tries on average) for no practical gain.
 
 Low-order inputs (u in a set of 7 values, probability ~2^-252 per hashed item) would
 make ``exchange`` return all zeros, which ``cryptography`` refuses; ``hash_to_points``
@@ -31,10 +31,9 @@ clamped by X25519 on every use (``k = 2^254 + 8 m``). Blinding commutes,
 ``k1 * (k2 * P) == k2 * (k1 * P)``, since each exchange multiplies the (u-coordinate
 of the) point by the clamped scalar and scalar multiplication commutes.
 
-Cost: one X25519 per item per blinding. With ``cryptography`` that is ~30 us on this
-project's 2-core dev box (= OpenSSL's ``openssl speed ecdhx25519`` there, so the Python
-loop adds ~2 us); where the CPU has AVX-512 IFMA, ``blind`` uses the batched kernel of
-:mod:`cipherray.cpu_kernels.x25519` instead, ~8 us per item, the same output bit for bit.
+Cost: one X25519 per item per blinding, by ``cryptography`` (OpenSSL), or where the CPU has
+AVX-512 IFMA by the batched kernel of :mod:`cipherray.cpu_kernels.x25519`, the same output
+bit for bit (timings: the README's Performance section).
 Work on chunks (``split``) and spread them over a party's workers.
 """
 

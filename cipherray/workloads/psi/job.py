@@ -22,6 +22,8 @@ Steps of the two-party intersection, as run here:
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +54,7 @@ class PsiConfig:
     network: Any = None
     timeout_s: float = 3600.0
     progress: bool = True
+    graph: str | None = None  # write the task graph here (.dot, or .json)
     paillier_bits: int = 2048
     insecure: bool = False  # smaller Paillier keys, for tests only
     extra: dict = field(default_factory=dict)
@@ -105,6 +108,11 @@ def run(cfg: PsiConfig, rt: Any = None) -> dict:
         report["bytes"] = rt.ledger.total_bytes
         report["ledger"] = rt.ledger.summary()
         report["ledger_text"] = rt.ledger.report()
+        if cfg.graph:
+            if str(cfg.graph).endswith(".json"):
+                rt.graph.to_json(cfg.graph)
+            else:
+                rt.graph.to_dot(cfg.graph)
         return report
     finally:
         bar.close()
@@ -341,3 +349,91 @@ def _step2_sum(peer_message, hashed, enc, salt, key, pk) -> tuple:
     from cipherray.protocols.psi import intersection_sum as isum
 
     return isum.step2_double_blind_and_encrypt(peer_message, hashed.points, enc[0], salt, key, pk)
+
+
+# -- `cipherray run psi` ------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from cipherray.cli import add_runtime_arguments
+
+    parser.add_argument("--input", action="append", help="PARTY=FILE (CSV or Parquet), repeat")
+    parser.add_argument("--key", action="append", help="key column, repeat for composite keys")
+    parser.add_argument("--out", default="psi_out", help="output folder")
+    parser.add_argument(
+        "--mode", default="intersection", choices=["intersection", "cardinality", "sum"]
+    )
+    parser.add_argument("--value", default=None, help="value column for --mode sum")
+    parser.add_argument("--receiver", default=None, help="the only party that learns the result")
+    parser.add_argument(
+        "--normalize", action="append", help="strip, casefold, digits: OPS or KEY=OPS (repeat)"
+    )
+    parser.add_argument("--strict", action="store_true", help="missing key values are an error")
+    add_runtime_arguments(parser, workers=2)
+
+
+def parse_normalize(items: list[str] | None) -> Any:
+    """["phone=digits", "name=strip,casefold"] -> {"phone": [...]}; ["strip"] -> all keys."""
+    if not items:
+        return None
+    per_key: dict[str, list[str]] = {}
+    everywhere: list[str] = []
+    for item in items:
+        if "=" in item:
+            k, ops = item.split("=", 1)
+            per_key.setdefault(k, []).extend(o for o in ops.split(",") if o)
+        else:
+            everywhere.extend(o for o in item.split(",") if o)
+    if per_key and everywhere:
+        raise SystemExit("--normalize: use either KEY=OPS or OPS for all keys, not both")
+    return per_key or everywhere
+
+
+def main(args: argparse.Namespace) -> int:
+    from cipherray.cli import runtime_options, write_json
+
+    try:
+        cfg = PsiConfig(
+            inputs=parse_inputs(args.input or []),
+            keys=args.key or [],
+            out=args.out,
+            mode=args.mode,
+            value=args.value,
+            receiver=args.receiver,
+            normalize=parse_normalize(args.normalize),
+            strict=args.strict,
+            graph=args.graph,
+            **runtime_options(args),
+        )
+        report = run(cfg)
+    except PsiInputError as e:
+        print(f"cipherray psi: {e}", file=sys.stderr)
+        return 2
+    stats = report["stats"]
+    for party, st in stats.items():
+        print(
+            f"{party}: {st['rows']:,} rows, {st['identifiers']:,} identifiers "
+            f"({st['missing']:,} missing dropped, {st['duplicates']:,} duplicates)"
+        )
+    if report["mode"] == "intersection":
+        print(
+            f"intersection: {report['size']:,} identifiers, known to {', '.join(report['learners'])}"
+        )
+        for party, path in report["files"].items():
+            print(f"  {party} -> {path}")
+    elif report["mode"] == "cardinality":
+        print(f"intersection size: {report['size']:,} (known to {report['receiver']} only)")
+    else:
+        print(
+            f"intersection sum of {args.value}: {report['sum']} over {report['size']:,} "
+            f"identifiers (known to {report['receiver']} only)"
+        )
+    print("\nLedger (what crossed between parties):")
+    print(report["ledger_text"])
+    print(f"\ntime: {report['seconds']:.2f} s")
+    if args.graph:
+        print(f"task graph written to {args.graph}")
+    if args.json:
+        keep = ("mode", "size", "sum", "receiver", "learners", "files", "stats", "seconds")
+        out = {k: report[k] for k in keep if k in report}
+        out["ledger"] = report["ledger"].to_dict(orient="records")
+        write_json(args.json, out)
+    return 0

@@ -1,4 +1,5 @@
-"""The quickstart job: results equal the plaintext computation; the CLI runs it."""
+"""The joint-statistics job (`cipherray run stats`, alias `quickstart`): results equal the
+plaintext computation; the CLI runs it."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ import sys
 import numpy as np
 import pytest
 
-from cipherray.workloads.quickstart import QuickstartConfig, hospital_table, run
+from cipherray.workloads.stats import StatsConfig, hospital_table, run
 
 
-def plaintext(cfg: QuickstartConfig):
+def plaintext(cfg: StatsConfig):
     tables = [hospital_table(i, cfg.diagnoses, cfg.seed) for i in range(len(cfg.hospitals))]
     stacked = np.stack([t[["patients", "bed_days"]].to_numpy(float) for t in tables])
     return stacked.sum(0), stacked.mean(0)
 
 
 @pytest.mark.parametrize("backend", ["inline", "ray"])
-def test_quickstart_equals_plaintext(backend):
-    cfg = QuickstartConfig(backend=backend, progress=False, seed=11)
+def test_stats_equals_plaintext(backend):
+    cfg = StatsConfig(backend=backend, progress=False, seed=11)
     report = run(cfg)
     total, mean = plaintext(cfg)
     res = report["result"]
@@ -56,14 +57,3 @@ def test_cli_runs_quickstart_and_writes_graph(tmp_path):
     assert dot.read_text().startswith("digraph")
     report = json.loads(js.read_text())
     assert len(report["result"]) == 12
-
-
-def test_cli_help_and_bad_workload():
-    out = subprocess.run(
-        [sys.executable, "-m", "cipherray", "--help"], capture_output=True, text=True
-    )
-    assert out.returncode == 0 and "run" in out.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "cipherray", "run", "nosuch"], capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
