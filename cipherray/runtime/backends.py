@@ -280,6 +280,7 @@ class RayBackend(Backend):
             resources = {PARTY_RESOURCE.format(s.name): float(max(s.workers, 1)) for s in specs}
             gpus = sum(s.gpus for s in specs)
             kwargs: dict[str, Any] = {
+                "address": "local",  # embedded: a new local Ray, never someone's cluster
                 "resources": resources,
                 "num_cpus": max(os.cpu_count() or 1, 1),
                 "namespace": "cipherray",

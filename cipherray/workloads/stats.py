@@ -95,6 +95,7 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
             backend=cfg.backend,
             network=cfg.network,
             timeout_s=cfg.timeout_s,
+            driver_as=cfg.hospitals[0],  # this script acts for the first hospital
         )
     t_init = time.perf_counter() - t0
     steps = tqdm(total=5, desc="stats", disable=not cfg.progress, leave=False)
@@ -104,8 +105,11 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
         # 1. tables stay at each hospital
         tables = [h(hospital_table)(i, cfg.diagnoses, cfg.seed) for i, h in enumerate(hospitals)]
         steps.update()
-        # 2. secret-share the numeric columns
-        shared = [h(_numeric)(t).to(mpc) for h, t in zip(hospitals, tables)]
+        # 2. secret-share the numeric columns: counts and bed-days per diagnosis, which
+        #    each hospital declares as aggregates of its patients
+        shared = [
+            h(_numeric, declare="aggregate")(t).to(mpc) for h, t in zip(hospitals, tables)
+        ]
         steps.update()
 
         # 3. joint statistics on shares
@@ -123,7 +127,7 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
         total_at_first = total.reveal_to(first)
         mean_at_first = mean.reveal_to(first)
         steps.update()
-        # 5. the first hospital formats the result
+        # 5. the first hospital formats the result (for the driver, which acts for it)
         result_ref = first(_result_table)(total_at_first, mean_at_first, cfg.diagnoses)
         result = rt.get(result_ref)
         steps.update()
