@@ -29,13 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from workfns import (  # noqa: E402
     BareActor,
-    consume,
     declare_bench_protocol,
     deliver,
     emit,
     local_data,
     make_share,
-    size,
     work,
 )
 

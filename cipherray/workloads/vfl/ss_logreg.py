@@ -8,8 +8,8 @@ Steps:
 1. each party loads and standardises its own columns (stays at the party);
 2. both share their columns into the MPC location; bob shares the labels;
 3. the features are joined on shares (column concatenation, local);
-4. mini-batch gradient descent on shares (`protocols.mpc.logreg.train_logreg`:
-   Beaver matmuls, the piecewise-linear sigmoid, public learning rate);
+4. mini-batch gradient descent on shares (`train` below, written with SharedRef
+   operators: Beaver matmuls, the piecewise-linear sigmoid, a public learning rate);
 5. accuracy is computed on shares and revealed to bob (the label holder); the model
    (w, b) is released to both parties.
 """
@@ -53,9 +53,37 @@ def _labels(part: str) -> np.ndarray:
     return load_columns(part)[1]
 
 
+def batches(n: int, batch_size: int | None) -> list[tuple[int, int]]:
+    """Consecutive row ranges of `batch_size` rows (default: one full batch)."""
+    b = n if batch_size is None else int(batch_size)
+    if b <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    return [(s, min(n, s + b)) for s in range(0, n, b)]
+
+
+def train(x: Any, y: Any, *, epochs: int, lr: float, batch_size: int | None = None) -> tuple:
+    """Logistic regression by mini-batch gradient descent on shares.
+
+    x: shared (n, d) features, y: shared (n,) labels in {0, 1}. Returns shared (w, b).
+    The model is an aggregate of the rows (each update contracts the batch's rows), so
+    the members may learn it; no per-row value is revealed on the way."""
+    import cipherray as cr
+
+    mpc = x.location
+    n, d = x.shape
+    x1 = cr.concatenate([x, mpc.public(np.ones((n, 1)))], axis=1)  # intercept column
+    wb = mpc.zeros((d + 1,))
+    for epoch in range(epochs):
+        for s, e in batches(n, batch_size):
+            xb, yb = x1[s:e], y[s:e]
+            p = (xb @ wb).sigmoid()
+            grad = xb.T @ (p - yb)
+            wb = wb - (lr / (e - s)) * grad
+    return wb[:-1], wb[-1:]
+
+
 def run(cfg: VflLogregConfig | None = None, rt: Any = None) -> dict:
     import cipherray as cr
-    from cipherray.protocols.mpc import logreg
 
     cfg = cfg or VflLogregConfig()
     own = rt is None
@@ -80,25 +108,13 @@ def run(cfg: VflLogregConfig | None = None, rt: Any = None) -> dict:
         xb = bob(_features)("bob").to(mpc)
         y = bob(_labels)("bob").to(mpc)
         # 3. join the columns on shares
-        x = mpc.concatenate([xa, xb], axis=1)
+        x = cr.concatenate([xa, xb], axis=1)
         n, d = x.shape
         t_setup = time.perf_counter() - t0
         # 4. train
         t1 = time.perf_counter()
         with rt.scope("train"):
-            w_pp, b_pp = logreg.train_logreg(
-                mpc.engine,
-                x._normalised()._pp,
-                y._pp,
-                mpc.provider,
-                epochs=cfg.epochs,
-                lr=cfg.lr,
-                batch_size=cfg.batch_size,
-                x_shape=(n, d),
-                frac_bits=mpc.frac_bits,
-            )
-        w = x._wrap(w_pp, (d,))
-        b = x._wrap(b_pp, (1,))
+            w, b = train(x, y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size)
         # 5. accuracy on shares, revealed to the label holder; model to both
         with rt.scope("evaluate"):
             correct = ((x @ w + b) > 0) == y
