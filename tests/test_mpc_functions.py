@@ -6,15 +6,13 @@ import numpy as np
 import pytest
 
 from cipherray.protocols.mpc import functions as F
-from cipherray.protocols.mpc.engine import LocalEngine
-from cipherray.protocols.mpc.providers import DealerProvider
-from cipherray.protocols.mpc.testing import encoded, reveal, share
+from cipherray.protocols.mpc.testing import encoded, local_context, reveal, share
 
 
 def _run(n, fn, xs, **kw):
-    e, p = LocalEngine(n), DealerProvider()
-    out = fn(e, share(e, xs), p, **kw)
-    return reveal(e, out), encoded(xs), e
+    ctx = local_context(n)
+    out = fn(ctx, share(ctx, xs), **kw)
+    return reveal(ctx, out), encoded(xs), ctx.engine
 
 
 # name, function, sweep, reference, bound(x) (from the docstring table), rounds n=2, n=3
@@ -59,14 +57,14 @@ def test_exp_clamp_and_div_public():
     got, x, _ = _run(2, F.exp, xs, clamp=True)
     assert np.abs(got - np.exp(np.maximum(x, -16))).max() <= 2e-3 * np.exp(2)
     for n in (2, 3):
-        e, p = LocalEngine(n), DealerProvider()
+        ctx = local_context(n)
         v = np.linspace(-1000, 1000, 501)
-        got = reveal(e, F.div_public(e, share(e, v), 7, p))
+        got = reveal(ctx, F.div_public(ctx, share(ctx, v), 7))
         assert np.abs(got - encoded(v) / 7).max() <= 3 * 2.0**-16
-        got = reveal(e, F.div_public(e, share(e, v), 0.25, p))
+        got = reveal(ctx, F.div_public(ctx, share(ctx, v), 0.25))
         assert np.abs(got - encoded(v) * 4).max() <= 2 * 2.0**-16
         with pytest.raises(ZeroDivisionError):
-            F.div_public(e, share(e, v), 0, p)
+            F.div_public(ctx, share(ctx, v), 0)
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -74,15 +72,16 @@ def test_exp_clamp_and_div_public():
 def test_scalar_and_empty_shapes(n):
     from cipherray.protocols.mpc import arithmetic, compare
 
-    e, p = LocalEngine(n), DealerProvider()
+    ctx = local_context(n)
+    e = ctx.engine
     s = share(e, np.array(2.5))
-    assert abs(reveal(e, arithmetic.mul(e, s, s, p)) - 6.25) <= 2 * 2.0**-16
-    assert reveal(e, compare.ltz(e, s, p)) == 0.0
-    assert abs(reveal(e, F.reciprocal(e, s, p)) - 0.4) < 1e-3
-    assert abs(reveal(e, F.sqrt(e, s, p)) - np.sqrt(2.5)) < 2e-4
+    assert abs(reveal(e, arithmetic.mul(ctx, s, s)) - 6.25) <= 2 * 2.0**-16
+    assert reveal(e, compare.ltz(ctx, s)) == 0.0
+    assert abs(reveal(e, F.reciprocal(ctx, s)) - 0.4) < 1e-3
+    assert abs(reveal(e, F.sqrt(ctx, s)) - np.sqrt(2.5)) < 2e-4
     empty = share(e, np.zeros((0, 3)))
-    assert reveal(e, F.sigmoid(e, empty, p)).shape == (0, 3)
-    assert reveal(e, arithmetic.matmul(e, empty, share(e, np.ones((3, 2))), p)).shape == (0, 2)
+    assert reveal(e, F.sigmoid(ctx, empty)).shape == (0, 3)
+    assert reveal(e, arithmetic.matmul(ctx, empty, share(e, np.ones((3, 2))))).shape == (0, 2)
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -90,26 +89,27 @@ def test_everything_runs_on_an_opaque_pickling_engine(n):
     """Only the Engine API, every step pickled, shapes passed explicitly at the top: no
     protocol reads a handle in the driver or passes a non-module-level step."""
     from cipherray.protocols.mpc import arithmetic, compare, logreg
-    from cipherray.protocols.mpc.testing import OpaqueEngine
 
-    e, p = OpaqueEngine(n), DealerProvider()
+    ctx = local_context(n, opaque=True)
     v = np.array([[0.5, 2.0, 3.0], [1.5, 0.25, 4.0]])
-    x, s = share(e, v), v.shape
+    x, s = share(ctx, v), v.shape
     checks = [
-        (F.sigmoid(e, x, p, shape=s), 1 / (1 + np.exp(-v)), 1e-3),
-        (F.exp(e, x, p, shape=s, clamp=True), np.exp(v), 2e-3 * np.exp(4)),
-        (F.reciprocal(e, x, p, shape=s), 1 / v, 1e-3 * 4),
-        (F.sqrt(e, x, p, shape=s), np.sqrt(v), 2e-4),
-        (F.tanh(e, x, p, shape=s), np.tanh(v), 2e-3),
-        (F.div_public(e, x, 3, p, shape=s), v / 3, 1e-4),
-        (compare.eq(e, x, 2.0, p, x_shape=s), (v == 2.0) * 1.0, 0),
-        (compare.minimum(e, x, x, p, x_shape=s, y_shape=s), v, 0),
-        (compare.where(e, share(e, np.ones(s)), x, x, p, shape=s), v, 1e-4),
-        (arithmetic.square(e, x, p, shape=s), v**2, 1e-4),
-        (arithmetic.mul_public(e, x, 0.5, p, x_shape=s), v * 0.5, 1e-4),
-        (arithmetic.matmul_public(e, x, np.ones((3, 1)), p, x_shape=s), v @ np.ones((3, 1)), 1e-4),
+        (F.sigmoid(ctx, x, shape=s), 1 / (1 + np.exp(-v)), 1e-3),
+        (F.exp(ctx, x, shape=s, clamp=True), np.exp(v), 2e-3 * np.exp(4)),
+        (F.reciprocal(ctx, x, shape=s), 1 / v, 1e-3 * 4),
+        (F.sqrt(ctx, x, shape=s), np.sqrt(v), 2e-4),
+        (F.tanh(ctx, x, shape=s), np.tanh(v), 2e-3),
+        (F.div_public(ctx, x, 3, shape=s), v / 3, 1e-4),
+        (compare.eq(ctx, x, 2.0, x_shape=s), (v == 2.0) * 1.0, 0),
+        (compare.minimum(ctx, x, x, x_shape=s, y_shape=s), v, 0),
+        (compare.where(ctx, share(ctx, np.ones(s)), x, x, shape=s), v, 1e-4),
+        (arithmetic.square(ctx, x, shape=s), v**2, 1e-4),
+        (arithmetic.mul_public(ctx, x, 0.5, x_shape=s), v * 0.5, 1e-4),
+        (arithmetic.matmul_public(ctx, x, np.ones((3, 1)), x_shape=s), v @ np.ones((3, 1)), 1e-4),
+        (arithmetic.mul(ctx, x, x, x_shape=s, y_shape=s, check_overflow=True), v**2, 1e-4),
     ]
     for k, (got, want, tol) in enumerate(checks):
-        assert np.abs(reveal(e, got) - want).max() <= tol, k
-    w, b = logreg.train_logreg(e, x, share(e, np.array([0.0, 1.0])), p, epochs=1, lr=0.1, x_shape=s)
-    assert reveal(e, w).shape == (3,) and reveal(e, b).shape == (1,)
+        assert np.abs(reveal(ctx, got) - want).max() <= tol, k
+    y = share(ctx, np.array([0.0, 1.0]))
+    w, b = logreg.train_logreg(ctx, x, y, epochs=1, lr=0.1, x_shape=s)
+    assert reveal(ctx, w).shape == (3,) and reveal(ctx, b).shape == (1,)

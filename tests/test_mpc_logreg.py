@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from cipherray.protocols.mpc import logreg
-from cipherray.protocols.mpc.engine import LocalEngine
-from cipherray.protocols.mpc.providers import DealerProvider
-from cipherray.protocols.mpc.testing import reveal, share
+from cipherray.protocols.mpc.testing import local_context, reveal, share
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
@@ -30,10 +28,11 @@ def test_logreg_on_shares_matches_plaintext(n, batch_size):
     # labels; in LocalEngine the concatenated matrix is shared directly
     x0, x1 = x[:, :15], x[:, 15:]
     features = np.concatenate([x0, x1], axis=1)
-    e, p = LocalEngine(n), DealerProvider()
+    ctx = local_context(n)
+    e = ctx.engine
     epochs, lr = 10, 1.0
     w, b = logreg.train_logreg(
-        e, share(e, features), share(e, y), p, epochs=epochs, lr=lr, batch_size=batch_size
+        ctx, share(e, features), share(e, y), epochs=epochs, lr=lr, batch_size=batch_size
     )
     w_mpc, b_mpc = reveal(e, w), float(reveal(e, b)[0])
     # same init (zeros), epochs, lr, batches and the same piecewise-linear sigmoid

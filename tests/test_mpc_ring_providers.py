@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cipherray.protocols.mpc import arithmetic
+from cipherray.protocols.mpc.context import MPCContext
 from cipherray.protocols.mpc.engine import DEALER, LocalEngine
 from cipherray.protocols.mpc.providers import DealerProvider, count_wraps
 from cipherray.protocols.mpc.ring import matmul_u64
@@ -107,8 +108,8 @@ def test_pool_preprocess_then_online_has_no_offline_traffic():
     assert p.preprocess(e, plan) == 2 and p.pooled() == 2
     before = len(e.messages)
     x, y = share(e, np.arange(5.0)), share(e, np.ones(5))
-    arithmetic.mul(e, x, y, p)
-    arithmetic.mul(e, x, y, p)
+    arithmetic.mul(MPCContext(e, p), x, y)
+    arithmetic.mul(MPCContext(e, p), x, y)
     online = e.messages[before:]
     assert p.pooled() == 0
     assert all(not s.startswith("offline") for s, *_ in online)
@@ -118,15 +119,16 @@ def test_pool_strict_and_plan_from_log():
     e, p = LocalEngine(2), DealerProvider()
     x = share(e, np.arange(6.0).reshape(2, 3))
     w = share(e, np.ones((3, 4)))
-    arithmetic.matmul(e, x, w, p)
+    arithmetic.matmul(MPCContext(e, p), x, w)
     plan = list(p.log)
     assert plan == [("matmul", ((2, 3), (3, 4)))]
     e2, p2 = LocalEngine(2), DealerProvider(strict=True)
     p2.preprocess(e2, plan)
     x2, w2 = share(e2, np.arange(6.0).reshape(2, 3)), share(e2, np.ones((3, 4)))
-    arithmetic.matmul(e2, x2, w2, p2)
+    ctx2 = MPCContext(e2, p2)
+    arithmetic.matmul(ctx2, x2, w2)
     with pytest.raises(LookupError, match="matmul"):
-        arithmetic.matmul(e2, x2, w2, p2)
+        arithmetic.matmul(ctx2, x2, w2)
 
 
 def test_provider_errors():
@@ -160,9 +162,10 @@ def test_paillier_provider_triples_and_products():
     steps = e.by_step()
     assert steps["offline/mul"]["messages"] == 2 and steps["offline/mul"]["rounds"] == 2
     x, w = RNG.normal(size=(6, 3)), RNG.normal(size=(3,))
-    z = arithmetic.matmul(e, share(e, x), share(e, w), p)
+    ctx = MPCContext(e, p)
+    z = arithmetic.matmul(ctx, share(e, x), share(e, w))
     assert np.abs(reveal(e, z) - encoded(x) @ encoded(w)).max() <= 2.0**-16
-    z = arithmetic.mul(e, share(e, x), share(e, x), p)
+    z = arithmetic.mul(ctx, share(e, x), share(e, x))
     assert np.abs(reveal(e, z) - encoded(x) ** 2).max() <= 2.0**-16
 
 
@@ -173,8 +176,11 @@ def test_paillier_provider_limits():
     with pytest.raises(ValueError, match="two-member"):
         PaillierProvider(1024, insecure=True).mul_triple(LocalEngine(3), (2,), (2,))
     e = LocalEngine(2, has_dealer=False)
+    paillier = MPCContext(e, PaillierProvider(1024, insecure=True))
     with pytest.raises(ValueError, match="DealerProvider"):
-        compare.ltz(e, share(e, np.ones(2)), PaillierProvider(1024, insecure=True))
+        compare.ltz(paillier, share(e, np.ones(2)))
+    with pytest.raises(ValueError, match="AND triples"):
+        arithmetic.mul(paillier, share(e, np.ones(2)), share(e, np.ones(2)), check_overflow=True)
     with pytest.raises(ValueError, match="2048"):
         PaillierProvider(1024).mul_triple(e, (2,), (2,))
 
@@ -194,7 +200,8 @@ def test_protocols_never_use_numpy_random(monkeypatch):
     monkeypatch.setattr(np.random, "Generator", forbidden)
     for n in (2, 3):
         e, p = LocalEngine(n), DealerProvider()
+        ctx = MPCContext(e, p)
         x = share(e, x_data)
-        arithmetic.mul(e, x, x, p)
-        compare.relu(e, x, p)
-        functions.sigmoid(e, x, p)
+        arithmetic.mul(ctx, x, x)
+        compare.relu(ctx, x)
+        functions.sigmoid(ctx, x)

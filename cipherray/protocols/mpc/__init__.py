@@ -3,14 +3,18 @@
 Modules (import them directly; nothing is re-exported here so that importing the
 engine stays cheap):
 
+- `context`     `MPCContext` (engine, provider, frac_bits, tag): every protocol's
+                first argument
 - `engine`      the Engine contract, `PerParty`, `LocalEngine`, `DEALER`
 - `providers`   correlated randomness: `DealerProvider` (seed-compressed, pooled),
                 `PaillierProvider` (two members, no dealer)
 - `ring`        exact Z_2^64 helpers, fast `matmul_u64` (limb-split float64 GEMMs)
 - `arithmetic`  Beaver `mul`, `square`, `matmul`, `mul_public`, `matmul_public`
 - `truncation`  `truncate` (SecureML local / wrap-count), `divide_public`
+- `overflow`    the optional domain check of products (`check_overflow=True`)
 - `binary`      XOR-shared AND, A2B sign extraction (Kogge-Stone), B2A
-- `compare`     `ltz`, `lt`, `gt`, `le`, `ge`, `eq`, `relu`, `maximum`, `minimum`, `where`
+- `compare`     `relation` (`lt`, `gt`, `le`, `ge`, `eq`), `ltz`, `relu`, `maximum`,
+                `minimum`, `where`
 - `functions`   `sigmoid`, `tanh`, `exp`, `reciprocal`, `inv_sqrt`, `sqrt`, `div_public`
 - `logreg`      `train_logreg` on shares and its plaintext twin
 - `testing`     `OpaqueEngine` (Engine API only, pickles every step) and test helpers

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from cipherray.protocols.mpc import common
-from cipherray.protocols.mpc.engine import Engine, PerParty
-from cipherray.protocols.mpc.providers import Provider
+from cipherray.protocols.mpc.context import MPCContext
+from cipherray.protocols.mpc.engine import PerParty
 
 _ONE = np.uint64(1)
 _KS_SHIFTS = (1, 2, 4, 8, 16, 32)
@@ -155,75 +155,75 @@ def _b2a_finish(i: int, c: np.ndarray, ra: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ protocols
 
 
-def and_(
-    engine: Engine,
-    x: PerParty,
-    y: PerParty,
-    provider: Provider,
-    shape: Any,
-    tag: str = "and",
-) -> PerParty:
-    """x & y on XOR-shared uint64 words of public `shape`: 1 round.
+def and_(ctx: MPCContext, x: PerParty, y: PerParty, *, shape: Any) -> PerParty:
+    """x & y on XOR-shared uint64 words of public `shape`: 1 round (default tag "and").
 
     1. (a, b, c) = provider.and_triple(shape), c = a & b.
     2. e_i = x_i ^ a_i, d_i = y_i ^ b_i.  3. XOR-open (e, d) together (1 round).
     4. z_i = c_i ^ (e & b_i) ^ (d & a_i) (^ e & d at member 0)."""
-    a, b, c = provider.and_triple(engine, shape)
-    masked = engine.local(_xmask2, x, y, a, b, step=f"{tag}/mask")
-    opened = engine.open(masked, step=f"{tag}/open", op="xor")
-    return engine.local(_beaver_and, opened, a, b, c, step=f"{tag}/combine")
+    ctx = ctx.with_default_tag("and")
+    engine = ctx.engine
+    a, b, c = ctx.provider.and_triple(engine, shape)
+    masked = engine.local(_xmask2, x, y, a, b, step=ctx.step("mask"))
+    opened = engine.open(masked, step=ctx.step("open"), op="xor")
+    return engine.local(_beaver_and, opened, a, b, c, step=ctx.step("combine"))
 
 
-def msb_xor(
-    engine: Engine, x: PerParty, provider: Provider, *, shape: Any = None, tag: str = "a2b"
-) -> PerParty:
-    """XOR shares (0/1 words) of bit 63 of additively shared x: steps 1-4, msb_rounds(n)."""
-    s = common.shape_of(engine, x, shape, "x")
-    n = engine.n
-    # 1
-    w = engine.local(_a2b_inputs, x, n, step=f"{tag}/inputs")
-    m = n
-    # 2
-    level = 0
+def _carry_save(ctx: MPCContext, w: PerParty, s: tuple) -> PerParty:
+    """Step 2: 3:2 compressors, one batched AND per level, until two words remain."""
+    m, level = ctx.n, 0
     while m > 2:
         q = m // 3
-        t, u = engine.local(_csa_prepare, w, q, num_returns=2, step=f"{tag}/csa")
-        prod = and_(engine, t, u, provider, (q,) + s, tag=f"{tag}/csa{level}")
-        w = engine.local(_csa_finish, w, q, prod, step=f"{tag}/csa")
-        m = m - q
-        level += 1
-    # 3
-    a, b = engine.local(_ks_start, w, num_returns=2, step=f"{tag}/ks")
-    g = and_(engine, a, b, provider, s, tag=f"{tag}/ks0")
-    p0 = engine.local(_xor, a, b, step=f"{tag}/ks")
+        t, u = ctx.engine.local(_csa_prepare, w, q, num_returns=2, step=ctx.step("csa"))
+        prod = and_(ctx.scoped(f"csa{level}"), t, u, shape=(q,) + s)
+        w = ctx.engine.local(_csa_finish, w, q, prod, step=ctx.step("csa"))
+        m, level = m - q, level + 1
+    return w
+
+
+def _kogge_stone(ctx: MPCContext, w: PerParty, s: tuple) -> tuple[PerParty, PerParty]:
+    """Step 3 on the last two words: (P0 = A ^ B, the carries G)."""
+    local = ctx.engine.local
+    a, b = local(_ks_start, w, num_returns=2, step=ctx.step("ks"))
+    g = and_(ctx.scoped("ks0"), a, b, shape=s)
+    p0 = local(_xor, a, b, step=ctx.step("ks"))
     p = p0
     for s_ in _KS_SHIFTS:
         last = s_ == _KS_SHIFTS[-1]
-        left, right = engine.local(
-            _ks_level_prepare, g, p, s_, last, num_returns=2, step=f"{tag}/ks"
-        )
-        res = and_(engine, left, right, provider, s if last else (2,) + s, tag=f"{tag}/ks{s_}")
-        g, p = engine.local(_ks_level_finish, g, res, last, num_returns=2, step=f"{tag}/ks")
-    # 4
-    return engine.local(_sign, p0, g, step=f"{tag}/sign")
+        left, right = local(_ks_level_prepare, g, p, s_, last, num_returns=2, step=ctx.step("ks"))
+        res = and_(ctx.scoped(f"ks{s_}"), left, right, shape=s if last else (2,) + s)
+        g, p = local(_ks_level_finish, g, res, last, num_returns=2, step=ctx.step("ks"))
+    return p0, g
 
 
-def b2a(
-    engine: Engine, bits: PerParty, provider: Provider, *, shape: Any, tag: str = "b2a"
-) -> PerParty:
-    """Arithmetic shares (integers 0/1) of XOR-shared bits (0/1 words): step 5, 1 round."""
-    ra, rb = provider.random_bit(engine, shape)
-    masked = engine.local(_xor, bits, rb, step=f"{tag}/mask")
-    c = engine.open(masked, step=f"{tag}/open", op="xor")
-    return engine.local(_b2a_finish, c, ra, step=f"{tag}/finish")
+def msb_xor(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
+    """XOR shares (0/1 words) of bit 63 of additively shared x: steps 1-4, msb_rounds(n).
+    Default tag "a2b"."""
+    ctx = ctx.with_default_tag("a2b")
+    s = common.shape_of(ctx.engine, x, shape, "x")
+    w = ctx.engine.local(_a2b_inputs, x, ctx.n, step=ctx.step("inputs"))  # 1
+    w = _carry_save(ctx, w, s)  # 2
+    p0, g = _kogge_stone(ctx, w, s)  # 3
+    return ctx.engine.local(_sign, p0, g, step=ctx.step("sign"))  # 4
 
 
-def ltz_bit(
-    engine: Engine, x: PerParty, provider: Provider, *, shape: Any = None, tag: str = "ltz"
-) -> PerParty:
+def b2a(ctx: MPCContext, bits: PerParty, *, shape: Any) -> PerParty:
+    """Arithmetic shares (integers 0/1) of XOR-shared bits (0/1 words): step 5, 1 round.
+    Default tag "b2a"."""
+    ctx = ctx.with_default_tag("b2a")
+    engine = ctx.engine
+    ra, rb = ctx.provider.random_bit(engine, shape)
+    masked = engine.local(_xor, bits, rb, step=ctx.step("mask"))
+    c = engine.open(masked, step=ctx.step("open"), op="xor")
+    return engine.local(_b2a_finish, c, ra, step=ctx.step("finish"))
+
+
+def ltz_bit(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
     """Arithmetic shares of the integer bit [x < 0] (x read as signed int64).
 
-    Rounds: ltz_rounds(n) = L(n) + 8 (8 for 2 members, 9 for 3)."""
-    s = common.shape_of(engine, x, shape, "x")
-    bits = msb_xor(engine, x, provider, shape=s, tag=f"{tag}/a2b")
-    return b2a(engine, bits, provider, shape=s, tag=f"{tag}/b2a")
+    Rounds: ltz_rounds(n) = L(n) + 8 (8 for 2 members, 9 for 3). Default tag "ltz";
+    steps "<tag>/a2b/..." and "<tag>/b2a/..."."""
+    ctx = ctx.with_default_tag("ltz")
+    s = common.shape_of(ctx.engine, x, shape, "x")
+    bits = msb_xor(ctx.scoped("a2b"), x, shape=s)
+    return b2a(ctx.scoped("b2a"), bits, shape=s)

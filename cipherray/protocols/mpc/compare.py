@@ -15,259 +15,169 @@ where(cond, x, y)      1 + truncation rounds (0 for 2 members, 1 for 3+)
 =====================  ===================================================
 
 `y` may be a shared `PerParty` or a public numeric value (encoded with f bits,
-broadcast). Shapes are public: pass them (LocalEngine may omit them).
+broadcast). Shapes are public: pass them (LocalEngine may omit them). The five
+relations are one protocol, `relation(ctx, op, x, y)`; `lt`, `le`, `gt`, `ge`, `eq`
+are its named forms. Each operation's default tag is its name ("lt", "relu", "max",
+"min", "where", "ltz").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from cipherray.protocols.fixedpoint import DEFAULT_FRAC_BITS
 from cipherray.protocols.mpc import arithmetic, binary, common
-from cipherray.protocols.mpc.engine import Engine, PerParty
-from cipherray.protocols.mpc.providers import Provider
+from cipherray.protocols.mpc.context import MPCContext
+from cipherray.protocols.mpc.engine import PerParty
 from cipherray.protocols.mpc.ring import broadcast_shape
 
+# op -> (the sign test on y - x instead of x - y, the result negated); "eq" apart
+_SIGN_TESTS = {"lt": (False, False), "ge": (False, True), "gt": (True, False), "le": (True, True)}
+RELATIONS = (*_SIGN_TESTS, "eq")
 
-def _diff(
-    engine: Engine, x: PerParty, y: Any, sx: tuple, y_shape: Any, frac_bits: int
-) -> tuple[PerParty, tuple]:
+
+def _diff(ctx: MPCContext, x: PerParty, y: Any, x_shape: Any, y_shape: Any) -> tuple:
     """x - y for shared or public y, and its shape."""
+    engine = ctx.engine
+    sx = common.shape_of(engine, x, x_shape, "x")
     if isinstance(y, PerParty):
-        sy = common.shape_of(engine, y, y_shape, "y")
-        out = broadcast_shape(sx, sy)
+        out = broadcast_shape(sx, common.shape_of(engine, y, y_shape, "y"))
         return engine.local(common.sub, x, y, step="local"), out
-    enc = common.encode_public(y, frac_bits, "public comparand")
+    enc = common.encode_public(y, ctx.frac_bits, "public comparand")
     out = broadcast_shape(sx, enc.shape)
     neg = np.negative(enc.view(np.int64)).view(np.uint64)
     return common.lin_add_public(engine, x, neg), out
 
 
-def _bit_to_fixed(engine: Engine, bit: PerParty, frac_bits: int) -> PerParty:
-    return common.lin_mul_int(engine, bit, np.int64(1) << np.int64(frac_bits))
+def _bit_to_fixed(ctx: MPCContext, bit: PerParty) -> PerParty:
+    return common.lin_mul_int(ctx.engine, bit, np.int64(1) << np.int64(ctx.frac_bits))
 
 
-def _one_minus_bit(engine: Engine, bit: PerParty) -> PerParty:
-    return common.lin_public_minus(engine, np.uint64(1), bit)
+def _one_minus_bit(ctx: MPCContext, bit: PerParty) -> PerParty:
+    return common.lin_public_minus(ctx.engine, np.uint64(1), bit)
 
 
-def ltz_bits(
-    engine: Engine, x: PerParty, provider: Provider, *, shape: Any = None, tag: str = "ltz"
-) -> PerParty:
-    """Integer (scale 1) shares of [x < 0]: R rounds."""
-    return binary.ltz_bit(engine, x, provider, shape=shape, tag=tag)
-
-
-def ltz(
-    engine: Engine,
-    x: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "ltz",
-) -> PerParty:
-    """[x < 0] as fixed point 0/1: R rounds."""
-    bit = binary.ltz_bit(engine, x, provider, shape=shape, tag=tag)
-    return _bit_to_fixed(engine, bit, frac_bits)
-
-
-def _sign_test(
-    engine: Engine,
-    x: PerParty,
-    y: Any,
-    provider: Provider,
-    x_shape: Any,
-    y_shape: Any,
-    frac_bits: int,
-    tag: str,
-    *,
-    swap: bool,
-    negate: bool,
-) -> PerParty:
-    """[d < 0] (or 1 - [d < 0] when `negate`) for d = x - y, or y - x when `swap`."""
-    sx = common.shape_of(engine, x, x_shape, "x")
-    d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
+def _sign_test(ctx: MPCContext, d: PerParty, s: tuple, swap: bool, negate: bool) -> PerParty:
+    """Integer bit [d < 0] (d negated first when `swap`; 1 - the bit when `negate`)."""
     if swap:
-        d = engine.local(common.neg, d, step="local")
-    bit = binary.ltz_bit(engine, d, provider, shape=s, tag=tag)
-    return _bit_to_fixed(engine, _one_minus_bit(engine, bit) if negate else bit, frac_bits)
+        d = ctx.engine.local(common.neg, d, step="local")
+    bit = binary.ltz_bit(ctx, d, shape=s)
+    return _one_minus_bit(ctx, bit) if negate else bit
 
 
-def lt(
-    engine: Engine,
-    x: PerParty,
-    y: Any,
-    provider: Provider,
-    *,
-    x_shape: Any = None,
-    y_shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "lt",
+def _equal(ctx: MPCContext, d: PerParty, s: tuple) -> PerParty:
+    """Integer bit [d == 0] = 1 - [d < 0] - [-d < 0], both signs in ONE batched circuit."""
+    engine = ctx.engine
+    both = common.lin_stack(engine, [d, engine.local(common.neg, d, step="local")])
+    bits = binary.ltz_bit(ctx, both, shape=(2,) + s)
+    below, above = common.lin_unstack(engine, bits, 2)
+    return _one_minus_bit(ctx, common.lin_add(engine, below, above))
+
+
+def relation(
+    ctx: MPCContext, op: str, x: PerParty, y: Any, *, x_shape: Any = None, y_shape: Any = None
 ) -> PerParty:
-    """[x < y] (fixed point 0/1), y shared or public: R rounds."""
-    return _sign_test(
-        engine, x, y, provider, x_shape, y_shape, frac_bits, tag, swap=False, negate=False
+    """[x op y] as fixed point 0/1 for op in RELATIONS ("lt", "le", "gt", "ge", "eq"),
+    y shared or public: R rounds. Default tag: `op`.
+
+    lt: [x - y < 0]; ge: 1 - [x - y < 0]; gt: [y - x < 0]; le: 1 - [y - x < 0];
+    eq: 1 - [x - y < 0] - [y - x < 0], both signs in one batched circuit."""
+    if op not in RELATIONS:
+        raise ValueError(f"unknown relation {op!r}; expected one of {RELATIONS}")
+    ctx = ctx.with_default_tag(op)
+    d, s = _diff(ctx, x, y, x_shape, y_shape)
+    bit = _equal(ctx, d, s) if op == "eq" else _sign_test(ctx, d, s, *_SIGN_TESTS[op])
+    return _bit_to_fixed(ctx, bit)
+
+
+def _named_relation(op: str, meaning: str) -> Callable[..., PerParty]:
+    def named(
+        ctx: MPCContext, x: PerParty, y: Any, *, x_shape: Any = None, y_shape: Any = None
+    ) -> PerParty:
+        return relation(ctx, op, x, y, x_shape=x_shape, y_shape=y_shape)
+
+    named.__name__ = named.__qualname__ = op
+    named.__doc__ = (
+        f"{meaning} (fixed point 0/1), y shared or public: `relation(ctx, {op!r}, ...)`."
     )
+    return named
 
 
-def ge(
-    engine: Engine,
-    x: PerParty,
-    y: Any,
-    provider: Provider,
-    *,
-    x_shape: Any = None,
-    y_shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "ge",
-) -> PerParty:
-    """[x >= y] = 1 - [x < y]: R rounds."""
-    return _sign_test(
-        engine, x, y, provider, x_shape, y_shape, frac_bits, tag, swap=False, negate=True
-    )
+lt = _named_relation("lt", "[x < y]")
+le = _named_relation("le", "[x <= y]")
+gt = _named_relation("gt", "[x > y]")
+ge = _named_relation("ge", "[x >= y]")
+eq = _named_relation("eq", "[x == y]")
 
 
-def gt(
-    engine: Engine,
-    x: PerParty,
-    y: Any,
-    provider: Provider,
-    *,
-    x_shape: Any = None,
-    y_shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "gt",
-) -> PerParty:
-    """[x > y] = [y - x < 0]: R rounds."""
-    return _sign_test(
-        engine, x, y, provider, x_shape, y_shape, frac_bits, tag, swap=True, negate=False
-    )
+def ltz_bits(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
+    """Integer (scale 1) shares of [x < 0]: R rounds. Default tag "ltz"."""
+    return binary.ltz_bit(ctx, x, shape=shape)
 
 
-def le(
-    engine: Engine,
-    x: PerParty,
-    y: Any,
-    provider: Provider,
-    *,
-    x_shape: Any = None,
-    y_shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "le",
-) -> PerParty:
-    """[x <= y] = 1 - [y - x < 0]: R rounds."""
-    return _sign_test(
-        engine, x, y, provider, x_shape, y_shape, frac_bits, tag, swap=True, negate=True
-    )
+def ltz(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
+    """[x < 0] as fixed point 0/1: R rounds. Default tag "ltz"."""
+    return _bit_to_fixed(ctx, binary.ltz_bit(ctx, x, shape=shape))
 
 
-def eq(
-    engine: Engine,
-    x: PerParty,
-    y: Any,
-    provider: Provider,
-    *,
-    x_shape: Any = None,
-    y_shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "eq",
-) -> PerParty:
-    """[x == y] = 1 - [x - y < 0] - [y - x < 0], both signs in ONE batched circuit: R rounds."""
-    sx = common.shape_of(engine, x, x_shape, "x")
-    d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
-    nd = engine.local(common.neg, d, step="local")
-    both = common.lin_stack(engine, [d, nd])
-    bits = binary.ltz_bit(engine, both, provider, shape=(2,) + s, tag=tag)
-    b1, b2 = common.lin_unstack(engine, bits, 2)
-    ne = common.lin_add(engine, b1, b2)
-    return _bit_to_fixed(engine, _one_minus_bit(engine, ne), frac_bits)
-
-
-def relu(
-    engine: Engine,
-    x: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "relu",
-) -> PerParty:
+def relu(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
     """max(x, 0) = x * [x >= 0], exact: R + 1 rounds (the product with the integer bit
-    needs no truncation)."""
-    s = common.shape_of(engine, x, shape, "x")
-    pos = _one_minus_bit(engine, binary.ltz_bit(engine, x, provider, shape=s, tag=tag))
-    return arithmetic.mul(
-        engine, x, pos, provider, x_shape=s, y_shape=s, truncate=False, tag=f"{tag}/mul"
-    )
+    needs no truncation). Default tag "relu"."""
+    ctx = ctx.with_default_tag("relu")
+    s = common.shape_of(ctx.engine, x, shape, "x")
+    pos = _one_minus_bit(ctx, binary.ltz_bit(ctx, x, shape=s))
+    return arithmetic.mul(ctx.scoped("mul"), x, pos, x_shape=s, y_shape=s, truncate=False)
+
+
+def _relu_of_difference(
+    ctx: MPCContext, x: PerParty, y: Any, x_shape: Any, y_shape: Any
+) -> PerParty:
+    d, s = _diff(ctx, x, y, x_shape, y_shape)
+    return relu(ctx, d, shape=s)
 
 
 def maximum(
-    engine: Engine,
-    x: PerParty,
-    y: PerParty,
-    provider: Provider,
-    *,
-    x_shape: Any = None,
-    y_shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "max",
+    ctx: MPCContext, x: PerParty, y: Any, *, x_shape: Any = None, y_shape: Any = None
 ) -> PerParty:
-    """max(x, y) = y + relu(x - y), exact: R + 1 rounds."""
-    sx = common.shape_of(engine, x, x_shape, "x")
-    d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
-    r = relu(engine, d, provider, shape=s, frac_bits=frac_bits, tag=tag)
+    """max(x, y) = y + relu(x - y), exact, y shared or public: R + 1 rounds. Default
+    tag "max"."""
+    ctx = ctx.with_default_tag("max")
+    r = _relu_of_difference(ctx, x, y, x_shape, y_shape)
     if isinstance(y, PerParty):
-        return engine.local(common.add, r, y, step="local")
-    return common.lin_add_public(engine, r, common.encode_public(y, frac_bits))
+        return ctx.engine.local(common.add, r, y, step="local")
+    return common.lin_add_public(ctx.engine, r, common.encode_public(y, ctx.frac_bits))
 
 
 def minimum(
-    engine: Engine,
-    x: PerParty,
-    y: PerParty,
-    provider: Provider,
-    *,
-    x_shape: Any = None,
-    y_shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "min",
+    ctx: MPCContext, x: PerParty, y: Any, *, x_shape: Any = None, y_shape: Any = None
 ) -> PerParty:
-    """min(x, y) = x - relu(x - y), exact: R + 1 rounds."""
-    sx = common.shape_of(engine, x, x_shape, "x")
-    d, s = _diff(engine, x, y, sx, y_shape, frac_bits)
-    r = relu(engine, d, provider, shape=s, frac_bits=frac_bits, tag=tag)
-    return engine.local(common.sub, x, r, step="local")
+    """min(x, y) = x - relu(x - y), exact, y shared or public: R + 1 rounds. Default
+    tag "min"."""
+    ctx = ctx.with_default_tag("min")
+    r = _relu_of_difference(ctx, x, y, x_shape, y_shape)
+    return ctx.engine.local(common.sub, x, r, step="local")
 
 
 def where(
-    engine: Engine,
-    cond: PerParty,
-    x: PerParty,
-    y: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "where",
+    ctx: MPCContext, cond: PerParty, x: PerParty, y: PerParty, *, shape: Any = None
 ) -> PerParty:
     """cond ? x : y for a shared fixed-point 0/1 `cond` (as the comparisons return) and
-    shared x, y of the same public `shape`: y + cond * (x - y).
+    shared x, y of the same public `shape`: y + cond * (x - y). Default tag "where".
 
     Rounds: 1 + truncation (0 for 2 members, 1 for 3+). The product is an exact
     multiple of 2^f, so the 2-member local truncation is exact (barring its failure
     probability); the wrap truncation is within n ulp."""
-    s = common.shape_of(engine, x, shape, "x")
-    d = engine.local(common.sub, x, y, step="local")
-    prod = arithmetic.mul(
-        engine, cond, d, provider, x_shape=s, y_shape=s, frac_bits=frac_bits, tag=f"{tag}/mul"
-    )
-    return engine.local(common.add, prod, y, step="local")
+    ctx = ctx.with_default_tag("where")
+    s = common.shape_of(ctx.engine, x, shape, "x")
+    d = ctx.engine.local(common.sub, x, y, step="local")
+    prod = arithmetic.mul(ctx.scoped("mul"), cond, d, x_shape=s, y_shape=s)
+    return ctx.engine.local(common.add, prod, y, step="local")
 
 
 __all__ = [
+    "RELATIONS",
     "eq",
     "ge",
     "gt",
@@ -277,6 +187,7 @@ __all__ = [
     "ltz_bits",
     "maximum",
     "minimum",
+    "relation",
     "relu",
     "where",
 ]

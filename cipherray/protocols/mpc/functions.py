@@ -52,10 +52,9 @@ from typing import Any
 
 import numpy as np
 
-from cipherray.protocols.fixedpoint import DEFAULT_FRAC_BITS
 from cipherray.protocols.mpc import arithmetic, binary, common, compare, truncation
-from cipherray.protocols.mpc.engine import Engine, PerParty
-from cipherray.protocols.mpc.providers import Provider
+from cipherray.protocols.mpc.context import MPCContext
+from cipherray.protocols.mpc.engine import PerParty
 
 _SIGMOID_NEG_KNOTS = (
     -8.0, -6.05, -5.05, -4.4, -3.9, -3.5, -3.15, -2.85, -2.6, -2.35,
@@ -141,57 +140,67 @@ def _enc(values: Any, bits: int) -> np.ndarray:
     )
 
 
-def _ge_bits(
-    engine: Engine, x: PerParty, thresholds: Any, provider: Provider, s: tuple, f: int, tag: str
-) -> PerParty:
-    """Integer bits b_j = [x >= t_j] for all thresholds in ONE batched circuit (R rounds)."""
-    consts = common.encode_public(np.asarray(thresholds, dtype=np.float64), f, "threshold")
+def _ge_bits(ctx: MPCContext, x: PerParty, thresholds: Any, s: tuple) -> PerParty:
+    """Integer bits b_j = [x >= t_j] for all thresholds in ONE batched circuit (R rounds),
+    tagged "<tag>/cmp"."""
+    engine = ctx.engine
+    consts = common.encode_public(
+        np.asarray(thresholds, dtype=np.float64), ctx.frac_bits, "threshold"
+    )
     diffs = engine.local(_minus_constants, x, consts, step="local")
-    lt_bits = binary.ltz_bit(engine, diffs, provider, shape=(len(consts),) + s, tag=tag)
+    lt_bits = binary.ltz_bit(ctx.scoped("cmp"), diffs, shape=(len(consts),) + s)
     return engine.local(_ge_from_lt, lt_bits, step="local")
 
 
-def _bucket_guess(engine: Engine, bits: PerParty, values: np.ndarray, f: int) -> PerParty:
-    """values[0] below t_0, values[j+1] on [t_j, t_{j+1}): sum of telescoped encoded
-    integers, exact (one rounding per value)."""
-    enc = _enc(values, f)
+def _bucket_guess(
+    ctx: MPCContext, x: PerParty, s: tuple, thresholds: np.ndarray, values: np.ndarray
+) -> PerParty:
+    """values[0] below t_0, values[j+1] on [t_j, t_{j+1}): compare x with every threshold
+    (R rounds), then a sum of telescoped encoded integers, exact (one rounding per
+    value)."""
+    bits = _ge_bits(ctx, x, thresholds, s)
+    enc = _enc(values, ctx.frac_bits)
     weights = enc[1:] - enc[:-1]
-    return engine.local(_linear_form, bits, weights, enc[0], None, None, step="local")
+    return ctx.engine.local(_linear_form, bits, weights, enc[0], None, None, step="local")
+
+
+def _product(ctx: MPCContext, name: str, a: PerParty, b: PerParty, s: tuple) -> PerParty:
+    """a * b of shape s, tagged "<tag>/<name>"."""
+    return arithmetic.mul(ctx.scoped(name), a, b, x_shape=s, y_shape=s)
 
 
 # ------------------------------------------------------------------ functions
+#
+# Every function takes (ctx, x, *, shape=None) plus its own options; the default tag
+# is the function's name.
 
 
 def piecewise_linear(
-    engine: Engine,
+    ctx: MPCContext,
     x: PerParty,
-    provider: Provider,
     knots: Any,
     values: Any,
     *,
     left: float,
     right: float,
     shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "pwl",
 ) -> PerParty:
     """The continuous piecewise-linear interpolant of (knots, values), constant `left`
     below knots[0] and `right` from knots[-1] on (see the sigmoid steps).
 
-    Rounds: R + 1 + truncation rounds."""
-    f = common.check_frac_bits(frac_bits)
-    s = common.shape_of(engine, x, shape, "x")
+    Rounds: R + 1 + truncation rounds. Default tag "pwl"."""
+    ctx = ctx.with_default_tag("pwl")
+    f = ctx.frac_bits
+    s = common.shape_of(ctx.engine, x, shape, "x")
     k = np.asarray(knots, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     if k.ndim != 1 or k.shape != v.shape or len(k) < 2 or np.any(np.diff(k) <= 0):
         raise ValueError("knots must be increasing and match values in length (>= 2)")
     K = len(k)
     # (1) b_j = [x >= k_j]
-    b = _ge_bits(engine, x, k, provider, s, f, f"{tag}/cmp")
+    b = _ge_bits(ctx, x, k, s)
     # (2) P_j = b_j * x (exact, scale 2^f)
-    p = arithmetic.mul(
-        engine, b, x, provider, x_shape=(K,) + s, y_shape=s, truncate=False, tag=f"{tag}/mul"
-    )
+    p = arithmetic.mul(ctx.scoped("mul"), b, x, x_shape=(K,) + s, y_shape=s, truncate=False)
     # (3) segment j on [k_j, k_{j+1}): slope a_j, intercept c_j; at scale 2^(2f)
     slopes = np.diff(v) / np.diff(k)
     inter = v[:-1] - slopes * k[:-1]
@@ -201,57 +210,28 @@ def piecewise_linear(
     # telescoping: sum_j a_j (P_j - P_{j+1}) = sum_j (a_j - a_{j-1}) P_j, integer-exact
     wp = (a_enc[1:] - a_enc[:-1]).view(np.uint64)
     wb = (c_enc[1:] - c_enc[:-1]).view(np.uint64)
-    z = engine.local(_linear_form, p, wp, c_enc[0].view(np.uint64), b, wb, step="local")
+    z = ctx.engine.local(_linear_form, p, wp, c_enc[0].view(np.uint64), b, wb, step="local")
     # (4) back to scale 2^f
-    return truncation.truncate(engine, z, f, provider, shape=s, tag=f"{tag}/trunc")
+    return truncation.truncate(ctx.scoped("trunc"), z, f, shape=s)
 
 
-def sigmoid(
-    engine: Engine,
-    x: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "sigmoid",
-) -> PerParty:
+def sigmoid(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
     """Logistic function, piecewise linear: max abs error 1e-3 on all reals; R + 1 rounds
     (+1 truncation round for 3+ members). `sigmoid_plaintext` is its float twin."""
     k = np.asarray(SIGMOID_KNOTS)
-    return piecewise_linear(
-        engine, x, provider, k, _logistic(k), left=0.0, right=1.0, shape=shape,
-        frac_bits=frac_bits, tag=tag,
-    )  # fmt: skip
+    ctx = ctx.with_default_tag("sigmoid")
+    return piecewise_linear(ctx, x, k, _logistic(k), left=0.0, right=1.0, shape=shape)
 
 
-def tanh(
-    engine: Engine,
-    x: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "tanh",
-) -> PerParty:
+def tanh(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
     """tanh(x) = 2 sigmoid(2x) - 1: max abs error 2e-3 on all reals; rounds as sigmoid."""
-    s = common.shape_of(engine, x, shape, "x")
     k = np.asarray(SIGMOID_KNOTS) / 2.0
-    return piecewise_linear(
-        engine, x, provider, k, 2.0 * _logistic(2.0 * k) - 1.0, left=-1.0, right=1.0,
-        shape=s, frac_bits=frac_bits, tag=tag,
-    )  # fmt: skip
+    values = 2.0 * _logistic(2.0 * k) - 1.0
+    ctx = ctx.with_default_tag("tanh")
+    return piecewise_linear(ctx, x, k, values, left=-1.0, right=1.0, shape=shape)
 
 
-def exp(
-    engine: Engine,
-    x: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    clamp: bool = False,
-    tag: str = "exp",
-) -> PerParty:
+def exp(ctx: MPCContext, x: PerParty, *, shape: Any = None, clamp: bool = False) -> PerParty:
     """e^x on [-16, 4] with abs error <= 2e-3 * max(1, e^x) (module docstring).
 
     1. y = x / 16 (truncation by 4 bits).
@@ -260,138 +240,91 @@ def exp(
     4. Square T four times.
     Rounds: 2 + 4 = 6 for 2 members (+ truncation rounds for 3+: 1 + 2 + 1 + 4);
     clamp=True adds R + 1 (x -> max(x, -16))."""
-    f = common.check_frac_bits(frac_bits)
+    ctx = ctx.with_default_tag("exp")
+    f = ctx.frac_bits
+    engine = ctx.engine
     s = common.shape_of(engine, x, shape, "x")
     if clamp:
-        x = compare.maximum(engine, x, -16.0, provider, x_shape=s, frac_bits=f, tag=f"{tag}/clamp")
+        x = compare.maximum(ctx.scoped("clamp"), x, -16.0, x_shape=s)
     # 1
-    y = truncation.truncate(engine, x, EXP_SQUARINGS, provider, shape=s, tag=f"{tag}/scale")
+    y = truncation.truncate(ctx.scoped("scale"), x, EXP_SQUARINGS, shape=s)
     # 2
-    y2 = arithmetic.square(engine, y, provider, shape=s, frac_bits=f, tag=f"{tag}/pow2")
+    y2 = arithmetic.square(ctx.scoped("pow2"), y, shape=s)
     left, right = engine.local(_powers_prepare, y, y2, num_returns=2, step="local")
-    y34 = arithmetic.mul(
-        engine, left, right, provider, x_shape=(2,) + s, y_shape=(2,) + s, frac_bits=f,
-        tag=f"{tag}/pow34",
-    )  # fmt: skip
+    y34 = arithmetic.mul(ctx.scoped("pow34"), left, right, x_shape=(2,) + s, y_shape=(2,) + s)
     # 3
     rows = engine.local(_taylor_rows, y, y2, y34, step="local")
     coef = _enc([1.0, 1 / 2, 1 / 6, 1 / 24], f)
     t = engine.local(_linear_form, rows, coef, np.uint64(1 << (2 * f)), None, None, step="local")
-    t = truncation.truncate(engine, t, f, provider, shape=s, tag=f"{tag}/taylor")
+    t = truncation.truncate(ctx.scoped("taylor"), t, f, shape=s)
     # 4
     for j in range(EXP_SQUARINGS):
-        t = arithmetic.square(engine, t, provider, shape=s, frac_bits=f, tag=f"{tag}/sq{j}")
+        t = arithmetic.square(ctx.scoped(f"sq{j}"), t, shape=s)
     return t
 
 
-def reciprocal(
-    engine: Engine,
-    x: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    iterations: int = 3,
-    tag: str = "reciprocal",
-) -> PerParty:
+def reciprocal(ctx: MPCContext, x: PerParty, *, shape: Any = None, iterations: int = 3) -> PerParty:
     """1 / x on [0.05, 1000], abs error <= 1e-3 * max(1, 1/x): Newton-Raphson
     y <- y (2 - x y) from a per-half-octave guess. Rounds: R + 2 * iterations."""
-    f = common.check_frac_bits(frac_bits)
-    s = common.shape_of(engine, x, shape, "x")
+    ctx = ctx.with_default_tag("reciprocal")
+    s = common.shape_of(ctx.engine, x, shape, "x")
     t = np.asarray(NEWTON_THRESHOLDS)
     c = 2.0 / (1.0 + np.sqrt(2.0))  # x y0 in [c, c sqrt 2): relative error <= 0.172
-    guesses = np.concatenate([[c / t[0]], c / t])
-    bits = _ge_bits(engine, x, t, provider, s, f, f"{tag}/cmp")
-    y = _bucket_guess(engine, bits, guesses, f)
-    two = np.uint64(2 << f)
+    y = _bucket_guess(ctx, x, s, t, np.concatenate([[c / t[0]], c / t]))
+    two = np.uint64(2 << ctx.frac_bits)
     for j in range(iterations):
-        xy = arithmetic.mul(engine, x, y, provider, x_shape=s, y_shape=s, frac_bits=f,
-                            tag=f"{tag}/it{j}a")  # fmt: skip
-        e = engine.local(_three_minus, xy, two, step="local")
-        y = arithmetic.mul(engine, y, e, provider, x_shape=s, y_shape=s, frac_bits=f,
-                           tag=f"{tag}/it{j}b")  # fmt: skip
+        xy = _product(ctx, f"it{j}a", x, y, s)
+        e = ctx.engine.local(_three_minus, xy, two, step="local")
+        y = _product(ctx, f"it{j}b", y, e, s)
     return y
 
 
-def inv_sqrt(
-    engine: Engine,
-    x: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    iterations: int = 3,
-    tag: str = "inv_sqrt",
-) -> PerParty:
+def inv_sqrt(ctx: MPCContext, x: PerParty, *, shape: Any = None, iterations: int = 3) -> PerParty:
     """1 / sqrt(x) on [0.05, 1000], abs error <= 1e-3 * max(1, 1/sqrt(x)): Newton
     y <- y (3 - x y^2) / 2 (the / 2 is folded into the truncation). Rounds: R + 3 * it."""
-    f = common.check_frac_bits(frac_bits)
-    s = common.shape_of(engine, x, shape, "x")
+    ctx = ctx.with_default_tag("inv_sqrt")
+    f = ctx.frac_bits
+    s = common.shape_of(ctx.engine, x, shape, "x")
     t = np.asarray(INV_SQRT_THRESHOLDS)
     c = np.sqrt(2.0 / (1.0 + np.sqrt(2.0)))  # x y0^2 in [c^2, c^2 sqrt 2)
-    guesses = np.concatenate([[c / np.sqrt(t[0])], c / np.sqrt(t)])
-    bits = _ge_bits(engine, x, t, provider, s, f, f"{tag}/cmp")
-    y = _bucket_guess(engine, bits, guesses, f)
+    y = _bucket_guess(ctx, x, s, t, np.concatenate([[c / np.sqrt(t[0])], c / np.sqrt(t)]))
     three = np.uint64(3 << f)
     for j in range(iterations):
         # (x y) y, not x (y^2): y^2 has few significant bits when x is large
-        xy = arithmetic.mul(engine, x, y, provider, x_shape=s, y_shape=s, frac_bits=f,
-                            tag=f"{tag}/it{j}a")  # fmt: skip
-        xy2 = arithmetic.mul(engine, xy, y, provider, x_shape=s, y_shape=s, frac_bits=f,
-                             tag=f"{tag}/it{j}b")  # fmt: skip
-        e = engine.local(_three_minus, xy2, three, step="local")
-        z = arithmetic.mul(engine, y, e, provider, x_shape=s, y_shape=s, truncate=False,
-                           tag=f"{tag}/it{j}c")  # fmt: skip
-        y = truncation.truncate(engine, z, f + 1, provider, shape=s, tag=f"{tag}/it{j}c/trunc")
+        xy2 = _product(ctx, f"it{j}b", _product(ctx, f"it{j}a", x, y, s), y, s)
+        e = ctx.engine.local(_three_minus, xy2, three, step="local")
+        last = ctx.scoped(f"it{j}c")
+        z = arithmetic.mul(last, y, e, x_shape=s, y_shape=s, truncate=False)
+        y = truncation.truncate(last.scoped("trunc"), z, f + 1, shape=s)
     return y
 
 
-def sqrt(
-    engine: Engine,
-    x: PerParty,
-    provider: Provider,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "sqrt",
-) -> PerParty:
+def sqrt(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
     """sqrt(x): abs error <= 2e-4 on [0.05, 1000], <= 5e-3 on [0, 0.05]. Rounds: R + 12.
 
     1. y = inv_sqrt(x); s = x * y (its error is x times that of y: large for big x).
     2. One correction s' = s + (x - s^2) * y / 2, which squares the relative errors of
        s and y (s^2, then the product truncated by 2^(f+1))."""
-    f = common.check_frac_bits(frac_bits)
-    sh = common.shape_of(engine, x, shape, "x")
-    y = inv_sqrt(engine, x, provider, shape=sh, frac_bits=f, tag=f"{tag}/inv")
-    s = arithmetic.mul(engine, x, y, provider, x_shape=sh, y_shape=sh, frac_bits=f,
-                       tag=f"{tag}/mul")  # fmt: skip
-    s2 = arithmetic.square(engine, s, provider, shape=sh, frac_bits=f, tag=f"{tag}/sq")
-    d = common.lin_sub(engine, x, s2)
-    c = arithmetic.mul(engine, d, y, provider, x_shape=sh, y_shape=sh, truncate=False,
-                       tag=f"{tag}/corr")  # fmt: skip
-    c = truncation.truncate(engine, c, f + 1, provider, shape=sh, tag=f"{tag}/corr/trunc")
-    return common.lin_add(engine, s, c)
+    ctx = ctx.with_default_tag("sqrt")
+    sh = common.shape_of(ctx.engine, x, shape, "x")
+    y = inv_sqrt(ctx.scoped("inv"), x, shape=sh)
+    s = _product(ctx, "mul", x, y, sh)
+    s2 = arithmetic.square(ctx.scoped("sq"), s, shape=sh)
+    d = common.lin_sub(ctx.engine, x, s2)
+    corr = ctx.scoped("corr")
+    c = arithmetic.mul(corr, d, y, x_shape=sh, y_shape=sh, truncate=False)
+    c = truncation.truncate(corr.scoped("trunc"), c, ctx.frac_bits + 1, shape=sh)
+    return common.lin_add(ctx.engine, s, c)
 
 
-def div_public(
-    engine: Engine,
-    x: PerParty,
-    k: Any,
-    provider: Provider | None = None,
-    *,
-    shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "div_public",
-) -> PerParty:
+def div_public(ctx: MPCContext, x: PerParty, k: Any, *, shape: Any = None) -> PerParty:
     """x / k for a public nonzero k: a positive integer uses `truncation.divide_public`
     (error within n + n/2 ulp, 0 rounds for 2 members, 1 for 3+); any other k
-    multiplies by the encoded 1/k (`arithmetic.mul_public`)."""
+    multiplies by the encoded 1/k (`arithmetic.mul_public`). Default tag "div_public"."""
+    ctx = ctx.with_default_tag("div_public")
     arr = common.fixedpoint.check_numeric(k, "public divisor")
     if np.any(arr == 0):
         raise ZeroDivisionError("division of a shared value by zero")
     if arr.ndim == 0 and np.issubdtype(arr.dtype, np.integer) and int(arr) > 0:
-        return truncation.divide_public(engine, x, int(arr), provider, shape=shape, tag=tag)
-    return arithmetic.mul_public(
-        engine, x, 1.0 / arr.astype(np.float64), provider, x_shape=shape, frac_bits=frac_bits,
-        tag=tag,
-    )  # fmt: skip
+        return truncation.divide_public(ctx, x, int(arr), shape=shape)
+    return arithmetic.mul_public(ctx, x, 1.0 / arr.astype(np.float64), x_shape=shape)

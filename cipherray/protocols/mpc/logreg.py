@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from cipherray.protocols.fixedpoint import DEFAULT_FRAC_BITS
 from cipherray.protocols.mpc import arithmetic, common, functions
-from cipherray.protocols.mpc.engine import Engine, PerParty
-from cipherray.protocols.mpc.providers import Provider
+from cipherray.protocols.mpc.context import MPCContext
+from cipherray.protocols.mpc.engine import PerParty
 
 
 @common.member_step
@@ -55,52 +54,60 @@ def _batches(n_samples: int, batch_size: int | None) -> list[tuple[int, int]]:
 
 
 def train_logreg(
-    engine: Engine,
+    ctx: MPCContext,
     x: PerParty,
     y: PerParty,
-    provider: Provider,
     *,
     epochs: int,
     lr: float,
     batch_size: int | None = None,
     x_shape: Any = None,
-    frac_bits: int = DEFAULT_FRAC_BITS,
-    tag: str = "logreg",
 ) -> tuple[PerParty, PerParty]:
     """Train on shared X (n, d) and y (n,) (fixed point, y in {0, 1}); weights start at 0.
 
     Returns shared (w of shape (d,), b of shape (1,)). Batches are consecutive row
-    ranges of `batch_size` (default: full batch), in order, every epoch."""
-    f = common.check_frac_bits(frac_bits)
-    n, d = common.shape_of(engine, x, x_shape, "x")
+    ranges of `batch_size` (default: full batch), in order, every epoch. Default tag
+    "logreg"; batch s of epoch ep is tagged "<tag>/e<ep>/b<s>/{fwd,sig,grad,upd}"."""
+    ctx = ctx.with_default_tag("logreg")
+    n, d = common.shape_of(ctx.engine, x, x_shape, "x")
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    xa = engine.local(_with_ones, x, np.uint64(1 << f), step="local")
-    wb = common.zeros_shared(engine, (d + 1,))
+    xa = ctx.engine.local(_with_ones, x, np.uint64(1 << ctx.frac_bits), step="local")
+    wb = common.zeros_shared(ctx.engine, (d + 1,))
     for ep in range(epochs):
         for s, e in _batches(n, batch_size):
-            bsz = e - s
-            t = f"{tag}/e{ep}/b{s}"
-            xb = engine.local(_rows, xa, s, e, step="local")
-            yb = engine.local(_rows, y, s, e, step="local")
-            z = arithmetic.matmul(
-                engine, xb, wb, provider, x_shape=(bsz, d + 1), y_shape=(d + 1,), frac_bits=f,
-                tag=f"{t}/fwd",
-            )  # fmt: skip
-            p = functions.sigmoid(engine, z, provider, shape=(bsz,), frac_bits=f, tag=f"{t}/sig")
-            err = common.lin_sub(engine, p, yb)
-            xt = engine.local(common.transpose, xb, step="local")
-            g = arithmetic.matmul(
-                engine, xt, err, provider, x_shape=(d + 1, bsz), y_shape=(bsz,), frac_bits=f,
-                tag=f"{t}/grad",
-            )  # fmt: skip
-            step = arithmetic.mul_public(
-                engine, g, lr / bsz, provider, x_shape=(d + 1,), frac_bits=f, significant_bits=14,
-                tag=f"{t}/upd",
-            )  # fmt: skip
-            wb = common.lin_sub(engine, wb, step)
-    w, b = engine.local(_split_wb, wb, num_returns=2, step="local")
+            batch = ctx.scoped(f"e{ep}/b{s}")
+            step = _gradient_step(batch, xa, y, wb, rows=(s, e), width=d + 1, lr=lr)
+            wb = common.lin_sub(ctx.engine, wb, step)
+    w, b = ctx.engine.local(_split_wb, wb, num_returns=2, step="local")
     return w, b
+
+
+def _gradient_step(
+    ctx: MPCContext,
+    xa: PerParty,
+    y: PerParty,
+    wb: PerParty,
+    *,
+    rows: tuple[int, int],
+    width: int,
+    lr: float,
+) -> PerParty:
+    """(lr / B) X_b^T (sigmoid(X_b @ wb) - y_b) for the B rows `rows` of xa (which has
+    `width` columns, the intercept's included)."""
+    engine = ctx.engine
+    s, e = rows
+    bsz = e - s
+    xb = engine.local(_rows, xa, s, e, step="local")
+    yb = engine.local(_rows, y, s, e, step="local")
+    z = arithmetic.matmul(ctx.scoped("fwd"), xb, wb, x_shape=(bsz, width), y_shape=(width,))
+    p = functions.sigmoid(ctx.scoped("sig"), z, shape=(bsz,))
+    err = common.lin_sub(engine, p, yb)
+    xt = engine.local(common.transpose, xb, step="local")
+    g = arithmetic.matmul(ctx.scoped("grad"), xt, err, x_shape=(width, bsz), y_shape=(bsz,))
+    return arithmetic.mul_public(
+        ctx.scoped("upd"), g, lr / bsz, x_shape=(width,), significant_bits=14
+    )
 
 
 def train_logreg_plaintext(

@@ -1,8 +1,10 @@
-"""Test helpers for the MPC protocols: an opaque, pickling engine and sharing shortcuts.
+"""Test helpers for the MPC protocols: an opaque, pickling engine, contexts and sharing
+shortcuts.
 
 `OpaqueEngine` exposes only the `Engine` API (it is not a `LocalEngine`, so a protocol
 cannot fall back to reading a shape from a handle) and round-trips every step
 function and public argument through pickle, as the runtime's Ray actors do.
+`local_context(n)` is an `MPCContext` on a fresh in-process engine with a dealer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import numpy as np
 
 from cipherray.protocols import fixedpoint as fp
 from cipherray.protocols.mpc.common import encode_public
+from cipherray.protocols.mpc.context import MPCContext
 from cipherray.protocols.mpc.engine import LocalEngine, PerParty
+from cipherray.protocols.mpc.providers import DealerProvider, Provider
 
 ULP = 2.0**-16
 
@@ -58,14 +62,34 @@ def _is_handle(a: Any) -> bool:
     return type(a).__name__ == "_H"
 
 
+def local_context(
+    n: int,
+    *,
+    opaque: bool = False,
+    provider: Provider | None = None,
+    has_dealer: bool = True,
+    frac_bits: int = 16,
+) -> MPCContext:
+    """A context on a fresh `LocalEngine` (or `OpaqueEngine`) of n members with a fresh
+    `DealerProvider` unless `provider` is given."""
+    engine = OpaqueEngine(n, has_dealer) if opaque else LocalEngine(n, has_dealer)
+    return MPCContext(engine, DealerProvider() if provider is None else provider, frac_bits)
+
+
+def _local(engine: Any) -> LocalEngine:
+    """The in-process engine behind an engine or a context (tests only)."""
+    engine = engine.engine if isinstance(engine, MPCContext) else engine
+    return engine.inner if isinstance(engine, OpaqueEngine) else engine
+
+
 def share(engine: Any, values: Any, frac_bits: int = 16) -> PerParty:
-    inner = engine.inner if isinstance(engine, OpaqueEngine) else engine
-    return inner.share(encode_public(np.asarray(values, dtype=np.float64), frac_bits))
+    """Shares of the fixed-point encoding of `values` (engine or context)."""
+    return _local(engine).share(encode_public(np.asarray(values, dtype=np.float64), frac_bits))
 
 
 def reveal(engine: Any, x: PerParty, frac_bits: int = 16) -> np.ndarray:
-    inner = engine.inner if isinstance(engine, OpaqueEngine) else engine
-    return fp.decode(inner.reconstruct(x), 2**frac_bits)
+    """The decoded value of shared x (engine or context)."""
+    return fp.decode(_local(engine).reconstruct(x), 2**frac_bits)
 
 
 def encoded(values: Any, frac_bits: int = 16) -> np.ndarray:

@@ -7,12 +7,15 @@ Two methods:
 
 * `"local"` — SecureML local truncation (2 members only, 0 rounds, 0 bytes):
   member 0 computes s0 >> d (arithmetic shift), member 1 computes -((-s1) >> d).
-  If |x| < 2^l (x the ring value before truncation, l < 63), then, except with
-  probability at most 2^(l+1-64) per element, the result is floor or ceil of x / 2^d
-  (off by at most 1 ulp). On failure (the two signed shares wrap when summed as
-  integers) the result is wrong by about 2^(64-d): a large error. Example: a product
-  of two values below 2^7 in magnitude with f = 16 is below 2^46, failure rate
-  <= 2^-17. An exact multiple of 2^d is truncated exactly.
+  With x the signed ring value before truncation, the result is floor or ceil of
+  x / 2^d (off by at most 1 ulp), except with probability exactly |x| / 2^64 per
+  element: the two signed shares wrap when summed as integers iff member 0's share
+  falls in an interval of length |x| (the shares are uniform). On failure the
+  result is wrong by 2^(64-d): a large error. After a product of two values with f
+  fractional bits, x = x_real * y_real * 2^(2f) and d = f, so a product fails with
+  probability |x_real * y_real| * 2^(2f-64) and is then off by 2^(64-2f) (f = 16:
+  2^-32 * |x_real * y_real|, off by 2^32). An exact multiple of 2^d is truncated
+  exactly.
 
 * `"wrap"` — the wrap-count ("CrypTen TTP") method for any number of members, with a
   dealer's wrap pair (r, theta_r). 1 round, (n-1) * 8 bytes per element, all to
@@ -32,9 +35,8 @@ Two methods:
   Error: when eta = 0 the sum of the members' floors lies in (x / 2^d - n, x / 2^d];
   member 0 adds floor(n / 2) ulp to centre it, so the result is within
   ceil(n / 2) ulp of x / 2^d (1 for 2 members, 2 for 3 and 4). eta != 0 (a large
-  error of 2^(64-d)) happens with probability |x| / 2^64 <= 2^(l-64) for |x| < 2^l —
-  the same order as the local method's failure rate; keep |x| (before truncation)
-  well below 2^62.
+  error of 2^(64-d)) happens with probability |x| / 2^64 (x + r overflows the signed
+  range), the same failure probability as the local method.
 
 `truncate(..., method="auto")` uses "local" for 2 members and "wrap" otherwise.
 
@@ -42,7 +44,8 @@ Two methods:
 methods (member i takes floor(x_i / k); the wrap method subtracts
 theta_x_i * floor(2^64 / k)): error below ceil(n/2) + n/2 ulp for the wrap method
 (the centred floors, plus |theta_x| <= n/2 times the rounding of 2^64 / k) and 1 ulp
-for the local method, with the same failure probabilities as above.
+for the local method, with the same failure probability |x| / 2^64 (x the ring
+value: the real value times its scale k * 2^f); a failure is off by about 2^64 / k.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ from typing import Any
 import numpy as np
 
 from cipherray.protocols.mpc import common
-from cipherray.protocols.mpc.engine import Engine, PerParty
+from cipherray.protocols.mpc.context import MPCContext
+from cipherray.protocols.mpc.engine import PerParty
 from cipherray.protocols.mpc.providers import Provider, count_wraps
 
 METHODS = ("auto", "local", "wrap")
@@ -134,59 +138,46 @@ def _is_pow2(k: int) -> bool:
 
 
 def divide_public(
-    engine: Engine,
-    x: PerParty,
-    k: int,
-    provider: Provider | None = None,
-    *,
-    shape: Any = None,
-    method: str = "auto",
-    tag: str = "trunc",
+    ctx: MPCContext, x: PerParty, k: int, *, shape: Any = None, method: str = "auto"
 ) -> PerParty:
     """Divide shared x (ring values) by a public integer 1 <= k < 2^62 (module docstring).
 
-    Rounds: 0 ("local", 2 members) or 1 ("wrap"). Bytes: 0, or (n-1) * 8 per element."""
+    Rounds: 0 ("local", 2 members) or 1 ("wrap"). Bytes: 0, or (n-1) * 8 per element.
+    Steps are tagged "<tag>/..." (default tag "trunc")."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise TypeError(f"divisor must be a public integer, got {type(k).__name__}")
     k = int(k)
     if not 1 <= k < 2**62:
         raise ValueError(f"divisor must be in [1, 2^62), got {k}")
-    shape = common.shape_of(engine, x, shape, "truncation input")
+    ctx = ctx.with_default_tag("trunc")
+    shape = common.shape_of(ctx.engine, x, shape, "truncation input")
     if k == 1:
         return x
-    m = _resolve(engine.n, method, provider)
-    if m == "local":
-        return engine.local(_local_div, x, k, step=f"{tag}/local")
+    if _resolve(ctx.n, method, ctx.provider) == "local":
+        return ctx.engine.local(_local_div, x, k, step=ctx.step("local"))
+    return _wrap_divide(ctx, x, k, shape)
+
+
+def _wrap_divide(ctx: MPCContext, x: PerParty, k: int, shape: tuple) -> PerParty:
+    """Steps 1-5 of the wrap method."""
+    engine = ctx.engine
     # 1. wrap pair
-    r, theta_r = provider.wrap_pair(engine, shape)
+    r, theta_r = ctx.provider.wrap_pair(engine, shape)
     # 2. mask and local wraps
-    z, beta = engine.local(_mask, x, r, num_returns=2, step=f"{tag}/mask")
+    z, beta = engine.local(_mask, x, r, num_returns=2, step=ctx.step("mask"))
     # 3. z_i to member 0
-    sent = [engine.send(z[i], i, 0, step=f"{tag}/reveal") for i in range(1, engine.n)]
+    sent = [engine.send(z[i], i, 0, step=ctx.step("reveal")) for i in range(1, ctx.n)]
     # 4. member 0 counts wraps
-    theta_z = engine.run_at(0, _count, z[0], *sent, step=f"{tag}/count")
+    theta_z = engine.run_at(0, _count, z[0], *sent, step=ctx.step("count"))
     # 5. local finish
+    theta_z_at_0 = common.only_at(engine, theta_z)
     return engine.local(
-        _wrap_finish,
-        x,
-        beta,
-        theta_r,
-        common.only_at(engine, theta_z),
-        k,
-        engine.n,
-        step=f"{tag}/finish",
+        _wrap_finish, x, beta, theta_r, theta_z_at_0, k, ctx.n, step=ctx.step("finish")
     )
 
 
 def truncate(
-    engine: Engine,
-    x: PerParty,
-    bits: int,
-    provider: Provider | None = None,
-    *,
-    shape: Any = None,
-    method: str = "auto",
-    tag: str = "trunc",
+    ctx: MPCContext, x: PerParty, bits: int, *, shape: Any = None, method: str = "auto"
 ) -> PerParty:
     """Divide shared x by 2^bits (arithmetic shift), see the module docstring.
 
@@ -195,4 +186,4 @@ def truncate(
     bits = int(bits)
     if not 0 <= bits < 62:
         raise ValueError(f"truncation bits must be in 0..61, got {bits}")
-    return divide_public(engine, x, 1 << bits, provider, shape=shape, method=method, tag=tag)
+    return divide_public(ctx, x, 1 << bits, shape=shape, method=method)
