@@ -105,3 +105,14 @@ def test_two_party_paillier_triples_without_dealer(rt):
     assert any(t.startswith("offline/") for t in tags)
     with pytest.raises(cr.ConfigError, match="dealer"):
         _ = x > y  # comparisons need binary triples: a dealer
+
+
+def test_products_beyond_the_domain_raise_when_checked(rt):
+    a, b, t = rt.party("a"), rt.party("b"), rt.party("t")
+    checked = rt.mpc(a, b, dealer=t, check_overflow=True)
+    x = _put(a, np.array([2.0**20, 3.0])).to(checked)
+    y = _put(b, np.array([2.0**20, 4.0])).to(checked)
+    with pytest.raises(cr.RangeError, match="beyond the product domain"):
+        rt.wait(x * y)
+    small = _put(b, np.array([0.5, 4.0])).to(checked)
+    np.testing.assert_allclose(rt.get((x * small).reveal_to(a)), [2.0**19, 12.0], atol=1e-3)

@@ -125,11 +125,15 @@ class Runtime:
         frac_bits: int = 16,
         dealer: Party | str | None = None,
         provider: Any = None,
+        check_overflow: bool = False,
     ) -> MPC:
         """An MPC location: additive secret sharing over Z_2^64 among `parties`.
         `dealer` names a party that plays the trusted dealer of correlated randomness
         (Beaver triples) for multiplications; `provider` may also be "dealer",
-        "paillier" (two members, no dealer) or a Provider object."""
+        "paillier" (two members, no dealer) or a Provider object. `check_overflow=True`
+        checks every product of two shared values against its domain (|x*y| < 2^30 for
+        16 fractional bits) and raises RangeError naming the step if any element is
+        beyond it, revealing only how many are (costs a comparison: see the README)."""
         self._check_open()
         if len(parties) == 1 and isinstance(parties[0], list | tuple):
             parties = tuple(parties[0])
@@ -145,7 +149,10 @@ class Runtime:
                 f"the dealer '{dealer_party.name}' must not be a member of the MPC location: "
                 "a member that knows the triples could open everyone's masked values"
             )
-        return MPC(self, members, frac_bits, dealer=dealer_party, provider=provider)
+        return MPC(
+            self, members, frac_bits, dealer=dealer_party, provider=provider,
+            check_overflow=check_overflow,
+        )  # fmt: skip
 
     def he(self, keyholder: Party | str, bits: int = 2048, insecure: bool = False) -> HE:
         """An HE location: Paillier under a key pair generated inside `keyholder`'s actor

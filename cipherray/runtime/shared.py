@@ -46,6 +46,7 @@ class MPC:
         frac_bits: int = 16,
         dealer: Party | None = None,
         provider: Any = None,
+        check_overflow: bool = False,
     ):
         if not 0 <= frac_bits <= 30:
             raise ValueError("frac_bits must be in 0..30 (products need 2f bits)")
@@ -56,6 +57,13 @@ class MPC:
         self.name = "mpc(" + ",".join(p.name for p in self.parties) + ")"
         self._engine = None
         self._provider = provider
+        self.check_overflow = bool(check_overflow)
+
+    def context(self, provider: Any, tag: str = "") -> Any:
+        """The protocols' context for one operation on this location."""
+        from cipherray.protocols.mpc.context import MPCContext
+
+        return MPCContext(self.engine, provider, self.frac_bits, tag)
 
     @property
     def provider(self) -> Any:
@@ -462,12 +470,11 @@ class SharedRef(Ref):
             raise ValueError(f"internal: scale {self.scale} is not a multiple of 2^f")
         shape = self.shape
         prov = mpc.provider if len(mpc.parties) > 2 else None
+        ctx = mpc.context(prov, tag="rescale")
         if k & (k - 1) == 0:
-            pp = truncation.truncate(
-                mpc.engine, self._pp, k.bit_length() - 1, prov, shape=shape, tag="rescale"
-            )
+            pp = truncation.truncate(ctx, self._pp, k.bit_length() - 1, shape=shape)
         else:
-            pp = truncation.divide_public(mpc.engine, self._pp, k, prov, shape=shape, tag="rescale")
+            pp = truncation.divide_public(ctx, self._pp, k, shape=shape)
         return self._wrap(pp, shape, self.meta)
 
     def _operand(self, other: Any, what: str) -> SharedRef:
@@ -485,8 +492,8 @@ class SharedRef(Ref):
         mpc = self._mpc
         sx, sy = x.shape, y.shape
         pp = getattr(arithmetic, op)(
-            mpc.engine, x._pp, y._pp, mpc.provider, x_shape=sx, y_shape=sy,
-            frac_bits=mpc.frac_bits, tag=op,
+            mpc.context(mpc.provider), x._pp, y._pp, x_shape=sx, y_shape=sy,
+            check_overflow=mpc.check_overflow,
         )  # fmt: skip
         if op == "mul":
             return self._wrap(pp, _bshape(sx, sy), join([self.meta, other.meta]))
@@ -505,10 +512,7 @@ class SharedRef(Ref):
         sx = x.shape
         w = np.asarray(w)
         prov = mpc.provider if len(mpc.parties) > 2 else None
-        pp = arithmetic.matmul_public(
-            mpc.engine, x._pp, w, prov, x_shape=sx, side=side, frac_bits=mpc.frac_bits,
-            tag="matmul_public",
-        )  # fmt: skip
+        pp = arithmetic.matmul_public(mpc.context(prov), x._pp, w, x_shape=sx, side=side)
         if side == "right":
             shape = matmul_shape(sx, w.shape)
             meta = contracted(self.meta, Meta(frozenset()), len(sx), int(w.shape[0]))
@@ -555,11 +559,7 @@ class SharedRef(Ref):
         else:
             yv = fixedpoint.check_numeric(other, "public comparand")
             sy = yv.shape
-        fn = getattr(compare, name)
-        pp = fn(
-            mpc.engine, x._pp, yv, mpc.provider, x_shape=sx, y_shape=sy,
-            frac_bits=mpc.frac_bits, tag=name,
-        )  # fmt: skip
+        pp = compare.relation(mpc.context(mpc.provider), name, x._pp, yv, x_shape=sx, y_shape=sy)
         meta = join(metas)
         if meta.kind != "aggregate":
             meta = meta.with_(kind=COMPARE)
@@ -591,10 +591,7 @@ class SharedRef(Ref):
         mpc = self._mpc
         x = self._normalised()
         shape = x.shape
-        pp = getattr(mod, name)(
-            mpc.engine, x._pp, mpc.provider, shape=shape, frac_bits=mpc.frac_bits, tag=name,
-            **kwargs,
-        )  # fmt: skip
+        pp = getattr(mod, name)(mpc.context(mpc.provider), x._pp, shape=shape, **kwargs)
         return self._wrap(pp, shape, self.meta)
 
     def relu(self) -> SharedRef:

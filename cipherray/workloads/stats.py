@@ -107,9 +107,7 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
         steps.update()
         # 2. secret-share the numeric columns: counts and bed-days per diagnosis, which
         #    each hospital declares as aggregates of its patients
-        shared = [
-            h(_numeric, declare="aggregate")(t).to(mpc) for h, t in zip(hospitals, tables)
-        ]
+        shared = [h(_numeric, declare="aggregate")(t).to(mpc) for h, t in zip(hospitals, tables)]
         steps.update()
 
         # 3. joint statistics on shares

@@ -73,7 +73,7 @@ def train(x: Any, y: Any, *, epochs: int, lr: float, batch_size: int | None = No
     n, d = x.shape
     x1 = cr.concatenate([x, mpc.public(np.ones((n, 1)))], axis=1)  # intercept column
     wb = mpc.zeros((d + 1,))
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         for s, e in batches(n, batch_size):
             xb, yb = x1[s:e], y[s:e]
             p = (xb @ wb).sigmoid()
