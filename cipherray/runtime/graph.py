@@ -68,6 +68,10 @@ class TaskGraph:
             Path(path).write_text(text)
         return text
 
+    def write(self, path: str | Path) -> str:
+        """Write the graph to `path`: JSON for a .json name, else DOT."""
+        return self.to_json(path) if str(path).endswith(".json") else self.to_dot(path)
+
     def to_dot(self, path: str | Path | None = None) -> str:
         """Graphviz DOT: one cluster per party, dashed edges for cross-party transfers."""
         self._sync()

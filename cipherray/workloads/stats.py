@@ -141,10 +141,7 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
             "backend": rt.backend,
         }
         if cfg.graph:
-            if str(cfg.graph).endswith(".json"):
-                rt.graph.to_json(cfg.graph)
-            else:
-                rt.graph.to_dot(cfg.graph)
+            rt.graph.write(cfg.graph)
         return report
     finally:
         steps.close()

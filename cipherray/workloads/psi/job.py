@@ -109,10 +109,7 @@ def run(cfg: PsiConfig, rt: Any = None) -> dict:
         report["ledger"] = rt.ledger.summary()
         report["ledger_text"] = rt.ledger.report()
         if cfg.graph:
-            if str(cfg.graph).endswith(".json"):
-                rt.graph.to_json(cfg.graph)
-            else:
-                rt.graph.to_dot(cfg.graph)
+            rt.graph.write(cfg.graph)
         return report
     finally:
         bar.close()

@@ -2,7 +2,8 @@
 
 alice holds 15 of the 30 features of scikit-learn's breast-cancer data, bob the other
 15 and the labels; a third party, the dealer, only supplies Beaver triples (the
-trusted-third-party setting; `provider="paillier"` trains without one).
+trusted-third-party setting; `provider="paillier"` makes the products' triples without
+one, but the sigmoid's comparisons still need the dealer's binary randomness).
 
 Steps:
 1. each party loads and standardises its own columns (stays at the party);
