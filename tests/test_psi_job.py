@@ -127,8 +127,9 @@ def test_bad_inputs_name_party_and_file(files, tmp_path):
         parse_inputs(["bank=a.csv", "bank=b.csv"])
     cfg = _cfg(files)
     cfg.keys = ["email"]
-    with pytest.raises(cr.StepError, match=r"party 'bank'.*bank\.csv.*email"):
+    with pytest.raises(cr.InputError, match=r"party 'bank'.*bank\.csv.*email") as info:
         run(cfg)
+    assert "phone" not in str(info.value)  # the party's other columns are not listed
     cfg = _cfg(files)
     cfg.inputs["insurer"] = str(tmp_path / "nope.parquet")
     with pytest.raises(cr.StepError, match=r"party 'insurer'.*nope\.parquet.*does not exist"):

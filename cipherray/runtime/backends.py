@@ -383,6 +383,8 @@ class RayBackend(Backend):
             return PartyError(party, step, f"a value it needed was lost ({type(e).__name__})")
         if isinstance(e, ray.exceptions.TaskCancelledError):
             return PartyTimeoutError(party, step, "cancelled after the timeout")
+        if isinstance(e, ray.exceptions.RayError):  # NodeDiedError and the like
+            return PartyError(party, step, f"{type(e).__name__}")
         return e
 
     def get(self, futures: list, timeout: float, describe) -> list:
@@ -392,6 +394,7 @@ class RayBackend(Backend):
             ray.exceptions.RayActorError,
             ray.exceptions.ObjectLostError,
             ray.exceptions.TaskCancelledError,
+            ray.exceptions.NodeDiedError,
         )
         try:
             return ray.get(list(futures), timeout=timeout)
