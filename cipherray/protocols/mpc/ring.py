@@ -1,7 +1,7 @@
 """Exact arithmetic in Z_2^64 on the CPU, with a fast matrix product.
 
-NumPy has no integer BLAS: `uint64 @ uint64` runs a naive loop (about 2.6 s for
-1024^3 on a 2-core machine) while float64 BLAS does the same shape in ~0.03 s.
+NumPy has no integer BLAS: `uint64 @ uint64` runs a naive loop, far slower than a
+float64 BLAS GEMM of the same shape (the README's Performance section has figures).
 `matmul_u64` therefore computes the exact product mod 2^64 with float64 GEMMs on
 *limbs* whose partial products stay exact:
 
