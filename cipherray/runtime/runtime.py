@@ -96,7 +96,6 @@ class Runtime:
         self._ids = itertools.count(1)
         self._scope: list[str] = []
         self._receipts: dict[int, tuple[Any, int]] = {}  # value id -> (receipt future, index)
-        self._emitted: dict[int, Any] = {}  # value id -> message future (sent once, reused)
         self._free: dict[tuple[str, int], list[int]] = defaultdict(list)
         self.started = time.time()
 
@@ -278,7 +277,6 @@ class Runtime:
             pass
         self._closed = True
         self._receipts.clear()
-        self._emitted.clear()
         self._backend.shutdown()
 
     def __enter__(self) -> Runtime:
@@ -333,7 +331,6 @@ class Runtime:
         if self._closed:
             return
         self._receipts.pop(h.id, None)
-        self._emitted.pop(h.id, None)
         self._free[(h.party, h.worker)].append(h.id)
 
     def _flush_free(self, party: str) -> None:
@@ -405,24 +402,24 @@ class Runtime:
         tag = self._tag(tag)
         rnd = 1 + max((h.depth for h, _ in sends), default=0)
         out, edges = [], []
+        emitted: dict[int, Any] = {}  # a value sent to several parties is put once
         for h, dst in sends:
             if h.party == dst:
                 raise LocationError("a channel message must go to another party")
             msg_id = next(self._ids)
-            out.append(Message(h, dst, tag, msg_id, rnd, self._emit(h)))
+            if h.id not in emitted:
+                emitted[h.id] = self._emit(h)
+            out.append(Message(h, dst, tag, msg_id, rnd, emitted[h.id]))
             edges.append((msg_id, h.party, dst, rnd))
         self.ledger.add_messages(tag, edges)
         return out
 
     def _emit(self, h: Handle) -> Any:
-        fut = self._emitted.get(h.id)
-        if fut is None:
-            self._receipt(h)  # the value must still be named
-            worker = self._backend.workers(h.party)[h.worker]
-            guards = [self._receipt(h)[0]] if h.guarded else []
-            fut = self._backend.emit(worker, h.id, guards)
-            self._emitted[h.id] = fut
-        return fut
+        """The sending worker puts the value into the object store (it owns that copy;
+        it goes when the receiving steps are done with it)."""
+        fut, _ = self._receipt(h)  # the value must still be named
+        worker = self._backend.workers(h.party)[h.worker]
+        return self._backend.emit(worker, h.id, [fut] if h.guarded else [])
 
     def _deliver(self, ref: PartyRef, dst: Party, tag: str, meta: Meta) -> PartyRef:
         """Move a party's value to `dst` as one counted message (policy already checked)."""
