@@ -14,11 +14,19 @@ import numpy as np
 from cipherray.protocols import fixedpoint, sharing
 
 
-def share_owner(x: Any, n_parties: int, frac_bits: int) -> tuple:
-    """At the owner: encode, split; returns (own share, (seed, shape) for each other party)."""
+def share_seeds(x: Any, n_parties: int) -> tuple:
+    """At the owner, first: one fresh 32-byte seed for each other party, with the
+    value's public shape: ((seed, shape), ...). Sent at once, so that the other
+    parties expand their shares while the owner encodes its own."""
+    shape = tuple(np.shape(x))
+    out = tuple((sharing.new_seed(), shape) for _ in range(n_parties - 1))
+    return out if len(out) > 1 else out[0]
+
+
+def share_own(x: Any, frac_bits: int, *messages: tuple) -> np.ndarray:
+    """At the owner, second: encode, and subtract every other party's share."""
     ring = fixedpoint.encode(x, frac_bits, what="value sent to MPC")
-    own, seeds = sharing.share_with_seeds(ring, n_parties)
-    return (own, *[(seed, ring.shape) for seed in seeds])
+    return sharing.own_share(ring, [seed for seed, _ in messages])
 
 
 def share_receiver(msg: tuple) -> np.ndarray:

@@ -28,12 +28,22 @@ def share_with_seeds(x_ring: np.ndarray, n_parties: int) -> tuple[np.ndarray, li
     """Steps 1-3: the owner's own share and one seed for each of the other n-1 parties."""
     if n_parties < 2:
         raise ValueError("secret sharing needs at least 2 parties")
+    seeds = [new_seed() for _ in range(n_parties - 1)]
+    return own_share(x_ring, seeds), seeds
+
+
+def new_seed() -> bytes:
+    """A fresh share seed (os.urandom through `prg`)."""
+    return prg.new_seed()
+
+
+def own_share(x_ring: np.ndarray, seeds: Sequence[bytes]) -> np.ndarray:
+    """The owner's share: x minus the share that each seed expands to."""
     x_ring = np.asarray(x_ring, dtype=np.uint64)
-    seeds = [prg.new_seed() for _ in range(n_parties - 1)]
     own = x_ring.copy()
     for seed in seeds:
         own -= prg.random_ring(seed, x_ring.shape)
-    return own, seeds
+    return own
 
 
 def share_from_seed(seed: bytes, shape: Sequence[int]) -> np.ndarray:

@@ -154,24 +154,30 @@ class MPC:
     # -- conversions (called from conversions.py)
     def share(self, ref: PartyRef) -> SharedRef:
         """Steps of `PartyRef.to(mpc)` (seed-compressed sharing, one round):
-        1. the owner encodes to fixed point and splits: own share + one seed per member;
-        2. each seed goes to its member through the channel (32 bytes);
-        3. each member expands its seed into its share.
+        1. the owner draws one seed per other member (with the public shape);
+        2. each seed goes to its member through the channel (32 bytes), while
+        3. the owner encodes to fixed point and subtracts the seeds' shares (its own
+           share), and each member expands its seed into its share.
         An owner outside the MPC location deals shares to all members (seeds for all
         but the first, which receives its share itself)."""
         rt = self._rt
         owner = ref.party
-        outs = rt._step(
-            owner, linear.share_owner, (ref, len(self.parties), self.frac_bits),
-            step="share", num_returns=len(self.parties), location=self.name,
+        n = len(self.parties)
+        seeds = rt._step(
+            owner, linear.share_seeds, (ref, n), step="share", num_returns=n - 1,
+            location=self.name,
+        )  # fmt: skip
+        (own,) = rt._step(
+            owner, linear.share_own, (ref, self.frac_bits, *seeds), step="share",
+            location=self.name,
         )  # fmt: skip
         shares: dict[str, Handle] = {}
-        if owner.name in self.names:  # the owner keeps the first output, its own share
-            shares[owner.name] = outs[0]
+        if owner.name in self.names:  # the owner keeps its own share
+            shares[owner.name] = own
             receivers = [p for p in self.parties if p.name != owner.name]
-            messages, expand = outs[1:], [linear.share_receiver] * len(receivers)
+            messages, expand = seeds, [linear.share_receiver] * len(receivers)
         else:  # a non-member owner keeps nothing: the first member gets the full share
-            receivers, messages = list(self.parties), outs
+            receivers, messages = list(self.parties), [own, *seeds]
             expand = [identity] + [linear.share_receiver] * (len(receivers) - 1)
         transfers = rt._messages("share", [(m, p.name) for m, p in zip(messages, receivers)])
         for t, p, fn in zip(transfers, receivers, expand):

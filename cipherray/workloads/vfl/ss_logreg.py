@@ -67,7 +67,10 @@ def train(x: Any, y: Any, *, epochs: int, lr: float, batch_size: int | None = No
 
     x: shared (n, d) features, y: shared (n,) labels in {0, 1}. Returns shared (w, b).
     The model is an aggregate of the rows (each update contracts the batch's rows), so
-    the members may learn it; no per-row value is revealed on the way."""
+    the members may learn it; no per-row value is revealed on the way. The update
+    divides by the batch size as an integer (a public scale), so the weights' scale
+    stays small and their truncation before the next product rarely fails (README:
+    "Fixed point")."""
     import cipherray as cr
 
     mpc = x.location
@@ -79,7 +82,7 @@ def train(x: Any, y: Any, *, epochs: int, lr: float, batch_size: int | None = No
             xb, yb = x1[s:e], y[s:e]
             p = (xb @ wb).sigmoid()
             grad = xb.T @ (p - yb)
-            wb = wb - (lr / (e - s)) * grad
+            wb = wb - (grad * lr) / (e - s)
     return wb[:-1], wb[-1:]
 
 
