@@ -32,3 +32,21 @@ def inline_rt():
     runtime = cr.init(["a", "b", "c"], backend="inline", driver_as=["a", "b", "c"])
     yield runtime
     runtime.shutdown()
+
+
+def party_cluster(parties, **head_args):
+    """A multi-node Ray cluster on this machine: a head node with no party resource
+    (where the driver runs) and one node per party offering `party:<name>`. A generator
+    for module fixtures: yields (cluster, {party: node}), then shuts everything down."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, **head_args})
+    nodes = {p: c.add_node(num_cpus=1, resources={f"party:{p}": 2}) for p in parties}
+    c.wait_for_nodes()
+    yield c, nodes
+    if ray.is_initialized():
+        ray.shutdown()
+    c.shutdown()

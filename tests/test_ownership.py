@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import party_cluster
 
 import cipherray as cr
 from cipherray.runtime.worker import Receipt
@@ -50,7 +51,6 @@ from cipherray.workloads.psi.job import run as run_psi
 
 ray = pytest.importorskip("ray")
 from ray._private import internal_api  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
 from ray.core.generated import common_pb2  # noqa: E402
 from ray.util import state  # noqa: E402
 
@@ -67,22 +67,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster():
-    if ray.is_initialized():
-        ray.shutdown()
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,  # and no party resource: no party worker may run here
-            "include_dashboard": True,  # serves the state API
-            "dashboard_port": _free_port(),
-        },
-    )
-    nodes = {p: c.add_node(num_cpus=1, resources={f"party:{p}": 2}) for p in PARTIES}
-    c.wait_for_nodes()
-    yield c, nodes
-    if ray.is_initialized():
-        ray.shutdown()
-    c.shutdown()
+    # the head has no party resource, so no party worker may run there; its dashboard
+    # serves the state API
+    yield from party_cluster(PARTIES, include_dashboard=True, dashboard_port=_free_port())
 
 
 # ------------------------------------------------------------------ probes

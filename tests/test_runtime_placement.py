@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from conftest import party_cluster
 
 import cipherray as cr
 
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    if ray.is_initialized():
-        ray.shutdown()
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "resources": {"head": 1}},
-    )
-    nodes = {}
-    for party in ("bank", "insurer"):
-        nodes[party] = c.add_node(num_cpus=1, resources={f"party:{party}": 2})
-    c.wait_for_nodes()
-    yield c, nodes
-    if ray.is_initialized():
-        ray.shutdown()
-    c.shutdown()
+    yield from party_cluster(("bank", "insurer"), resources={"head": 1})
 
 
 def test_every_actor_of_a_party_runs_on_its_node(cluster):
