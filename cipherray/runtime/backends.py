@@ -330,6 +330,8 @@ class RayBackend(Backend):
                 }
                 if s.gpus and i == 0:
                     opts["num_gpus"] = s.gpus
+                if s.clients:  # a population's pool spreads over every node offering it
+                    opts["scheduling_strategy"] = "SPREAD"
                 has_gpu = bool(s.gpus) and i == 0
                 handle = cls.options(**opts).remote(s.name, i, network, not has_gpu)
                 group.append(Worker(s.name, i, handle))

@@ -18,6 +18,27 @@ class PartySpec:
     name: str
     workers: int = 1
     gpus: float = 0.0
+    clients: int = 0  # > 0: a population of that many virtual clients on the workers
+
+
+def parse_populations(populations: Any, taken: set[str]) -> list[PartySpec]:
+    """`{"phones": {"clients": 10000, "workers": 2}}`: virtual-client populations."""
+    if populations is None:
+        return []
+    if not isinstance(populations, dict):
+        raise ConfigError("populations must be a dict name -> {'clients': n, 'workers': k}")
+    specs = []
+    for name, opts in populations.items():
+        opts = dict(opts or {})
+        clients = opts.pop("clients", None)
+        if not isinstance(clients, int) or clients < 1:
+            raise ConfigError(f"population '{name}': clients must be an int >= 1, got {clients!r}")
+        if name in taken:
+            raise ConfigError(f"population name '{name}' is also a party")
+        (spec,) = parse_parties({name: opts})
+        specs.append(PartySpec(spec.name, spec.workers, spec.gpus, clients))
+        taken.add(name)
+    return specs
 
 
 def parse_parties(parties: Any) -> list[PartySpec]:

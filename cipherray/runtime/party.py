@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from cipherray.runtime.config import PartySpec
 from cipherray.runtime.errors import ConfigError
@@ -28,6 +30,29 @@ class Party:
     @property
     def workers(self) -> int:
         return self.spec.workers
+
+    @property
+    def clients(self) -> int:
+        """Virtual clients hosted by this party's workers (0: an ordinary party)."""
+        return self.spec.clients
+
+    def chunks(self, size: int, cids: Sequence[int] | None = None) -> list[tuple[int, np.ndarray]]:
+        """A population's clients (all, or `cids`) in chunks of at most `size`, each with
+        the worker that hosts them: client c always lives on worker c % workers, so a
+        chunk's per-client state can stay in that worker between rounds. Ray's overhead
+        is paid per chunk, not per client."""
+        if not self.clients:
+            raise ConfigError(f"'{self.name}' is an ordinary party, not a population")
+        if not isinstance(size, int) or size < 1:
+            raise ConfigError(f"chunk size must be an int >= 1, got {size!r}")
+        ids = np.arange(self.clients) if cids is None else np.asarray(cids, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.clients):
+            raise ConfigError(f"population '{self.name}' has clients 0..{self.clients - 1}")
+        out = []
+        for w in range(self.spec.workers):
+            mine = ids[ids % self.spec.workers == w]
+            out += [(w, mine[i : i + size]) for i in range(0, mine.size, size)]
+        return out
 
     def _next_worker(self) -> int:
         """Round robin over the workers; a party with a GPU runs its steps on worker 0,
@@ -122,6 +147,8 @@ class Party:
             bar.close()
 
     def __repr__(self) -> str:
+        if self.clients:
+            return f"Population({self.name!r}, clients={self.clients}, workers={self.spec.workers})"
         return f"Party({self.name!r}, workers={self.spec.workers})"
 
     def __eq__(self, other: object) -> bool:

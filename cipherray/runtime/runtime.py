@@ -25,7 +25,12 @@ from typing import Any
 from cipherray.runtime import conversions
 from cipherray.runtime.backends import Backend, InlineBackend, make_backend
 from cipherray.runtime.call import Call, Inbox, Key, identity, pack, refs_in
-from cipherray.runtime.config import NetworkModel, parse_network, parse_parties
+from cipherray.runtime.config import (
+    NetworkModel,
+    parse_network,
+    parse_parties,
+    parse_populations,
+)
 from cipherray.runtime.encrypted import HE
 from cipherray.runtime.errors import (
     ConfigError,
@@ -75,8 +80,10 @@ class Runtime:
         network: Any = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         driver_as: str | Sequence[str] | None = None,
+        populations: Any = None,
     ):
         specs = parse_parties(parties)
+        specs += parse_populations(populations, {s.name for s in specs})
         if not isinstance(timeout_s, int | float) or timeout_s <= 0:
             raise ConfigError(f"timeout_s must be a positive number, got {timeout_s!r}")
         names = [s.name for s in specs]
@@ -106,7 +113,21 @@ class Runtime:
 
     @property
     def parties(self) -> list[Party]:
-        return list(self._parties.values())
+        """The ordinary parties (populations are listed by `rt.populations`)."""
+        return [p for p in self._parties.values() if not p.clients]
+
+    @property
+    def populations(self) -> list[Party]:
+        """Virtual-client populations (`init(..., populations=...)`)."""
+        return [p for p in self._parties.values() if p.clients]
+
+    def population(self, name: str) -> Party:
+        """A population by name: a party whose workers host `clients` virtual clients
+        (see `Party.chunks`)."""
+        p = self.party(name)
+        if not p.clients:
+            raise ConfigError(f"'{name}' is a party, not a population")
+        return p
 
     def party(self, name: str | Party) -> Party:
         if isinstance(name, Party):
@@ -617,6 +638,7 @@ def init(
     network: Any = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     driver_as: str | Sequence[str] | None = None,
+    populations: Any = None,
 ) -> Runtime:
     """Start a cipherray job.
 
@@ -628,6 +650,9 @@ def init(
     timeout_s every wait gives up after this many seconds with PartyTimeoutError
     driver_as the party (or parties) the driver acts for: it may read their values
               with rt.get; without it, only values revealed to some party
+    populations {"phones": {"clients": 10000, "workers": 2}}: virtual clients run in
+              chunks on a small actor pool that requests `party:phones` (spread over
+              every node that offers it)
     """
     return Runtime(
         parties,
@@ -636,4 +661,5 @@ def init(
         network=network,
         timeout_s=timeout_s,
         driver_as=driver_as,
+        populations=populations,
     )
