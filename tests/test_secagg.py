@@ -213,3 +213,17 @@ def test_few_silos_use_the_complete_graph():
     np.testing.assert_array_equal(r.ring_sum, x.sum(axis=0, dtype=np.uint32))
     with pytest.raises(TooFewSurvivors):
         simulate_round(x, p, dropout_before_input=0.25, dropout_before_unmask=0.34)
+
+
+def test_key_agreement_without_the_ifma_kernel(monkeypatch):
+    from cipherray.protocols.secagg import keys
+
+    a, others = keys.KeyPair.generate(), [keys.KeyPair.generate() for _ in range(9)]
+    publics = [o.public for o in others]
+    fast = keys.agreements(a.private, publics)
+    monkeypatch.setattr(keys._x25519, "available", lambda: False)
+    assert keys.agreements(a.private, publics) == fast
+    assert keys.agreements(others[0].private, [a.public]) == [fast[0]]
+    x = ring_inputs(30, d=16)
+    r = simulate_round(x, dropout_before_input=0.1, dropout_before_unmask=0.1)
+    np.testing.assert_array_equal(r.ring_sum, x[r.included].sum(axis=0, dtype=np.uint32))
