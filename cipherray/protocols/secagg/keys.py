@@ -1,0 +1,94 @@
+"""Per-round X25519 key pairs, pairwise key agreement, and the authenticated channel.
+
+Each client draws two fresh X25519 key pairs per round: ``c`` for the channel that
+carries Shamir shares and ``s`` for the pairwise masks (kept apart because the server
+may learn ``s_u^SK`` of a client u that drops out, and must not then read u's channel).
+An agreement ``X25519(a^SK, b^PK)`` is hashed with SHA-256 under a domain tag, the
+round id, the purpose and the ordered pair of client ids into a 32-byte key: a PRG seed
+for masks, or an AES-256-GCM key for the channel. Where the CPU has AVX-512 IFMA a
+client's agreements with all its neighbours are one call to the batched kernel of
+:mod:`cipherray.cpu_kernels.x25519` (the same function as ``cryptography``'s X25519 bit
+for bit); otherwise ``cryptography`` computes them one by one.
+
+Channel: AES-256-GCM under the pair's channel key. The key is used for one message in
+each direction per round, and the nonce is the sender's id, so nonces never repeat
+under a key; the associated data binds the round, sender and receiver.
+
+What each party learns: the server relays public keys and ciphertexts; without a
+private key of the pair it learns neither the pair's keys nor the plaintexts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from cipherray.cpu_kernels import x25519 as _x25519
+
+from .errors import ProtocolViolation
+
+DOMAIN = b"cipherray/secagg/v1"
+KEY_BYTES = 32
+MASK_PURPOSE = b"mask"
+CHANNEL_PURPOSE = b"channel"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: bytes
+    public: bytes
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        """A fresh X25519 key pair from the operating system's CSPRNG."""
+        sk = X25519PrivateKey.generate()
+        return cls(sk.private_bytes_raw(), sk.public_key().public_bytes_raw())
+
+    @staticmethod
+    def public_of(private: bytes) -> bytes:
+        """The public key of a raw 32-byte private key."""
+        return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+
+
+def agreements(private: bytes, publics: list[bytes]) -> list[bytes]:
+    """X25519(private, p) for each public key p; refuses low-order (all-zero) results."""
+    if not publics:
+        return []
+    if _x25519.available() and len(publics) >= _x25519.MIN_BATCH:
+        blob, zeros = _x25519.x25519_batch(private, b"".join(publics))
+        if zeros:
+            raise ProtocolViolation("a public key of low order was advertised")
+        return [blob[i : i + 32] for i in range(0, len(blob), 32)]
+    sk = X25519PrivateKey.from_private_bytes(private)
+    try:
+        return [sk.exchange(X25519PublicKey.from_public_bytes(p)) for p in publics]
+    except ValueError as e:  # cryptography refuses all-zero shared secrets
+        raise ProtocolViolation("a public key of low order was advertised") from e
+
+
+def derive_key(shared: bytes, round_id: bytes, purpose: bytes, u: int, v: int) -> bytes:
+    """The 32-byte key of the pair {u, v} for ``purpose`` in round ``round_id``."""
+    lo, hi = (u, v) if u < v else (v, u)
+    h = hashlib.sha256(DOMAIN)
+    h.update(round_id + purpose + struct.pack("<QQ", lo, hi) + shared)
+    return h.digest()
+
+
+def _nonce_and_data(round_id: bytes, sender: int, receiver: int) -> tuple[bytes, bytes]:
+    return struct.pack("<Q", sender) + bytes(4), round_id + struct.pack("<QQ", sender, receiver)
+
+
+def seal(key: bytes, round_id: bytes, sender: int, receiver: int, plaintext: bytes) -> bytes:
+    """AES-256-GCM encryption of ``plaintext`` from ``sender`` to ``receiver``."""
+    nonce, data = _nonce_and_data(round_id, sender, receiver)
+    return AESGCM(key).encrypt(nonce, plaintext, data)
+
+
+def open_sealed(key: bytes, round_id: bytes, sender: int, receiver: int, sealed: bytes) -> bytes:
+    """Decrypt and authenticate a message of :func:`seal` (raises on tampering)."""
+    nonce, data = _nonce_and_data(round_id, sender, receiver)
+    return AESGCM(key).decrypt(nonce, sealed, data)
