@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=None, help="clients per batched job (auto)")
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--xp", default="numpy", choices=["numpy", "cupy"])
+    ap.add_argument("--tag", default="", help="suffix of the result files' name")
     args = ap.parse_args()
     xp = np
     if args.xp == "cupy":
@@ -149,7 +150,7 @@ def main() -> None:
             }
         )
         print(rows_out[-1], flush=True)
-    name = "hfl_core" if args.xp == "numpy" else f"hfl_core-{args.xp}"
+    name = f"hfl_core-{args.tag}" if args.tag else "hfl_core"
     common.write(
         args.out,
         name,

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cipherray.workloads.hfl import models
+from cipherray.workloads.hfl import models, randomness
 from cipherray.workloads.hfl.randomness import Seed
 
 
@@ -151,8 +151,8 @@ class ModelClient:
     """A NumPyClient-style client that trains a built-in model on its own rows.
 
     `fit` reads `local_epochs`, `lr`, `batch_size`, `proximal_mu` and `seed` from the
-    config (defaults from the constructor) and runs the same SGD as the batched path
-    for one client.
+    config (defaults from the constructor; the minibatch order is drawn per round from
+    the client's seed) and runs the same SGD as the batched path for one client.
     """
 
     def __init__(
@@ -190,7 +190,7 @@ class ModelClient:
             lr=float(config.get("lr", self.lr)),
             batch_size=int(config.get("batch_size", self.batch_size)),
             mu_prox=float(config.get("proximal_mu", 0.0)),
-            seed=config.get("seed", self.seed),
+            seed=config.get("seed", randomness.derive(self.seed, "round", config.get("round", 0))),
         )
         self.parameters = new
         return new, len(self.y), {}
