@@ -344,3 +344,16 @@ def test_batched_path_drops_clients_whose_model_diverges(digits):
     assert [d["cid"] for d in history[0]["dropped"]] == [2]
     assert history[0]["fitted"] == 5
     assert all(np.isfinite(p).all() for p in params)
+
+
+def test_device_check_script_dry_run_on_the_host():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "hfl_device_check.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--host-dry-run"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "max |cupy - numpy|" in out.stdout
