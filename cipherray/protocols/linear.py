@@ -51,10 +51,6 @@ def concatenate(i: int, *parts_and_axis: Any) -> np.ndarray:
     return np.concatenate(parts, axis=axis)
 
 
-def shape_of(a: np.ndarray) -> tuple:
-    return tuple(np.shape(a))
-
-
 def reconstruct_decode(own: np.ndarray, *others: np.ndarray, scale: int) -> np.ndarray:
     """At the receiver of a reveal: add all shares and decode with the public scale.
 

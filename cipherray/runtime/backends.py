@@ -89,12 +89,11 @@ class Backend:
 class InlineFuture:
     """A finished result (or the exception that replaced it)."""
 
-    __slots__ = ("value", "error", "src")
+    __slots__ = ("value", "error")
 
-    def __init__(self, value: Any = None, error: BaseException | None = None, src: str = ""):
+    def __init__(self, value: Any = None, error: BaseException | None = None):
         self.value = value
         self.error = error
-        self.src = src
 
 
 class InlineBackend(Backend):
@@ -142,14 +141,14 @@ class InlineBackend(Backend):
 
     def emit(self, worker: Worker, key: int, guards: list) -> Any:
         if (worker.party, worker.index) in self._dead:
-            return InlineFuture(error=self._dead_error(worker, "send"), src=worker.party)
+            return InlineFuture(error=self._dead_error(worker, "send"))
         for g in guards:
             if g.error is not None:
-                return InlineFuture(error=g.error, src=worker.party)
+                return InlineFuture(error=g.error)
         try:
-            return InlineFuture(worker.handle.emit(key), src=worker.party)
+            return InlineFuture(worker.handle.emit(key))
         except CipherrayError as e:
-            return InlineFuture(error=e, src=worker.party)
+            return InlineFuture(error=e)
 
     def fetch(self, worker: Worker, key: int) -> Any:
         if (worker.party, worker.index) in self._dead:

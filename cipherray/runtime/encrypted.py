@@ -60,10 +60,6 @@ def _decrypt(sk: Any, c: Any) -> np.ndarray:
     return sk.decrypt(c)
 
 
-def _shape(c: Any) -> tuple:
-    return tuple(c.shape)
-
-
 def _zeros(shape: tuple) -> np.ndarray:
     return np.zeros(shape, dtype=np.uint64)
 
@@ -99,10 +95,6 @@ class HE:
 
     def __repr__(self) -> str:
         return self.name
-
-    @property
-    def members(self) -> tuple[str, ...]:
-        return (self.keyholder.name,)
 
     def __call__(
         self, fn: Callable, *, declare: str | None = None, rows: int | None = None
