@@ -468,89 +468,84 @@ class Runtime:
         result (the results stay in the worker's store)."""
         self._check_open()
         name = party.name
-        kwargs = kwargs or {}
-        deps: list[Any] = []
-        inputs: list[int] = []
-        transfers: list[Message] = []
-        guards: list[Any] = []
-        dep_parties: list[str] = []
         full_step = self._tag(step)
-
-        def is_ref(v: Any) -> bool:
-            return isinstance(v, Ref | Handle | Message)
-
-        def to_handle(v: Any) -> Handle | Message:
-            if isinstance(v, PartyRef):
-                if v.party.name != name:
-                    raise LocationError(
-                        f"step '{full_step}' at party '{name}' was given a value that lives "
-                        f"at party '{v.party.name}'; move it with .to(...) first"
-                    )
-                return v._h
-            if isinstance(v, Ref):
-                raise LocationError(
-                    f"step '{full_step}' at party '{name}' was given a {type(v).__name__} "
-                    f"at {v.location!r}; only values at '{name}' can be used here"
-                )
-            if isinstance(v, Message):
-                if v.dst != name:
-                    raise LocationError(f"message {v.msg_id} is addressed to '{v.dst}'")
-                return v
-            if v.party != name:
-                raise LocationError(f"internal value of '{v.party}' used at '{name}'")
-            return v
-
-        resolved = []
-        p_args, p_kwargs, leaves = pack(args, kwargs, is_ref, lambda v: v)
-        for v in leaves:
-            resolved.append(to_handle(v))
+        p_args, p_kwargs, leaves = pack(args, kwargs or {}, _is_input, lambda v: v)
+        inputs = [self._input_at(v, name, full_step) for v in leaves]
         if worker is None:
-            firsts = [v.worker for v in resolved if isinstance(v, Handle)]
-            worker = firsts[0] if firsts else party._next_worker()
-        depth = 0
-        sources = []
-        for v in resolved:
-            if isinstance(v, Message):
-                sources.append(Inbox(len(deps), v.handle.party, v.msg_id, v.tag))
-                deps.append(v.future)
-                dep_parties.append(v.handle.party)
-                transfers.append(v)
-                inputs.append(v.handle.step_id)
-                depth = max(depth, v.round)
-            elif v.worker == worker:
-                sources.append(Key(v.id))
-                inputs.append(v.step_id)
-                depth = max(depth, v.depth)
-                if v.guarded:
-                    guards.append((self._receipt(v)[0], v.party))
-            else:  # held by another worker of this party: an uncounted move
-                sources.append(Inbox(len(deps), name))
-                deps.append(self._emit(v))
-                dep_parties.append(name)
-                inputs.append(v.step_id)
-                depth = max(depth, v.depth)
-        for g, p in dict(guards).items():  # not arguments: they only carry a failure along
-            deps.append(g)
-            dep_parties.append(p)
+            held = [v.worker for v in inputs if isinstance(v, Handle)]
+            worker = held[0] if held else party._next_worker()
+        wiring = self._wire(inputs, name, worker)
         step_id = next(self._ids)
         out_ids = tuple(next(self._ids) for _ in range(num_returns))
         free = tuple(self._free.pop((name, worker), ()))
         call = Call(
-            fn, full_step, step_id, p_args, p_kwargs, tuple(sources), out_ids, eager, free,
-            self.timeout_s, tuple(dep_parties),
+            fn, full_step, step_id, p_args, p_kwargs, tuple(wiring.sources), out_ids, eager,
+            free, self.timeout_s, tuple(wiring.dep_parties),
         )  # fmt: skip
-        w = self._backend.workers(name)[worker]
-        fut = self._backend.submit(w, call, deps)
-        self.graph.add_step(StepNode(step_id, full_step, location or name, name, worker, inputs))
-        for t in transfers:
+        fut = self._backend.submit(self._backend.workers(name)[worker], call, wiring.deps)
+        node = StepNode(step_id, full_step, location or name, name, worker, wiring.steps)
+        self.graph.add_step(node)
+        for t in wiring.messages:
             self.graph.add_transfer(
                 TransferEdge(t.msg_id, t.handle.step_id, step_id, t.handle.party, name, t.tag)
             )
         outs = []
+        guarded = bool(wiring.deps)
         for k, oid in enumerate(out_ids):
             self._receipts[oid] = (fut, k)
-            outs.append(Handle(oid, name, worker, step_id, depth, self._release, bool(deps)))
+            outs.append(Handle(oid, name, worker, step_id, wiring.depth, self._release, guarded))
         return outs
+
+    @staticmethod
+    def _input_at(v: Any, party: str, step: str) -> Handle | Message:
+        """A step's input as a handle or message of `party`, or LocationError."""
+        if isinstance(v, PartyRef):
+            if v.party.name != party:
+                raise LocationError(
+                    f"step '{step}' at party '{party}' was given a value that lives "
+                    f"at party '{v.party.name}'; move it with .to(...) first"
+                )
+            return v._h
+        if isinstance(v, Ref):
+            raise LocationError(
+                f"step '{step}' at party '{party}' was given a {type(v).__name__} "
+                f"at {v.location!r}; only values at '{party}' can be used here"
+            )
+        if isinstance(v, Message):
+            if v.dst != party:
+                raise LocationError(f"message {v.msg_id} is addressed to '{v.dst}'")
+            return v
+        if v.party != party:
+            raise LocationError(f"internal value of '{v.party}' used at '{party}'")
+        return v
+
+    def _wire(self, inputs: list, party: str, worker: int) -> _Wiring:
+        """Where each input comes from at `worker`: its store, a counted message, or a
+        move from another worker of the party; plus the receipts that carry an earlier
+        failure along (values whose step waited for messages)."""
+        w = _Wiring()
+        guards: dict[Any, str] = {}
+        for v in inputs:
+            if isinstance(v, Message):
+                w.add_dep(
+                    Inbox(len(w.deps), v.handle.party, v.msg_id, v.tag), v.future, v.handle.party
+                )
+                w.messages.append(v)
+                w.steps.append(v.handle.step_id)
+                w.depth = max(w.depth, v.round)
+                continue
+            w.steps.append(v.step_id)
+            w.depth = max(w.depth, v.depth)
+            if v.worker == worker:
+                w.sources.append(Key(v.id))
+                if v.guarded:
+                    guards[self._receipt(v)[0]] = v.party
+            else:  # held by another worker of this party: an uncounted move
+                w.add_dep(Inbox(len(w.deps), party), self._emit(v), party)
+        for receipt, p in guards.items():  # not arguments: they only carry a failure along
+            w.deps.append(receipt)
+            w.dep_parties.append(p)
+        return w
 
     def _party_call(
         self,
@@ -619,6 +614,27 @@ class Runtime:
 
 def _nothing() -> None:
     return None
+
+
+def _is_input(v: Any) -> bool:
+    return isinstance(v, Ref | Handle | Message)
+
+
+class _Wiring:
+    """How a step's inputs reach its worker (see Runtime._wire)."""
+
+    def __init__(self) -> None:
+        self.sources: list = []  # Key | Inbox per argument slot
+        self.deps: list = []  # futures the backend resolves: messages, then guards
+        self.dep_parties: list[str] = []  # who each dependency comes from
+        self.messages: list[Message] = []  # the counted ones, for the graph
+        self.steps: list[int] = []  # the steps that made the inputs
+        self.depth = 0
+
+    def add_dep(self, inbox: Inbox, future: Any, party: str) -> None:
+        self.sources.append(inbox)
+        self.deps.append(future)
+        self.dep_parties.append(party)
 
 
 def _parse_driver_as(driver_as: Any, names: list[str]) -> frozenset[str]:
