@@ -93,3 +93,45 @@ def test_a_population_spreads_over_every_node_that_offers_it(cluster):
         rt.shutdown()
         if ray.is_initialized():
             ray.shutdown()
+
+
+N_CLIENTS = 120
+
+
+def digits_clients(cids: np.ndarray):
+    """Client c holds every N_CLIENTS-th row of scikit-learn's digits from row c."""
+    from sklearn.datasets import load_digits
+
+    from cipherray.workloads.hfl import models
+
+    x, y = load_digits(return_X_y=True)
+    x = x / 16.0
+    return models.pad([x[c::N_CLIENTS] for c in cids], [y[c::N_CLIENTS] for c in cids])
+
+
+@pytest.mark.parametrize("backend", ["inline", "ray"])
+def test_fedavg_rounds_over_a_population_match_the_single_process_loop(backend):
+    from cipherray.workloads.hfl import models, population, simulate
+    from cipherray.workloads.hfl.strategy import FedAvg
+
+    model = models.SoftmaxRegression(64, 10)
+    config = {"lr": 0.5, "batch_size": 16, "local_epochs": 1}
+    all_clients = digits_clients(np.arange(N_CLIENTS))
+    with cr.init(
+        ["server"], backend=backend, driver_as="server", timeout_s=120,
+        populations={"phones": {"clients": N_CLIENTS, "workers": 2}},
+    ) as rt:  # fmt: skip
+        params, seconds = population.run_rounds(
+            rt, rt.party("server"), rt.population("phones"), model, digits_clients, 5,
+            chunk_size=32, config=config, seed=1,
+        )  # fmt: skip
+        final = rt.get(params)
+        assert len(seconds) == 5
+        assert rt.ledger.by_tag().set_index("tag").loc["hfl/update", "messages"] == 5 * 4
+    _, accs, counts = models.evaluate_batched(model, final, all_clients)
+    accuracy = float((accs * counts).sum() / counts.sum())
+    _, history = simulate.run_rounds_batched(
+        FedAvg(), model, all_clients, 5, epochs=1, lr=0.5, batch_size=16, chunk_size=32, seed=1
+    )
+    assert accuracy > 0.85
+    assert abs(accuracy - history[-1]["accuracy"]) < 0.02  # same algorithm, other chunks
