@@ -205,14 +205,7 @@ class Runtime:
             if not isinstance(r, Ref):
                 raise TypeError(f"rt.wait expects refs, got {type(r).__name__}")
             handles.extend(r._handles())
-        recs = [self._receipt(h) for h in handles]
-        futs = list(dict.fromkeys(f for f, _ in recs))
-        names = [(h.party, self._step_name(h)) for h in handles]
-        by = dict(zip([f for f, _ in recs], names))
-        self._backend.get(
-            futs, self.timeout_s if timeout is None else timeout,
-            self._describe(futs, [by[f] for f in futs]),
-        )  # fmt: skip
+        self._receipts_for(handles, timeout)
 
     def send(self, ref: PartyRef, to: Party | str, tag: str) -> PartyRef:
         """Send a party's value to another party as a protocol message (counted in the
@@ -375,15 +368,29 @@ class Runtime:
                 "this value's runtime was shut down or the value was freed"
             ) from None
 
+    def _receipts_for(
+        self, handles: Sequence[Handle], timeout: float | None = None
+    ) -> list[tuple[Any, int]]:
+        """(receipt, result index) of the steps that made `handles`: waits for them, and
+        a failed step raises its error naming its party and step."""
+        steps: dict[int, tuple[Any, tuple[str, str]]] = {}
+        recs = [self._receipt(h) for h in handles]
+        for (fut, _), h in zip(recs, handles):
+            steps.setdefault(id(fut), (fut, (h.party, self._step_name(h))))
+        futs = [f for f, _ in steps.values()]
+        got = self._backend.get(
+            futs, self.timeout_s if timeout is None else timeout,
+            self._describe(futs, [name for _, name in steps.values()]),
+        )  # fmt: skip
+        by_future = {id(f): rec for f, rec in zip(futs, got)}
+        return [(by_future[id(fut)], idx) for fut, idx in recs]
+
     def _read(self, handles: Sequence[Handle], timeout: float) -> list:
         """The values behind `handles`, for the driver (callers check the policy)."""
-        recs = [self._receipt(h) for h in handles]
-        futs = [f for f, _ in recs]
         names = [(h.party, self._step_name(h)) for h in handles]
-        receipts = self._backend.get(futs, timeout, self._describe(futs, names))
         out: list[Any] = [None] * len(handles)
         fetch, fetch_at = [], []
-        for k, (h, rec, (_, idx)) in enumerate(zip(handles, receipts, recs)):
+        for k, (h, (rec, idx)) in enumerate(zip(handles, self._receipts_for(handles, timeout))):
             if rec.values is not None:
                 out[k] = rec.values[idx]
             else:
@@ -400,10 +407,7 @@ class Runtime:
 
     def _meta_of(self, h: Handle) -> tuple | None:
         """(shape, dtype) of a value, from its step's receipt (waits for the step)."""
-        fut, idx = self._receipt(h)
-        (rec,) = self._backend.get(
-            [fut], self.timeout_s, self._describe([fut], [(h.party, self._step_name(h))])
-        )
+        ((rec, idx),) = self._receipts_for([h])
         return rec.metas[idx]
 
     def _wait(self, h: Handle) -> None:

@@ -51,12 +51,7 @@ def fit_chunk(
         mu_prox=float(config.get("proximal_mu", 0.0)),
         seed=seed,
     )
-    n = data.n_clients
-    finite = np.ones(n, dtype=bool)
-    for p in trained:
-        finite &= np.isfinite(p.reshape(n, -1)).all(axis=1)
-    keep = np.flatnonzero(finite)
-    return WeightedSum.of_stacked([p[keep] for p in trained], data.counts[keep])
+    return WeightedSum.of_finite(trained, data.counts)[0]
 
 
 def aggregate(strategy: FedAvg, rnd: int, params: list, *sums: WeightedSum) -> list:

@@ -178,19 +178,11 @@ def run_rounds_batched(
                 seed=randomness.derive(seed, "fit", rnd, k),
                 xp=xp,
             )
-            finite = xp.ones(len(chunk), dtype=bool)
-            for p in trained:
-                finite &= xp.isfinite(p.reshape(len(chunk), -1)).all(axis=1)
-            ok = np.asarray(finite.get() if hasattr(finite, "get") else finite)
+            partial, ok = WeightedSum.of_finite(trained, part.counts, xp)
             dropped += [
                 {"cid": chunk[i], "reason": "fit returned non-finite values (NaN or inf)"}
                 for i in np.flatnonzero(~ok)
             ]
-            if ok.all():
-                partial = WeightedSum.of_stacked(trained, part.counts, xp)
-            else:
-                keep = xp.asarray(np.flatnonzero(ok))
-                partial = WeightedSum.of_stacked([p[keep] for p in trained], part.counts[keep], xp)
             total = partial if total is None else total + partial
         if total is not None and total.clients:
             params = strategy.aggregate(rnd, params, total)

@@ -95,6 +95,20 @@ class WeightedSum:
         stacked = [np.stack(arrays) for arrays in zip(*parameters)]
         return WeightedSum.of_stacked(stacked, np.asarray(num_examples))
 
+    @staticmethod
+    def of_finite(stacked: Params, num_examples: Any, xp: Any = np) -> tuple[WeightedSum, Any]:
+        """From per-client arrays (C, ...), leaving out every client whose model is not
+        finite (NaN or inf); also returns the host boolean mask of the clients kept."""
+        n = int(num_examples.shape[0])
+        finite = xp.ones(n, dtype=bool)
+        for p in stacked:
+            finite &= xp.isfinite(p.reshape(n, -1)).all(axis=1)
+        ok = np.asarray(finite.get() if hasattr(finite, "get") else finite)
+        if ok.all():
+            return WeightedSum.of_stacked(stacked, num_examples, xp), ok
+        keep = xp.asarray(np.flatnonzero(ok))
+        return WeightedSum.of_stacked([p[keep] for p in stacked], num_examples[keep], xp), ok
+
     def __add__(self, other: WeightedSum) -> WeightedSum:
         return WeightedSum(
             [a + b for a, b in zip(self.sums, other.sums)],
