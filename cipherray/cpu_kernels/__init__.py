@@ -4,9 +4,13 @@
   path (scalar multiplication, decryption); gmpy2 does the same work where it cannot run.
 - :mod:`.x25519` — batched X25519 with AVX-512 IFMA for ECDH-PSI; ``cryptography`` does
   the same work where it cannot run.
+- :mod:`.aes_ctr` — batched AES-256-CTR keystreams and masked sums with AES-NI for the
+  SecAgg masks (the PRG of :mod:`cipherray.protocols.prg`); ``cryptography`` where it
+  cannot run.
 
-They run only where the CPU has AVX-512 IFMA and a C++ compiler is present
-(:mod:`._native`); ``set_enabled(False)`` or ``CIPHERRAY_CPU_KERNELS=0`` turns them off.
+They run only where the CPU has the features they need (AVX-512 IFMA, AES-NI for
+``aes_ctr``) and a C++ compiler is present (:mod:`._native`); ``set_enabled(False)`` or
+``CIPHERRAY_CPU_KERNELS=0`` turns them off.
 """
 
 from ._native import enabled, set_enabled

@@ -1,6 +1,7 @@
-"""Build and load this package's C++ sources for the host CPU (AVX-512 IFMA kernels).
+"""Build and load this package's C++ sources for the host CPU.
 
-A kernel is used only when the CPU has AVX-512F and AVX-512 IFMA (read from
+A kernel is used only when the CPU has the features its source needs (AVX-512F and
+AVX-512 IFMA by default, AES-NI for ``aes_ctr.cc``; see ``TARGETS``; read from
 ``/proc/cpuinfo``, so only on Linux), a C++ compiler is on PATH (the build is cached, see
 :func:`cipherray.gpu_kernels._build.host_library`), the environment variable
 ``CIPHERRAY_CPU_KERNELS`` is not ``0`` and ``set_enabled(False)`` was not called. Callers
@@ -17,6 +18,11 @@ from typing import Any
 
 SRC_DIR = Path(__file__).resolve().parent
 FLAGS = ("-mavx512f", "-mavx512ifma")
+CPU_FLAGS = frozenset({"avx512f", "avx512ifma"})
+# sources with their own compiler flags and /proc/cpuinfo requirement (others: FLAGS, CPU_FLAGS)
+TARGETS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "aes_ctr.cc": (("-maes", "-msse4.1"), frozenset({"aes", "sse4_1"})),
+}
 
 _enabled = True
 
@@ -43,18 +49,23 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def cpu_supported() -> bool:
-    return {"avx512f", "avx512ifma"} <= cpu_flags()
+def _target(source: str | None) -> tuple[tuple[str, ...], frozenset[str]]:
+    return TARGETS.get(source or "", (FLAGS, CPU_FLAGS))
+
+
+def cpu_supported(source: str | None = None) -> bool:
+    """Whether this CPU has the features ``source`` needs (by default the IFMA kernels')."""
+    return _target(source)[1] <= cpu_flags()
 
 
 @cache
 def _load(source: str) -> ctypes.CDLL | None:
-    if os.environ.get("CIPHERRAY_CPU_KERNELS", "1") == "0" or not cpu_supported():
+    if os.environ.get("CIPHERRAY_CPU_KERNELS", "1") == "0" or not cpu_supported(source):
         return None
     from cipherray.gpu_kernels._build import host_library
 
     try:
-        return host_library(source, src_dir=SRC_DIR, extra_flags=FLAGS)
+        return host_library(source, src_dir=SRC_DIR, extra_flags=_target(source)[0])
     except (RuntimeError, OSError):  # no compiler, a failed build, an unwritable cache
         return None
 
