@@ -1,0 +1,202 @@
+"""A place's clients: built once in the worker that hosts them, trained there each round.
+
+Functions here run as steps at a place (a population worker or a silo). A `ChunkState`
+holds the clients of the place: for a built-in model, their data as one padded batch
+(`client_data(cids)`, trained together by `models.fit_batched`); for Flower-style
+client objects, the objects `client_fn(cid)` built (kept between rounds, so a client
+can keep its own state). Each round, `fit` trains the selected clients, drops every
+client whose fit fails (raises, NaN/inf, wrong shapes: `client.call_fit`'s checks) and
+names it, and turns the others' model changes into update vectors (`updates.py`); in
+plaintext mode the place sends only their sum, under SecAgg the vectors stay here and
+enter the protocol (`secure.py`).
+
+What leaves a place: in plaintext mode the sum of its clients' update vectors, their
+count and the failures; under SecAgg, masked vectors only; in either, the failures
+(client id and reason) and, on evaluation rounds, the example-weighted sums of loss and
+accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cipherray.workloads.hfl import models, randomness
+from cipherray.workloads.hfl.client import ClientError, call_evaluate, call_fit
+from cipherray.workloads.hfl.updates import flatten
+
+
+@dataclass
+class BatchedClients:
+    """Built-in model path: `client_data(cids)` returns PaddedData (or (train, test))."""
+
+    model: models.BatchedModel
+    client_data: Callable[[np.ndarray], Any]
+
+
+@dataclass
+class ObjectClients:
+    """NumPyClient path: `client_fn(cid)` returns an object with get_parameters / fit /
+    evaluate (Flower's contract, by duck typing)."""
+
+    client_fn: Callable[[Any], Any]
+
+
+@dataclass
+class ChunkState:
+    cids: np.ndarray
+    source: BatchedClients | ObjectClients
+    train: models.PaddedData | None = None
+    test: models.PaddedData | None = None
+    objects: dict[int, Any] = field(default_factory=dict)
+    broken: dict[int, str] = field(default_factory=dict)  # client_fn failures
+    vectors: np.ndarray | None = None  # this round's update vectors (SecAgg)
+    fitted: np.ndarray | None = None  # their client ids
+    cohort: Any = None  # this round's SecAgg cohort
+
+
+@dataclass
+class ChunkFit:
+    """What a place reports after local training."""
+
+    cids: np.ndarray  # the clients that trained successfully
+    total: np.ndarray | None  # plaintext mode: sum of their update vectors
+    failed: list[tuple[int, str]]
+    norms: np.ndarray | None = None  # never sent: kept None outside tests
+
+
+@dataclass
+class ChunkEval:
+    loss_sum: float
+    accuracy_sum: float
+    examples: int
+    failed: list[tuple[int, str]]
+
+
+def build(cids: np.ndarray, source: BatchedClients | ObjectClients) -> ChunkState:
+    """Step 0 at a place: its clients' data (or client objects, built lazily)."""
+    state = ChunkState(np.asarray(cids, dtype=np.int64), source)
+    if isinstance(source, BatchedClients):
+        data = source.client_data(state.cids)
+        state.train, state.test = data if isinstance(data, tuple) else (data, data)
+        if state.train.n_clients != state.cids.size:
+            raise ValueError(
+                f"client_data returned {state.train.n_clients} clients for {state.cids.size} ids"
+            )
+    return state
+
+
+def _client(state: ChunkState, cid: int) -> Any:
+    if cid in state.broken:
+        raise ClientError(cid, state.broken[cid])
+    if cid not in state.objects:
+        assert isinstance(state.source, ObjectClients)
+        try:
+            state.objects[cid] = state.source.client_fn(cid)
+        except Exception as e:  # the client's own failure
+            state.broken[cid] = f"client_fn raised {type(e).__name__}: {e}"
+            raise ClientError(cid, state.broken[cid]) from e
+    return state.objects[cid]
+
+
+def _fit_objects(
+    state: ChunkState, params: list, selected: np.ndarray, config: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    shapes = [np.shape(p) for p in params]
+    ok, counts, flats, failed = [], [], [], []
+    for cid in selected:
+        try:
+            r = call_fit(_client(state, int(cid)), int(cid), params, config, shapes)
+        except ClientError as e:
+            failed.append((int(cid), e.reason))
+            continue
+        ok.append(int(cid))
+        counts.append(r.num_examples)
+        flats.append(flatten(r.parameters))
+    d = sum(int(np.prod(s)) for s in shapes)
+    stacked = np.stack(flats) if flats else np.zeros((0, d))
+    return np.array(ok, dtype=np.int64), np.array(counts, dtype=np.int64), stacked, failed
+
+
+def _fit_batched(
+    state: ChunkState, params: list, selected: np.ndarray, config: dict, seed: bytes
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    assert isinstance(state.source, BatchedClients) and state.train is not None
+    rows = np.searchsorted(state.cids, selected)
+    data = state.train.subset(rows)
+    trained = models.fit_batched(
+        state.source.model,
+        params,
+        data,
+        epochs=int(config.get("local_epochs", 1)),
+        lr=float(config.get("lr", 0.1)),
+        batch_size=int(config.get("batch_size", 32)),
+        mu_prox=float(config.get("proximal_mu", 0.0)),
+        seed=seed,
+    )
+    flat = flatten(trained, len(selected))
+    finite = np.isfinite(flat).all(axis=1)
+    failed = [(int(c), "the trained model is not finite (NaN or inf)") for c in selected[~finite]]
+    counts = np.asarray(data.counts)[finite]
+    return selected[finite], counts, flat[finite], failed
+
+
+def fit(
+    state: ChunkState,
+    params: list,
+    selected: np.ndarray,
+    config: dict,
+    seed: bytes,
+    rule: Any,
+    clip: float,
+    secure: bool,
+) -> tuple[ChunkFit, ChunkState]:
+    """Local training of this place's `selected` clients; update vectors by `rule`."""
+    selected = np.intersect1d(np.asarray(selected, dtype=np.int64), state.cids)
+    if isinstance(state.source, BatchedClients):
+        ok, counts, flat, failed = _fit_batched(state, params, selected, config, seed)
+    else:
+        cfg = {**config, "seed": seed}
+        ok, counts, flat, failed = _fit_objects(state, params, selected, cfg)
+    deltas = flat - flatten(params)[None, :]
+    vectors = rule.client(deltas, counts, clip)
+    if secure:
+        state.vectors, state.fitted = vectors, ok
+        return ChunkFit(ok, None, failed), state
+    return ChunkFit(ok, vectors.sum(axis=0), failed), state
+
+
+def evaluate(
+    state: ChunkState, params: list, selected: np.ndarray, config: dict
+) -> tuple[ChunkEval, ChunkState]:
+    """Example-weighted loss and accuracy sums of the selected clients on their data."""
+    selected = np.intersect1d(np.asarray(selected, dtype=np.int64), state.cids)
+    if isinstance(state.source, BatchedClients):
+        assert state.test is not None
+        data = state.test.subset(np.searchsorted(state.cids, selected))
+        loss, acc, n = models.evaluate_batched(state.source.model, params, data)
+        ok = np.isfinite(loss)
+        failed = [(int(c), "the evaluation loss is not finite") for c in selected[~ok]]
+        n = np.asarray(n, dtype=np.float64)[ok]
+        return ChunkEval(
+            float((loss[ok] * n).sum()), float((acc[ok] * n).sum()), int(n.sum()), failed
+        ), state
+    loss_sum = acc_sum = 0.0
+    examples, failed = 0, []
+    for cid in selected:
+        try:
+            r = call_evaluate(_client(state, int(cid)), int(cid), params, dict(config))
+        except ClientError as e:
+            failed.append((int(cid), e.reason))
+            continue
+        loss_sum += r.loss * r.num_examples
+        acc_sum += float(r.metrics.get("accuracy", float("nan"))) * r.num_examples
+        examples += r.num_examples
+    return ChunkEval(loss_sum, acc_sum, examples, failed), state
+
+
+def seed_for(seed: bytes, rnd: int, place: int) -> bytes:
+    return randomness.derive(seed, "fit", rnd, place)
