@@ -207,17 +207,21 @@ class Runtime:
             handles.extend(r._handles())
         self._receipts_for(handles, timeout)
 
-    def send(self, ref: PartyRef, to: Party | str, tag: str) -> PartyRef:
+    def send(self, ref: PartyRef, to: Party | str, tag: str, worker: int | None = None) -> PartyRef:
         """Send a party's value to another party as a protocol message (counted in the
         ledger under `tag`, recorded in the graph and the audit). Allowed when `tag`
         names a message that a registered protocol declares (`rt.protocol(...)`), or
-        when every owner of the value granted it to `to`; else DisclosureError."""
+        when every owner of the value granted it to `to`; else DisclosureError.
+        `worker` picks the worker of `to` that receives it (a population's workers
+        each fetch it from there; default: the next worker in turn)."""
         self._check_open()
         if not isinstance(ref, PartyRef):
             raise LocationError(
                 f"rt.send sends a party's value; got a {type(ref).__name__} (use .to or reveal_to)"
             )
         dst = self.party(to)
+        if worker is not None and not 0 <= worker < dst.spec.workers:
+            raise ConfigError(f"'{dst.name}' has workers 0..{dst.spec.workers - 1}, not {worker}")
         if dst.name == ref.party.name:
             return ref
         full = self._tag(tag)
@@ -232,7 +236,7 @@ class Runtime:
             protocol_message=self.policy.protocol_message(full),
         )
         self._authorise(d)
-        return self._deliver(ref, dst, tag, ref.meta.with_(revealed_to=dst.name))
+        return self._deliver(ref, dst, tag, ref.meta.with_(revealed_to=dst.name), worker)
 
     def protocol(self, name: str, messages: dict[str, str]) -> None:
         """Register protocol `name` and the messages it sends ({"blinded": "what it
@@ -446,12 +450,15 @@ class Runtime:
         worker = self._backend.workers(h.party)[h.worker]
         return self._backend.emit(worker, h.id, [fut] if h.guarded else [])
 
-    def _deliver(self, ref: PartyRef, dst: Party, tag: str, meta: Meta) -> PartyRef:
+    def _deliver(
+        self, ref: PartyRef, dst: Party, tag: str, meta: Meta, worker: int | None = None
+    ) -> PartyRef:
         """Move a party's value to `dst` as one counted message (policy already checked)."""
         (msg,) = self._messages(tag, [(ref._h, dst.name)])
         (h,) = self._step(
-            dst, identity, (msg,), step=f"{tag}/receive", eager=dst.name in self.driver_as
-        )
+            dst, identity, (msg,), step=f"{tag}/receive", eager=dst.name in self.driver_as,
+            worker=worker,
+        )  # fmt: skip
         return PartyRef(self, h, dst, meta)
 
     def _step(

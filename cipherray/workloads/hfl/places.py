@@ -39,9 +39,8 @@ class Place:
         return self.party(fn, **kw)
 
 
-def places_of(clients: Any, chunk_size: int) -> tuple[list[Place], list[Any], bool]:
-    """(places, parties to send the model to, is_population) for a population or a
-    list of silos."""
+def places_of(clients: Any, chunk_size: int) -> tuple[list[Place], bool]:
+    """(places, is_population) for a population or a list of silos."""
     if isinstance(clients, Sequence) and not isinstance(clients, str):
         silos = list(clients)
         if not silos:
@@ -52,8 +51,8 @@ def places_of(clients: Any, chunk_size: int) -> tuple[list[Place], list[Any], bo
         if len(set(names)) != len(names):
             raise ValueError(f"a silo is listed twice: {names}")
         places = [Place(s, None, np.array([i])) for i, s in enumerate(silos)]
-        return places, silos, False
+        return places, False
     if not getattr(clients, "clients", 0):
         raise ValueError("clients= must be a population (rt.population(...)) or a list of parties")
     places = [Place(clients, w, np.asarray(c)) for w, c in clients.chunks(chunk_size)]
-    return places, [clients], True
+    return places, True

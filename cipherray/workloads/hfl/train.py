@@ -95,8 +95,9 @@ class _Run:
     timeout_s: float | None = None
 
     def settle(self, refs: list[Any], indices: list[int], stage: str) -> list[int]:
-        """The indices whose refs finished; a place that failed is marked dead."""
-        ok = []
+        """The indices whose refs finished; a place that failed is marked dead. If no
+        place is left, the last failure is raised."""
+        ok, last = [], None
         for i, ref in zip(indices, refs):
             try:
                 self.rt.wait(ref, timeout=self.timeout_s)
@@ -104,7 +105,25 @@ class _Run:
             except PartyError as e:
                 self.alive[i] = False
                 self.dead[i] = f"{self.places[i].name} failed at {stage}: {e.reason}"
+                last = e
+        if not ok and last is not None:
+            raise last
         return ok
+
+
+def _to_places(run: _Run, ref: Any, tag: str) -> dict[tuple[str, int | None], Any]:
+    """`ref` sent to every worker that hosts a live place (one message per worker, so a
+    dead worker takes no other worker's copy with it)."""
+    out: dict[tuple[str, int | None], Any] = {}
+    for i, p in enumerate(run.places):
+        key = (p.party.name, p.worker)
+        if run.alive[i] and key not in out:
+            out[key] = run.rt.send(ref, to=p.party, tag=tag, worker=p.worker)
+    return out
+
+
+def _key(place: Place) -> tuple[str, int | None]:
+    return (place.party.name, place.worker)
 
 
 def _server_fn(run: _Run, fn: Callable, num_returns: int = 1, declare: str | None = None):
@@ -262,7 +281,7 @@ def train(
     seed = randomness.seed_bytes(seed)
     rt.protocol("hfl", PROTOCOL)
 
-    places, targets, is_population = places_of(clients, chunk_size)
+    places, is_population = places_of(clients, chunk_size)
     source = (
         chunk.BatchedClients(model, client_data)
         if client_data is not None
@@ -301,14 +320,16 @@ def train(
                 break
         clip = privacy.clip if privacy is not None else 0.0
         rule = _rule(secagg, privacy, clip)
+        if isinstance(rule, updates.DistributedNoiseUpdate):
+            rule.check(int(selected.size), clip, secagg.bits)
         expected = privacy.expected_clients(selected.size, all_ids.size) if privacy else 0.0
         fit_config = {**config, **strategy.fit_config(rnd)}
-        at = {t.name: rt.send(params, to=t, tag="hfl/model") for t in targets}  # 2.
+        at = _to_places(run, params, "hfl/model")  # 2.
         live = [i for i in range(len(places)) if run.alive[i]]
         fits = {}
         for i in live:  # 3.
             fits[i], run.states[i] = places[i].step(chunk.fit, num_returns=2)(
-                run.states[i], at[places[i].party.name], selected, fit_config,
+                run.states[i], at[_key(places[i])], selected, fit_config,
                 chunk.seed_for(seed, rnd, i), rule, clip, secagg is not None,
             )  # fmt: skip
         live = run.settle([fits[i] for i in live], live, f"round {rnd} fit")
@@ -334,7 +355,7 @@ def train(
         evaluation: Any = {}
         ev_sel = np.asarray(strategy.select_evaluate(list(available), rnd), np.int64)
         if ev_sel.size:  # 6.
-            evaluation = _evaluate(run, targets, params, ev_sel, rnd)
+            evaluation = _evaluate(run, params, ev_sel, rnd)
         central = _server_fn(run, _central)(evaluate_fn, params) if evaluate_fn else {}
         rt.wait(params)
         seconds = time.perf_counter() - t0
@@ -359,15 +380,15 @@ def _shapes(params: list) -> list[tuple[int, ...]]:
     return [tuple(np.shape(p)) for p in params]
 
 
-def _evaluate(run: _Run, targets: list, params: Any, selected: np.ndarray, rnd: int) -> Any:
+def _evaluate(run: _Run, params: Any, selected: np.ndarray, rnd: int) -> Any:
     """Step 6: federated evaluation on the places' selected clients."""
     rt, places = run.rt, run.places
-    at = {t.name: rt.send(params, to=t, tag="hfl/model") for t in targets}
+    at = _to_places(run, params, "hfl/model")
     live = [i for i in range(len(places)) if run.alive[i]]
     evals = {}
     for i in live:
         evals[i], run.states[i] = places[i].step(chunk.evaluate, num_returns=2)(
-            run.states[i], at[places[i].party.name], selected, {"round": rnd}
+            run.states[i], at[_key(places[i])], selected, {"round": rnd}
         )
     live = run.settle([evals[i] for i in live], live, f"round {rnd} evaluate")
     msgs = [rt.send(evals[i], to=run.server, tag="hfl/evaluate") for i in live]
@@ -394,18 +415,14 @@ def _secure(
         members, length, settings.bits, settings.dropout, not is_population,
         settings.corruption, _quantizer_of(rule, clip),
     )  # fmt: skip
-    plan_at = {}
-    for i in live:
-        name = run.places[i].party.name
-        if name not in plan_at:
-            plan_at[name] = rt.send(plan, to=run.places[i].party, tag="hfl/secagg_plan")
+    plan_at = _to_places(run, plan, "hfl/secagg_plan")
 
     def at_place(i: int, fn: Callable, *args: Any) -> Any:
         out, st = run.places[i].step(fn, num_returns=2)(run.states[i], *args)
         run.states[i] = st
         return out
 
-    adverts = {i: at_place(i, secure.advertise, plan_at[run.places[i].party.name]) for i in live}
+    adverts = {i: at_place(i, secure.advertise, plan_at[_key(run.places[i])]) for i in live}
     live = run.settle([adverts[i] for i in live], live, f"round {rnd} secagg keys")
     sent = [rt.send(adverts[i], to=server, tag="hfl/secagg_keys") for i in live]
     out = _server_fn(run, secure.keys, 1 + len(live))(plan, *sent)
@@ -424,7 +441,7 @@ def _secure(
         i: at_place(
             i, secure.masked_input,
             rt.send(inboxes[i], to=run.places[i].party, tag="hfl/secagg_shares"),
-            plan_at[run.places[i].party.name], rule,
+            plan_at[_key(run.places[i])], rule,
         )
         for i in live
     }  # fmt: skip
@@ -436,7 +453,7 @@ def _secure(
         i: at_place(
             i, secure.unmask,
             rt.send(reqs[i], to=run.places[i].party, tag="hfl/secagg_unmask"),
-            plan_at[run.places[i].party.name],
+            plan_at[_key(run.places[i])],
         )
         for i in live
     }  # fmt: skip

@@ -128,6 +128,9 @@ class DistributedNoiseUpdate:
 
     extra = 0
 
+    def client(self, deltas: np.ndarray, counts: np.ndarray, clip: float) -> np.ndarray:
+        return self.integers(deltas, clip)
+
     def integers(self, deltas: np.ndarray, clip: float) -> np.ndarray:
         clipped, _ = mechanisms.clip_l2(deltas, clip)
         q = stochastic_round(clipped / self.granularity)
