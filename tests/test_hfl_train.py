@@ -184,3 +184,21 @@ def test_bad_arguments(rt):
         train(rt, rt.party("server"), rt.population("phones"), 1, model=MODEL)
     with pytest.raises(ValueError, match="population"):
         train(rt, rt.party("server"), "phones", 1, model=MODEL, client_data=chunk_data)
+
+
+def test_device_auto_falls_back_to_numpy_and_gpu_says_why():
+    from cipherray.workloads.hfl import chunk
+
+    try:
+        import cupy
+
+        has_gpu = cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        has_gpu = False
+    if has_gpu:
+        pytest.skip("a GPU is visible here: the GPU path runs in bench/hfl_device_check.py")
+    assert chunk.array_module("auto") is np and chunk.array_module("cpu") is np
+    with pytest.raises(RuntimeError, match="device='gpu'"):
+        chunk.array_module("gpu")
+    with pytest.raises(ValueError, match="cpu, gpu or auto"):
+        chunk.array_module("tpu")

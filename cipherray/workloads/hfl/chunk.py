@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,40 @@ from cipherray.workloads.hfl.updates import flatten
 
 @dataclass
 class BatchedClients:
-    """Built-in model path: `client_data(cids)` returns PaddedData (or (train, test))."""
+    """Built-in model path: `client_data(cids)` returns PaddedData (or (train, test)).
+    `device`: "cpu" (NumPy), "gpu" (CuPy, the worker must have a GPU) or "auto" (CuPy
+    when it imports and sees a GPU in the worker, else NumPy)."""
 
     model: models.BatchedModel
     client_data: Callable[[np.ndarray], Any]
+    device: str = "cpu"
+
+
+def array_module(device: str) -> ModuleType:
+    """NumPy, or CuPy for a GPU worker (see `BatchedClients.device`)."""
+    if device == "cpu":
+        return np
+    if device not in ("gpu", "auto"):
+        raise ValueError(f"device must be cpu, gpu or auto, not {device!r}")
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return cupy
+        reason = "no GPU is visible"
+    except Exception as e:  # no CuPy, or no CUDA driver
+        reason = f"CuPy is unavailable ({type(e).__name__}: {e})"
+    if device == "gpu":
+        raise RuntimeError(f"device='gpu' but {reason} in this worker")
+    return np
+
+
+def _to(xp: ModuleType, data: models.PaddedData) -> models.PaddedData:
+    return models.PaddedData(xp.asarray(data.X), xp.asarray(data.y), xp.asarray(data.counts))
+
+
+def _host(a: Any) -> np.ndarray:
+    return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
 @dataclass
@@ -51,6 +82,7 @@ class ChunkState:
     source: BatchedClients | ObjectClients
     train: models.PaddedData | None = None
     test: models.PaddedData | None = None
+    xp: ModuleType = np
     objects: dict[int, Any] = field(default_factory=dict)
     broken: dict[int, str] = field(default_factory=dict)  # client_fn failures
     vectors: np.ndarray | None = None  # this round's update vectors (SecAgg)
@@ -65,7 +97,6 @@ class ChunkFit:
     cids: np.ndarray  # the clients that trained successfully
     total: np.ndarray | None  # plaintext mode: sum of their update vectors
     failed: list[tuple[int, str]]
-    norms: np.ndarray | None = None  # never sent: kept None outside tests
 
 
 @dataclass
@@ -81,7 +112,9 @@ def build(cids: np.ndarray, source: BatchedClients | ObjectClients) -> ChunkStat
     state = ChunkState(np.asarray(cids, dtype=np.int64), source)
     if isinstance(source, BatchedClients):
         data = source.client_data(state.cids)
-        state.train, state.test = data if isinstance(data, tuple) else (data, data)
+        train, test = data if isinstance(data, tuple) else (data, data)
+        state.xp = array_module(source.device)
+        state.train, state.test = _to(state.xp, train), _to(state.xp, test)
         if state.train.n_clients != state.cids.size:
             raise ValueError(
                 f"client_data returned {state.train.n_clients} clients for {state.cids.size} ids"
@@ -125,22 +158,24 @@ def _fit_batched(
     state: ChunkState, params: list, selected: np.ndarray, config: dict, seed: bytes
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
     assert isinstance(state.source, BatchedClients) and state.train is not None
+    xp = state.xp
     rows = np.searchsorted(state.cids, selected)
-    data = state.train.subset(rows)
+    data = state.train.subset(rows, xp)
     trained = models.fit_batched(
         state.source.model,
-        params,
+        [xp.asarray(p) for p in params],
         data,
         epochs=int(config.get("local_epochs", 1)),
         lr=float(config.get("lr", 0.1)),
         batch_size=int(config.get("batch_size", 32)),
         mu_prox=float(config.get("proximal_mu", 0.0)),
         seed=seed,
+        xp=xp,
     )
-    flat = flatten(trained, len(selected))
+    flat = flatten([_host(p) for p in trained], len(selected))
     finite = np.isfinite(flat).all(axis=1)
     failed = [(int(c), "the trained model is not finite (NaN or inf)") for c in selected[~finite]]
-    counts = np.asarray(data.counts)[finite]
+    counts = _host(data.counts)[finite]
     return selected[finite], counts, flat[finite], failed
 
 
@@ -176,8 +211,12 @@ def evaluate(
     selected = np.intersect1d(np.asarray(selected, dtype=np.int64), state.cids)
     if isinstance(state.source, BatchedClients):
         assert state.test is not None
-        data = state.test.subset(np.searchsorted(state.cids, selected))
-        loss, acc, n = models.evaluate_batched(state.source.model, params, data)
+        xp = state.xp
+        data = state.test.subset(np.searchsorted(state.cids, selected), xp)
+        loss, acc, n = models.evaluate_batched(
+            state.source.model, [xp.asarray(p) for p in params], data, xp
+        )
+        loss, acc, n = _host(loss), _host(acc), _host(n)
         ok = np.isfinite(loss)
         failed = [(int(c), "the evaluation loss is not finite") for c in selected[~ok]]
         n = np.asarray(n, dtype=np.float64)[ok]

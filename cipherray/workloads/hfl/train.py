@@ -261,12 +261,14 @@ def train(
     privacy: dp.DP | None = None,
     evaluate_fn: Callable[[list], dict] | None = None,
     chunk_size: int = 256,
+    device: str = "cpu",
     timeout_s: float | None = None,
     seed: randomness.Seed = None,
     progress: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Federated training (see the module docstring); returns the final model (at the
-    server) and one metrics dict per round."""
+    server) and one metrics dict per round. `device="gpu"` (or "auto") trains the
+    built-in model with CuPy in workers that have a GPU."""
     if (client_data is None) == (client_fn is None):
         raise ValueError("give exactly one of client_data= (built-in model) or client_fn=")
     if client_data is not None and model is None:
@@ -283,7 +285,7 @@ def train(
 
     places, is_population = places_of(clients, chunk_size)
     source = (
-        chunk.BatchedClients(model, client_data)
+        chunk.BatchedClients(model, client_data, device)
         if client_data is not None
         else chunk.ObjectClients(client_fn)
     )
