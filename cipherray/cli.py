@@ -38,6 +38,10 @@ WORKLOADS: dict[str, Workload] = {
         "cipherray.workloads.psi.job",
         "private set intersection of the parties' files",
     ),
+    "hfl": Workload(
+        "cipherray.workloads.hfl.job",
+        "horizontal federated learning (populations or silos; SecAgg+, DP)",
+    ),
 }
 
 
