@@ -96,6 +96,8 @@ def _scanned_files() -> list[Path]:
         for path in sorted(top.rglob("*.py")):
             if path.resolve() == here or RUNTIME in path.resolve().parents:
                 continue
+            if any(part.startswith(".") for part in path.relative_to(top).parts):
+                continue  # virtual environments (bench/flower_peer/.venv) and other hidden dirs
             files.append(path)
     return files
 
