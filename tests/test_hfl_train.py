@@ -202,3 +202,36 @@ def test_device_auto_falls_back_to_numpy_and_gpu_says_why():
         chunk.array_module("gpu")
     with pytest.raises(ValueError, match="cpu, gpu or auto"):
         chunk.array_module("tpu")
+
+
+def test_poisson_sampling_is_accounted_at_its_rate(rt):
+    from cipherray.workloads.hfl import ClientSampler
+
+    privacy = DP(noise_multiplier=1.0, delta=1e-5)
+    r = run(rt, rounds=3, privacy=privacy,
+            strategy=FedAvg(sampler=ClientSampler(poisson_rate=0.2, seed=4)))  # fmt: skip
+    acct = dp_accounting.rdp.RdpAccountant()
+    acct.compose(dp_accounting.PoissonSampledDpEvent(0.2, dp_accounting.GaussianDpEvent(1.0)), 3)
+    assert r.privacy["sampling_rate"] == 0.2
+    assert r.privacy["epsilon"] == pytest.approx(acct.get_epsilon(1e-5), rel=1e-9)
+
+
+def test_distributed_dp_records_a_round_with_less_noise_than_planned(rt):
+    """The SecAgg+ dropout is planned for (full noise); when more clients drop than
+    planned, the round's weaker noise is accounted as released (never refused after
+    the fact) and flagged, which makes `train` stop."""
+    privacy = DP(mode="distributed", noise_multiplier=1.0, delta=1e-5, target_epsilon=1e9)
+    r = run(rt, rounds=1, secagg=SecAgg(dropout=0.1), privacy=privacy)
+    assert r.history[0]["noise_multiplier"] == pytest.approx(1.0)
+    assert privacy.planned_dropout == pytest.approx(0.19)
+    eps_full = r.privacy["epsilon"]
+
+    from cipherray.workloads.hfl import ClientSampler
+
+    tight = DP(mode="distributed", noise_multiplier=1.0, delta=1e-5, target_epsilon=eps_full)
+    tight.plan(ClientSampler(), 100, 0.0)
+    tight.before_round(1, 100, 100)
+    out = tight.after_round(included=50)  # half the planned clients added noise
+    assert out["noise_multiplier"] == pytest.approx(2**-0.5)
+    assert out["exceeded_target"] and out["epsilon"] > eps_full
+    assert tight.report(100)["epsilon"] == pytest.approx(out["epsilon"])

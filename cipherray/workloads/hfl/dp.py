@@ -101,6 +101,23 @@ class DP:
     def _sampling(self, selected: int, population: int) -> float:
         return self.sampling_rate or max(selected, 1) / max(population, 1)
 
+    def plan(self, sampler: Any, population: int, secagg_dropout: float) -> None:
+        """Fix the sampling rate from the strategy's sampler (Poisson rate, fraction, or
+        count / population; every client: 1) and, for distributed DP, plan for at least
+        the SecAgg+ dropout of both stages."""
+        if self.sampling_rate is None:
+            if sampler.poisson_rate is not None:
+                self.sampling_rate = sampler.poisson_rate
+            elif sampler.fraction is not None:
+                self.sampling_rate = sampler.fraction
+            elif sampler.count is not None:
+                self.sampling_rate = min(1.0, sampler.count / max(population, 1))
+            else:
+                self.sampling_rate = 1.0
+        if self.mode == "distributed":
+            total = 1.0 - (1.0 - secagg_dropout) ** 2
+            self.planned_dropout = max(self.planned_dropout, total)
+
     def _calibrate(self, q: float) -> None:
         if self.noise_multiplier is not None:
             return
@@ -166,9 +183,12 @@ class DP:
             z = z * math.sqrt(min(1.0, included / max(planned, 1.0)))
         event = self._event(z)
         round_eps = self._accountant.epsilon_of(event)
-        total = self._accountant.spend(event)
+        total = self._accountant.spend(event, force=True)  # it was released: record it
         self._per_round.append({"epsilon_round": round_eps, "noise_multiplier": z})
-        return {"epsilon": total, "epsilon_round": round_eps, "noise_multiplier": z}
+        out = {"epsilon": total, "epsilon_round": round_eps, "noise_multiplier": z}
+        if self.target_epsilon is not None and total > self.target_epsilon:
+            out["exceeded_target"] = True
+        return out
 
     def adapt_clip(self, noisy_bits: float, expected: float) -> None:
         if not self.adaptive:

@@ -231,12 +231,15 @@ def _round_metrics(
         "included": info.get("included", 0),
         "dropped": [{"cid": c, "reason": r} for c, r in failed + list(dropped) + lost],
         "seconds": seconds,
-        **{k: v for k, v in evaluation.items() if k != "eval_failed"},
         **central,
     }
-    if "accuracy" not in metrics and "central_accuracy" in central:
-        metrics["accuracy"] = central["central_accuracy"]
+    fed = {k: v for k, v in evaluation.items() if k != "eval_failed"}
+    if central:  # loss / accuracy: always the server's evaluation when there is one
         metrics["loss"] = central.get("central_loss")
+        metrics["accuracy"] = central.get("central_accuracy")
+        metrics.update({f"federated_{k}": v for k, v in fed.items()})
+    else:  # else the federated evaluation (None on rounds without one)
+        metrics["loss"], metrics["accuracy"] = fed.get("loss"), fed.get("accuracy")
     if evaluation.get("eval_failed"):
         metrics["eval_dropped"] = [{"cid": c, "reason": r} for c, r in evaluation["eval_failed"]]
     for k in ("noise_std", "clip", "clipped_bits"):
@@ -302,6 +305,7 @@ def train(
         raise ValueError("client_fn= needs initial_parameters= (or model= for its shapes)")
 
     if privacy is not None:
+        privacy.plan(strategy.sampler, int(all_ids.size), secagg.dropout if secagg else 0.0)
         privacy.dim = int(
             sum(int(np.prod(s)) for s in rt.get(_server_fn(run, _shapes, declare="public")(params)))
         )
@@ -374,6 +378,12 @@ def train(
         history.append(metrics)
         if progress is not None:
             progress(metrics)
+        if privacy is not None and metrics.get("exceeded_target"):
+            stopped = (
+                f"stopped after round {rnd}: fewer clients than planned added noise, and the "
+                f"round took epsilon to {metrics['epsilon']:.4g}, past {privacy.target_epsilon}"
+            )
+            break
     privacy_report = privacy.report(int(all_ids.size)) if privacy is not None else None
     return TrainResult(params, history, privacy_report, stopped, secagg_info)
 
