@@ -175,25 +175,31 @@ class Cohort:
         shares = shamir.share(secrets.reshape(2 * m, 32), cfg.threshold, k)  # (k, 2m, 13)
         shares = shares.reshape(k, m, 2, ELEMENTS).transpose(1, 0, 2, 3)
         sealed = np.zeros((m, k, SEALED_BYTES), dtype=np.uint8)
+        chan_kdf = keys.Deriver(cfg.round_id, keys.CHANNEL_PURPOSE)
+        mask_kdf = keys.Deriver(cfg.round_id, keys.MASK_PURPOSE)
+        channel = keys.Channel(cfg.round_id)
+        width = SHARE_BYTES
         for i in range(m):
             u = int(self.ids[i])
             slots = np.flatnonzero(received.present[i])
             if slots.size == 0:
                 continue
-            chan = keys.agreements(
-                self._channel_sk[i].tobytes(), [received.channel[i, j].tobytes() for j in slots]
-            )
-            pair = keys.agreements(
-                self._mask_sk[i].tobytes(), [received.mask[i, j].tobytes() for j in slots]
-            )
-            for j, c, s in zip(slots, chan, pair):
-                v = int(self.neighbours[i, j])
-                ck = keys.derive_key(c, cfg.round_id, keys.CHANNEL_PURPOSE, u, v)
-                self._channel_key[i, j] = np.frombuffer(ck, np.uint8)
-                sk = keys.derive_key(s, cfg.round_id, keys.MASK_PURPOSE, u, v)
-                self._pair_seed[i, j] = np.frombuffer(sk, np.uint8)
-                blob = keys.seal(ck, cfg.round_id, u, v, shares[i, j].tobytes())
-                sealed[i, j] = np.frombuffer(blob, np.uint8)
+            chan = keys.agreements_array(
+                self._channel_sk[i].tobytes(), received.channel[i, slots]
+            ).tobytes()
+            pair = keys.agreements_array(self._mask_sk[i].tobytes(), received.mask[i, slots])
+            pair = pair.tobytes()
+            plain = shares[i].tobytes()  # (k, 2, 13) shares, SHARE_BYTES per slot
+            vs = self.neighbours[i, slots].tolist()
+            ckeys, seeds, blobs = [], [], []
+            for n, (j, v) in enumerate(zip(slots.tolist(), vs)):
+                ck = chan_kdf.key(chan[32 * n : 32 * n + 32], u, v)
+                ckeys.append(ck)
+                seeds.append(mask_kdf.key(pair[32 * n : 32 * n + 32], u, v))
+                blobs.append(channel.seal(ck, u, v, plain[width * j : width * (j + 1)]))
+            self._channel_key[i, slots] = np.frombuffer(b"".join(ckeys), np.uint8).reshape(-1, 32)
+            self._pair_seed[i, slots] = np.frombuffer(b"".join(seeds), np.uint8).reshape(-1, 32)
+            sealed[i, slots] = np.frombuffer(b"".join(blobs), np.uint8).reshape(-1, SEALED_BYTES)
             self._agreed[i, slots] = True
         return SealedShares(self.ids, sealed, self._agreed.copy())
 
@@ -213,26 +219,32 @@ class Cohort:
         if np.any(inbox.present & ~self._agreed[rows]):
             raise ProtocolViolation("shares arrived from a client that is not a neighbour")
         out = []
+        channel = keys.Channel(cfg.round_id)
+        held_width = 2 * ELEMENTS
         for r, i in enumerate(rows):
             if not sending[i]:
                 continue
             u = int(self.ids[i])
-            for j in np.flatnonzero(inbox.present[r]):
-                v = int(self.neighbours[i, j])
+            slots = np.flatnonzero(inbox.present[r])
+            ckeys = self._channel_key[i, slots].tobytes()
+            blobs = inbox.sealed[r, slots].tobytes()
+            plains = []
+            for n, v in enumerate(self.neighbours[i, slots].tolist()):
                 try:
-                    plain = keys.open_sealed(
-                        self._channel_key[i, j].tobytes(),
-                        cfg.round_id,
-                        v,
-                        u,
-                        inbox.sealed[r, j].tobytes(),
-                    )
+                    plains.append(
+                        channel.open(
+                            ckeys[32 * n : 32 * n + 32], v, u,
+                            blobs[SEALED_BYTES * n : SEALED_BYTES * (n + 1)],
+                        )
+                    )  # fmt: skip
                 except InvalidTag as e:
                     raise ProtocolViolation(
                         f"client {u}: the shares from client {v} failed authentication"
                     ) from e
-                self._held[i, j] = np.frombuffer(plain, shamir.SHARE_DTYPE).reshape(2, -1)
-                self._have[i, j] = True
+            if plains:
+                got = np.frombuffer(b"".join(plains), shamir.SHARE_DTYPE)
+                self._held[i, slots] = got.reshape(-1, held_width).reshape(-1, 2, ELEMENTS)
+                self._have[i, slots] = True
             slots = np.flatnonzero(self._have[i])
             seeds = np.concatenate([self._self_seed[i : i + 1], self._pair_seed[i, slots]])
             signs = np.ones(1 + slots.size, dtype=np.int8)

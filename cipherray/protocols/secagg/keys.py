@@ -24,6 +24,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -68,6 +69,53 @@ def agreements(private: bytes, publics: list[bytes]) -> list[bytes]:
         return [sk.exchange(X25519PublicKey.from_public_bytes(p)) for p in publics]
     except ValueError as e:  # cryptography refuses all-zero shared secrets
         raise ProtocolViolation("a public key of low order was advertised") from e
+
+
+def agreements_array(private: bytes, publics: np.ndarray) -> np.ndarray:
+    """:func:`agreements` for an (s, 32) uint8 array of public keys; (s, 32) results."""
+    publics = np.ascontiguousarray(publics, dtype=np.uint8).reshape(-1, 32)
+    if _x25519.available() and publics.shape[0] >= _x25519.MIN_BATCH:
+        blob, zeros = _x25519.x25519_batch(private, publics)
+        if zeros:
+            raise ProtocolViolation("a public key of low order was advertised")
+        return np.frombuffer(blob, np.uint8).reshape(-1, 32)
+    out = agreements(private, [p.tobytes() for p in publics])
+    return np.frombuffer(b"".join(out), np.uint8).reshape(-1, 32)
+
+
+class Deriver:
+    """:func:`derive_key` for one round and purpose, with the common prefix hashed once."""
+
+    def __init__(self, round_id: bytes, purpose: bytes):
+        self._prefix = hashlib.sha256(DOMAIN)
+        self._prefix.update(round_id + purpose)
+
+    def key(self, shared: bytes, u: int, v: int) -> bytes:
+        lo, hi = (u, v) if u < v else (v, u)
+        h = self._prefix.copy()
+        h.update(struct.pack("<QQ", lo, hi) + shared)
+        return h.digest()
+
+
+class Channel:
+    """:func:`seal` / :func:`open_sealed` for one round (same nonces and associated data)."""
+
+    def __init__(self, round_id: bytes):
+        self.round_id = round_id
+
+    def seal(self, key: bytes, sender: int, receiver: int, plaintext: bytes) -> bytes:
+        return AESGCM(key).encrypt(
+            struct.pack("<Q", sender) + bytes(4),
+            plaintext,
+            self.round_id + struct.pack("<QQ", sender, receiver),
+        )
+
+    def open(self, key: bytes, sender: int, receiver: int, sealed: bytes) -> bytes:
+        return AESGCM(key).decrypt(
+            struct.pack("<Q", sender) + bytes(4),
+            sealed,
+            self.round_id + struct.pack("<QQ", sender, receiver),
+        )
 
 
 def derive_key(shared: bytes, round_id: bytes, purpose: bytes, u: int, v: int) -> bytes:

@@ -429,6 +429,9 @@ def _secure(
     )  # fmt: skip
     plan_at = _to_places(run, plan, "hfl/secagg_plan")
 
+    def to_place(ref: Any, i: int, tag: str) -> Any:  # to the worker that hosts place i
+        return rt.send(ref, to=run.places[i].party, tag=tag, worker=run.places[i].worker)
+
     def at_place(i: int, fn: Callable, *args: Any) -> Any:
         out, st = run.places[i].step(fn, num_returns=2)(run.states[i], *args)
         run.states[i] = st
@@ -439,10 +442,7 @@ def _secure(
     sent = [rt.send(adverts[i], to=server, tag="hfl/secagg_keys") for i in live]
     out = _server_fn(run, secure.keys, 1 + len(live))(plan, *sent)
     srv, nks = out[0], dict(zip(live, out[1:]))
-    sealed = {
-        i: at_place(i, secure.share, rt.send(nks[i], to=run.places[i].party, tag="hfl/secagg_keys"))
-        for i in live
-    }
+    sealed = {i: at_place(i, secure.share, to_place(nks[i], i, "hfl/secagg_keys")) for i in live}
     order = list(live)
     live = run.settle([sealed[i] for i in live], live, f"round {rnd} secagg shares")
     positions = [order.index(i) for i in live]
@@ -452,7 +452,7 @@ def _secure(
     masked = {
         i: at_place(
             i, secure.masked_input,
-            rt.send(inboxes[i], to=run.places[i].party, tag="hfl/secagg_shares"),
+            to_place(inboxes[i], i, "hfl/secagg_shares"),
             plan_at[_key(run.places[i])], rule,
         )
         for i in live
@@ -464,7 +464,7 @@ def _secure(
     shares = {
         i: at_place(
             i, secure.unmask,
-            rt.send(reqs[i], to=run.places[i].party, tag="hfl/secagg_unmask"),
+            to_place(reqs[i], i, "hfl/secagg_unmask"),
             plan_at[_key(run.places[i])],
         )
         for i in live
