@@ -161,3 +161,20 @@ def test_reverse_slots_of_the_sparse_graph():
     nb = graph.neighbours
     u = np.arange(500)[:, None]
     assert np.array_equal(nb[nb, rev], np.broadcast_to(u, nb.shape))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_batched_key_derivation_equals_derive_key(native, monkeypatch):
+    from cipherray.protocols.secagg import keys
+
+    round_id = os.urandom(16)
+    d = keys.Deriver(round_id, keys.CHANNEL_PURPOSE)
+    if not native:
+        monkeypatch.setattr(d, "_native", None)
+    shared = np.frombuffer(os.urandom(32 * 40), np.uint8).reshape(40, 32)
+    vs = np.array([3, 999, 2**40 + 7, *range(10, 47)])[:40]
+    got = d.keys(shared, 500, vs)
+    for i, v in enumerate(vs.tolist()):
+        want = keys.derive_key(shared[i].tobytes(), round_id, keys.CHANNEL_PURPOSE, 500, v)
+        assert got[i].tobytes() == want
+    assert d.keys(shared[:0], 1, vs[:0]).shape == (0, 32)

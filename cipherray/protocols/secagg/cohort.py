@@ -184,21 +184,19 @@ class Cohort:
             slots = np.flatnonzero(received.present[i])
             if slots.size == 0:
                 continue
-            chan = keys.agreements_array(
-                self._channel_sk[i].tobytes(), received.channel[i, slots]
-            ).tobytes()
+            vs = self.neighbours[i, slots]
+            chan = keys.agreements_array(self._channel_sk[i].tobytes(), received.channel[i, slots])
             pair = keys.agreements_array(self._mask_sk[i].tobytes(), received.mask[i, slots])
-            pair = pair.tobytes()
+            ckeys = chan_kdf.keys(chan, u, vs)
+            self._channel_key[i, slots] = ckeys
+            self._pair_seed[i, slots] = mask_kdf.keys(pair, u, vs)
             plain = shares[i].tobytes()  # (k, 2, 13) shares, SHARE_BYTES per slot
-            vs = self.neighbours[i, slots].tolist()
-            ckeys, seeds, blobs = [], [], []
-            for n, (j, v) in enumerate(zip(slots.tolist(), vs)):
-                ck = chan_kdf.key(chan[32 * n : 32 * n + 32], u, v)
-                ckeys.append(ck)
-                seeds.append(mask_kdf.key(pair[32 * n : 32 * n + 32], u, v))
-                blobs.append(channel.seal(ck, u, v, plain[width * j : width * (j + 1)]))
-            self._channel_key[i, slots] = np.frombuffer(b"".join(ckeys), np.uint8).reshape(-1, 32)
-            self._pair_seed[i, slots] = np.frombuffer(b"".join(seeds), np.uint8).reshape(-1, 32)
+            flat_keys = ckeys.tobytes()
+            blobs = [
+                channel.seal(flat_keys[32 * n : 32 * n + 32], u, v,
+                             plain[width * j : width * (j + 1)])
+                for n, (j, v) in enumerate(zip(slots.tolist(), vs.tolist()))
+            ]  # fmt: skip
             sealed[i, slots] = np.frombuffer(b"".join(blobs), np.uint8).reshape(-1, SEALED_BYTES)
             self._agreed[i, slots] = True
         return SealedShares(self.ids, sealed, self._agreed.copy())
@@ -371,6 +369,7 @@ class CohortServer:
         total = self.total.copy()
         masking.add_masks(total, seeds, -np.ones(len(survivors), np.int8), cfg.bits)
         nb = cfg.graph.neighbours
+        mask_kdf = keys.Deriver(cfg.round_id, keys.MASK_PURPOSE)
         for v, secret in zip(dropped, secrets):
             secret_bytes = secret.tobytes()
             if not hmac.compare_digest(
@@ -380,20 +379,8 @@ class CohortServer:
             # w added sign(w, v) PRG(s_wv) iff it received v's shares
             slots = np.flatnonzero(self.sent[v] & self.inputs[nb[v]])
             ws = nb[v, slots]
-            shared = keys.agreements(secret_bytes, [self.mask_pk[w].tobytes() for w in ws])
-            pair = (
-                np.stack(
-                    [
-                        np.frombuffer(
-                            keys.derive_key(s, cfg.round_id, keys.MASK_PURPOSE, int(v), int(w)),
-                            np.uint8,
-                        )
-                        for w, s in zip(ws, shared)
-                    ]
-                )
-                if len(ws)
-                else np.zeros((0, 32), np.uint8)
-            )
+            shared = keys.agreements_array(secret_bytes, self.mask_pk[ws])
+            pair = mask_kdf.keys(shared, int(v), ws)
             signs = np.where(ws < v, -1, 1).astype(np.int8)  # undo w's sign(w, v)
             masking.add_masks(total, pair, signs, cfg.bits)
         return total

@@ -20,6 +20,7 @@ private key of the pair it learns neither the pair's keys nor the plaintexts.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from cipherray.cpu_kernels import _native
 from cipherray.cpu_kernels import x25519 as _x25519
 
 from .errors import ProtocolViolation
@@ -83,12 +85,40 @@ def agreements_array(private: bytes, publics: np.ndarray) -> np.ndarray:
     return np.frombuffer(b"".join(out), np.uint8).reshape(-1, 32)
 
 
+_PAIR_KEYS = (
+    ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+    ctypes.c_int64, ctypes.c_void_p,
+)  # fmt: skip
+
+
 class Deriver:
-    """:func:`derive_key` for one round and purpose, with the common prefix hashed once."""
+    """:func:`derive_key` for one round and purpose, with the common prefix hashed once;
+    `keys` derives many pairs' keys in one call (``cpu_kernels/sha256_kdf.cc`` where it
+    builds, else one hashlib call each: the same bytes)."""
 
     def __init__(self, round_id: bytes, purpose: bytes):
+        self._raw = DOMAIN + round_id + purpose
         self._prefix = hashlib.sha256(DOMAIN)
         self._prefix.update(round_id + purpose)
+        self._native = _native.function("sha256_kdf.cc", "cr_pair_keys", _PAIR_KEYS, ctypes.c_int32)
+
+    def keys(self, shared: np.ndarray, u: int, vs: np.ndarray) -> np.ndarray:
+        """(s, 32) keys of the pairs (u, vs[i]) from their (s, 32) agreements."""
+        shared = np.ascontiguousarray(shared, dtype=np.uint8).reshape(-1, 32)
+        vs = np.asarray(vs, dtype=np.uint64)
+        lo = np.minimum(vs, np.uint64(u))
+        hi = np.maximum(vs, np.uint64(u))
+        out = np.empty_like(shared)
+        if self._native is not None and shared.shape[0]:
+            prefix = np.frombuffer(self._raw, np.uint8)
+            rc = self._native(prefix.ctypes.data, prefix.size, shared.ctypes.data,
+                              lo.ctypes.data, hi.ctypes.data, shared.shape[0], out.ctypes.data)  # fmt: skip
+            if rc != 0:
+                raise RuntimeError("cr_pair_keys refused its input")
+            return out
+        for i, v in enumerate(vs.tolist()):
+            out[i] = np.frombuffer(self.key(shared[i].tobytes(), u, v), np.uint8)
+        return out
 
     def key(self, shared: bytes, u: int, v: int) -> bytes:
         lo, hi = (u, v) if u < v else (v, u)
