@@ -60,3 +60,24 @@ def x25519_batch(scalar: bytes, points: bytes | np.ndarray, threads: int = 1) ->
     k = np.frombuffer(bytes(scalar), dtype=np.uint8)
     zeros = kernel(k.ctypes.data, src.ctypes.data, out.ctypes.data, count, max(1, int(threads)))
     return out.tobytes(), int(zeros)
+
+
+def _many_kernel():
+    return _native.function(SOURCE, "cr_x25519_many", _SIGNATURE, ctypes.c_int64)
+
+
+def x25519_many(
+    scalars: np.ndarray, points: np.ndarray, threads: int = 1
+) -> tuple[np.ndarray, int]:
+    """(results (n, 32) uint8, zero_count): X25519(scalars[i], points[i]) for each row of
+    two (n, 32) uint8 arrays, sixteen ladders at a time with a scalar per lane."""
+    kernel = _many_kernel()
+    if kernel is None:
+        raise RuntimeError("the IFMA X25519 kernel is not available on this machine")
+    k = np.ascontiguousarray(scalars, dtype=np.uint8).reshape(-1, 32)
+    u = np.ascontiguousarray(points, dtype=np.uint8).reshape(-1, 32)
+    if k.shape != u.shape:
+        raise ValueError(f"{k.shape[0]} scalars for {u.shape[0]} points")
+    out = np.empty_like(u)
+    zeros = kernel(k.ctypes.data, u.ctypes.data, out.ctypes.data, u.shape[0], max(1, int(threads)))
+    return out, int(zeros)

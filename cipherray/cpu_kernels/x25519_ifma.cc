@@ -339,6 +339,91 @@ static int ladder16(const uint8_t k[32], const uint8_t* u, uint8_t* out, int lan
   return zeros;
 }
 
+
+// As ladder16, but every lane has its own clamped scalar (k: 16 x 32 bytes): the swap
+// masks are built per lane from the scalars' bits, still without branches or indices
+// that depend on them.
+static int ladder16_many(const uint8_t* k, const uint8_t* u, uint8_t* out, int lanes) {
+  alignas(64) uint64_t tmp[2][5][8];
+  alignas(64) uint64_t words[2][4][8];
+  for (int g = 0; g < 2; ++g) {
+    for (int lane = 0; lane < 8; ++lane) {
+      uint64_t l[5] = {1, 0, 0, 0, 0};
+      const int i = 8 * g + lane;
+      if (i < lanes) decode_u(l, u + 32 * i);
+      for (int j = 0; j < 5; ++j) tmp[g][j][lane] = l[j];
+      for (int q = 0; q < 4; ++q) words[g][q][lane] = i < lanes ? load64(k + 32 * i + 8 * q) : 0;
+    }
+  }
+  fe x1[2], x2[2], z2[2], x3[2], z3[2];
+  __m512i w[2][4], swap[2];
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi64(1);
+  for (int g = 0; g < 2; ++g) {
+    for (int j = 0; j < 5; ++j) {
+      x1[g][j] = _mm512_load_si512(tmp[g][j]);
+      x3[g][j] = x1[g][j];
+      x2[g][j] = z3[g][j] = j == 0 ? one : zero;
+      z2[g][j] = zero;
+    }
+    for (int q = 0; q < 4; ++q) w[g][q] = _mm512_load_si512(words[g][q]);
+    swap[g] = zero;
+  }
+  for (int t = 254; t >= 0; --t) {
+    __m512i mask[2];
+    for (int g = 0; g < 2; ++g) {
+      const __m512i kt =
+          _mm512_and_si512(_mm512_srl_epi64(w[g][t >> 6], _mm_cvtsi32_si128(t & 63)), one);
+      swap[g] = _mm512_xor_si512(swap[g], kt);
+      mask[g] = _mm512_sub_epi64(zero, swap[g]);
+      swap[g] = kt;
+    }
+    fe A[2], AA[2], B[2], BB[2], E[2], C[2], D[2], DA[2], CB[2], t0[2];
+#define BOTH(stmt) { const int g = 0; stmt; } { const int g = 1; stmt; }
+    BOTH(fe_cswap(x2[g], x3[g], mask[g]))
+    BOTH(fe_cswap(z2[g], z3[g], mask[g]))
+    BOTH(fe_add(A[g], x2[g], z2[g]))
+    BOTH(fe_sqr(AA[g], A[g]))
+    BOTH(fe_sub(B[g], x2[g], z2[g]))
+    BOTH(fe_sqr(BB[g], B[g]))
+    BOTH(fe_sub(E[g], AA[g], BB[g]))
+    BOTH(fe_add(C[g], x3[g], z3[g]))
+    BOTH(fe_sub(D[g], x3[g], z3[g]))
+    BOTH(fe_mul(DA[g], D[g], A[g]))
+    BOTH(fe_mul(CB[g], C[g], B[g]))
+    BOTH(fe_add(t0[g], DA[g], CB[g]))
+    BOTH(fe_sqr(x3[g], t0[g]))
+    BOTH(fe_sub(t0[g], DA[g], CB[g]))
+    BOTH(fe_sqr(t0[g], t0[g]))
+    BOTH(fe_mul(z3[g], x1[g], t0[g]))
+    BOTH(fe_mul(x2[g], AA[g], BB[g]))
+    BOTH(fe_mul_small(t0[g], E[g], 121665))
+    BOTH(fe_add(t0[g], AA[g], t0[g]))
+    BOTH(fe_mul(z2[g], E[g], t0[g]))
+#undef BOTH
+  }
+  int zeros = 0;
+  for (int g = 0; g < 2; ++g) {
+    const __m512i mask = _mm512_sub_epi64(zero, swap[g]);
+    fe_cswap(x2[g], x3[g], mask);
+    fe_cswap(z2[g], z3[g], mask);
+    fe zi, r;
+    fe_invert(zi, z2[g]);
+    fe_mul(r, x2[g], zi);
+    fe_freeze(r);
+    for (int j = 0; j < 5; ++j) _mm512_store_si512(tmp[g][j], r[j]);
+    for (int lane = 0; lane < 8 && 8 * g + lane < lanes; ++lane) {
+      const uint64_t l[5] = {tmp[g][0][lane], tmp[g][1][lane], tmp[g][2][lane],
+                             tmp[g][3][lane], tmp[g][4][lane]};
+      encode_u(out + 32 * (8 * g + lane), l);
+      zeros += (l[0] | l[1] | l[2] | l[3] | l[4]) == 0;
+    }
+  }
+  volatile uint64_t* vw = &words[0][0][0];  // the scalars' words
+  for (int i = 0; i < 64; ++i) vw[i] = 0;
+  return zeros;
+}
+
 }  // namespace
 
 extern "C" {
@@ -367,6 +452,31 @@ int64_t cr_x25519_batch(const uint8_t* scalar, const uint8_t* u, uint8_t* out, i
   }
   volatile uint8_t* vk = k;  // wipe the clamped scalar copy
   for (int i = 0; i < 32; ++i) vk[i] = 0;
+  return zeros;
+}
+
+// out[i] = X25519(scalars[i], u[i]) for i < count: one scalar per point (each clamped
+// here). Returns the number of all-zero outputs, as cr_x25519_batch.
+int64_t cr_x25519_many(const uint8_t* scalars, const uint8_t* u, uint8_t* out, int64_t count,
+                       int32_t threads) {
+  const int64_t blocks = (count + 15) / 16;
+  int64_t zeros = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) \
+    reduction(+ : zeros)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t first = 16 * b;
+    const int lanes = (int)(count - first < 16 ? count - first : 16);
+    uint8_t k[16 * 32];
+    memcpy(k, scalars + 32 * first, (size_t)(32 * lanes));
+    for (int i = 0; i < lanes; ++i) {
+      k[32 * i] &= 248;
+      k[32 * i + 31] &= 127;
+      k[32 * i + 31] |= 64;
+    }
+    zeros += ladder16_many(k, u + 32 * first, out + 32 * first, lanes);
+    volatile uint8_t* vk = k;
+    for (int i = 0; i < 16 * 32; ++i) vk[i] = 0;
+  }
   return zeros;
 }
 }

@@ -178,27 +178,23 @@ class Cohort:
         chan_kdf = keys.Deriver(cfg.round_id, keys.CHANNEL_PURPOSE)
         mask_kdf = keys.Deriver(cfg.round_id, keys.MASK_PURPOSE)
         channel = keys.Channel(cfg.round_id)
+        rows, slots = np.nonzero(received.present)  # every (client, neighbour slot) pair
+        us, vs = self.ids[rows], self.neighbours[rows, slots]
+        chan = keys.agreements_many(self._channel_sk[rows], received.channel[rows, slots])
+        pair = keys.agreements_many(self._mask_sk[rows], received.mask[rows, slots])
+        ckeys = chan_kdf.keys(chan, us, vs)
+        self._channel_key[rows, slots] = ckeys
+        self._pair_seed[rows, slots] = mask_kdf.keys(pair, us, vs)
+        flat_keys = ckeys.tobytes()
+        plain = np.ascontiguousarray(shares[rows, slots]).tobytes()  # SHARE_BYTES per pair
         width = SHARE_BYTES
-        for i in range(m):
-            u = int(self.ids[i])
-            slots = np.flatnonzero(received.present[i])
-            if slots.size == 0:
-                continue
-            vs = self.neighbours[i, slots]
-            chan = keys.agreements_array(self._channel_sk[i].tobytes(), received.channel[i, slots])
-            pair = keys.agreements_array(self._mask_sk[i].tobytes(), received.mask[i, slots])
-            ckeys = chan_kdf.keys(chan, u, vs)
-            self._channel_key[i, slots] = ckeys
-            self._pair_seed[i, slots] = mask_kdf.keys(pair, u, vs)
-            plain = shares[i].tobytes()  # (k, 2, 13) shares, SHARE_BYTES per slot
-            flat_keys = ckeys.tobytes()
-            blobs = [
-                channel.seal(flat_keys[32 * n : 32 * n + 32], u, v,
-                             plain[width * j : width * (j + 1)])
-                for n, (j, v) in enumerate(zip(slots.tolist(), vs.tolist()))
-            ]  # fmt: skip
-            sealed[i, slots] = np.frombuffer(b"".join(blobs), np.uint8).reshape(-1, SEALED_BYTES)
-            self._agreed[i, slots] = True
+        blobs = [
+            channel.seal(flat_keys[32 * n : 32 * n + 32], u, v, plain[width * n : width * (n + 1)])
+            for n, (u, v) in enumerate(zip(us.tolist(), vs.tolist()))
+        ]
+        if blobs:
+            sealed[rows, slots] = np.frombuffer(b"".join(blobs), np.uint8).reshape(-1, SEALED_BYTES)
+        self._agreed[rows, slots] = True
         return SealedShares(self.ids, sealed, self._agreed.copy())
 
     # -- step 3 ------------------------------------------------------------------------

@@ -91,6 +91,27 @@ _PAIR_KEYS = (
 )  # fmt: skip
 
 
+def agreements_many(privates: np.ndarray, publics: np.ndarray) -> np.ndarray:
+    """X25519(privates[i], publics[i]) for two (s, 32) uint8 arrays, in one call of the
+    IFMA kernel where present; refuses low-order (all-zero) results."""
+    privates = np.ascontiguousarray(privates, dtype=np.uint8).reshape(-1, 32)
+    publics = np.ascontiguousarray(publics, dtype=np.uint8).reshape(-1, 32)
+    if _x25519.available():
+        out, zeros = _x25519.x25519_many(privates, publics)
+        if zeros:
+            raise ProtocolViolation("a public key of low order was advertised")
+        return out
+    out = np.empty_like(publics)
+    try:
+        for i in range(publics.shape[0]):
+            sk = X25519PrivateKey.from_private_bytes(privates[i].tobytes())
+            pk = X25519PublicKey.from_public_bytes(publics[i].tobytes())
+            out[i] = np.frombuffer(sk.exchange(pk), np.uint8)
+    except ValueError as e:  # cryptography refuses all-zero shared secrets
+        raise ProtocolViolation("a public key of low order was advertised") from e
+    return out
+
+
 class Deriver:
     """:func:`derive_key` for one round and purpose, with the common prefix hashed once;
     `keys` derives many pairs' keys in one call (``cpu_kernels/sha256_kdf.cc`` where it
@@ -102,12 +123,14 @@ class Deriver:
         self._prefix.update(round_id + purpose)
         self._native = _native.function("sha256_kdf.cc", "cr_pair_keys", _PAIR_KEYS, ctypes.c_int32)
 
-    def keys(self, shared: np.ndarray, u: int, vs: np.ndarray) -> np.ndarray:
-        """(s, 32) keys of the pairs (u, vs[i]) from their (s, 32) agreements."""
+    def keys(self, shared: np.ndarray, u: int | np.ndarray, vs: np.ndarray) -> np.ndarray:
+        """(s, 32) keys of the pairs (u, vs[i]) (or (u[i], vs[i])) from their (s, 32)
+        agreements."""
         shared = np.ascontiguousarray(shared, dtype=np.uint8).reshape(-1, 32)
         vs = np.asarray(vs, dtype=np.uint64)
-        lo = np.minimum(vs, np.uint64(u))
-        hi = np.maximum(vs, np.uint64(u))
+        us = np.broadcast_to(np.asarray(u, dtype=np.uint64), vs.shape)
+        lo = np.ascontiguousarray(np.minimum(vs, us))
+        hi = np.ascontiguousarray(np.maximum(vs, us))
         out = np.empty_like(shared)
         if self._native is not None and shared.shape[0]:
             prefix = np.frombuffer(self._raw, np.uint8)
@@ -116,8 +139,8 @@ class Deriver:
             if rc != 0:
                 raise RuntimeError("cr_pair_keys refused its input")
             return out
-        for i, v in enumerate(vs.tolist()):
-            out[i] = np.frombuffer(self.key(shared[i].tobytes(), u, v), np.uint8)
+        for i, (a, b) in enumerate(zip(lo.tolist(), hi.tolist())):
+            out[i] = np.frombuffer(self.key(shared[i].tobytes(), a, b), np.uint8)
         return out
 
     def key(self, shared: bytes, u: int, v: int) -> bytes:
