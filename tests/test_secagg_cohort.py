@@ -178,3 +178,13 @@ def test_batched_key_derivation_equals_derive_key(native, monkeypatch):
         want = keys.derive_key(shared[i].tobytes(), round_id, keys.CHANNEL_PURPOSE, 500, v)
         assert got[i].tobytes() == want
     assert d.keys(shared[:0], 1, vs[:0]).shape == (0, 32)
+
+
+def test_batched_key_generation_matches_cryptography():
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    sk, pk = sa._generate(37)
+    assert len({bytes(r) for r in sk}) == 37
+    for s, p in zip(sk, pk):
+        want = X25519PrivateKey.from_private_bytes(s.tobytes()).public_key().public_bytes_raw()
+        assert p.tobytes() == want
