@@ -403,7 +403,7 @@ def main() -> None:
         if part in parts:
             result[part] = []
             for n, rows in sizes.items():
-                rounds = args.rounds if not (part == "secagg" and n == 10000) else 1
+                rounds = args.rounds if not (part == "secagg" and n == 10000) else 2
                 row = timed_rounds(n, rows, rounds, **kw)
                 row["plain_loop_s"] = result["floor"][n]
                 print(part, row, flush=True)

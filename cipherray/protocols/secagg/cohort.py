@@ -144,6 +144,14 @@ def _generate(m: int) -> tuple[np.ndarray, np.ndarray]:
     return sk, pk
 
 
+def _cores() -> int:
+    """CPU cores this process may use (the server's unmasking runs on all of them)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _rows(ids: np.ndarray, where: np.ndarray) -> np.ndarray:
     """Positions of ``ids`` within ``where`` (both 1-D; every id must be present)."""
     order = np.argsort(where, kind="stable")
@@ -378,18 +386,18 @@ class CohortServer:
         nb = cfg.graph.neighbours
         mask_kdf = keys.Deriver(cfg.round_id, keys.MASK_PURPOSE)
         for v, secret in zip(dropped, secrets):
-            secret_bytes = secret.tobytes()
             if not hmac.compare_digest(
-                keys.KeyPair.public_of(secret_bytes), self.mask_pk[v].tobytes()
+                keys.KeyPair.public_of(secret.tobytes()), self.mask_pk[v].tobytes()
             ):
                 raise ProtocolViolation(f"the reconstructed mask key of client {v} is wrong")
-            # w added sign(w, v) PRG(s_wv) iff it received v's shares
-            slots = np.flatnonzero(self.sent[v] & self.inputs[nb[v]])
-            ws = nb[v, slots]
-            shared = keys.agreements_array(secret_bytes, self.mask_pk[ws])
-            pair = mask_kdf.keys(shared, int(v), ws)
-            signs = np.where(ws < v, -1, 1).astype(np.int8)  # undo w's sign(w, v)
-            masking.add_masks(total, pair, signs, cfg.bits)
+        # w added sign(w, v) PRG(s_wv) iff it received v's shares: remove those masks
+        routed = self.sent[dropped] & self.inputs[nb[dropped]]  # (D, k)
+        owner, slot = np.nonzero(routed)
+        vs, ws = dropped[owner], nb[dropped[owner], slot]
+        shared = keys.agreements_many(secrets[owner], self.mask_pk[ws], threads=_cores())
+        pair = mask_kdf.keys(shared, vs, ws)
+        signs = np.where(ws < vs, -1, 1).astype(np.int8)  # undo w's sign(w, v)
+        masking.add_masks(total, pair, signs, cfg.bits)
         return total
 
     def _reconstruct(self, owners: np.ndarray, shares: np.ndarray, ok: np.ndarray) -> np.ndarray:

@@ -91,13 +91,13 @@ _PAIR_KEYS = (
 )  # fmt: skip
 
 
-def agreements_many(privates: np.ndarray, publics: np.ndarray) -> np.ndarray:
+def agreements_many(privates: np.ndarray, publics: np.ndarray, threads: int = 1) -> np.ndarray:
     """X25519(privates[i], publics[i]) for two (s, 32) uint8 arrays, in one call of the
     IFMA kernel where present; refuses low-order (all-zero) results."""
     privates = np.ascontiguousarray(privates, dtype=np.uint8).reshape(-1, 32)
     publics = np.ascontiguousarray(publics, dtype=np.uint8).reshape(-1, 32)
     if _x25519.available():
-        out, zeros = _x25519.x25519_many(privates, publics)
+        out, zeros = _x25519.x25519_many(privates, publics, threads)
         if zeros:
             raise ProtocolViolation("a public key of low order was advertised")
         return out
