@@ -26,7 +26,8 @@ Parts:
 - scaling: 10^2 -> 10^5 clients (20 rows each), seconds per round and peak resident
   memory of the driver plus all Ray worker processes (plot);
 - flower: bench/flower_peer/flower_bench.py in bench/flower_peer/.venv (see its
-  README), plaintext at 10^3 and 10^4 and SecAgg+ at 10^3.
+  README), plaintext at 10^3 and 10^4 and SecAgg+ at 10^3, each with the actor count
+  that was best in bench/flower_peer's own sweep (2, 1 and 2 actors).
 """
 
 from __future__ import annotations
@@ -289,8 +290,10 @@ def flower_part(rounds: int) -> list[dict]:
         print("flower: bench/flower_peer/.venv missing (run bench/flower_peer/setup.sh)")
         return []
     out = []
-    for args in (["--clients", "1000"], ["--clients", "10000", "--rounds", "2"],
-                 ["--clients", "1000", "--secagg"]):  # fmt: skip
+    # the best actor counts of bench/flower_peer's sweeps (results/flower_peer.json)
+    for args in (["--clients", "1000", "--actors", "2"],
+                 ["--clients", "10000", "--rounds", "2", "--actors", "1"],
+                 ["--clients", "1000", "--secagg", "--actors", "2"]):  # fmt: skip
         target = Path("/tmp") / f"flower_{'_'.join(args).replace('-', '')}.json"
         cmd = [str(py), str(script), "--rounds", str(rounds), *args, "--out", str(target)]
         t = time.perf_counter()
