@@ -111,8 +111,9 @@ def digits_clients(cids: np.ndarray):
 
 @pytest.mark.parametrize("backend", ["inline", "ray"])
 def test_fedavg_rounds_over_a_population_match_the_single_process_loop(backend):
-    from cipherray.workloads.hfl import models, population, simulate
+    from cipherray.workloads.hfl import models, simulate
     from cipherray.workloads.hfl.strategy import FedAvg
+    from cipherray.workloads.hfl.train import train
 
     model = models.SoftmaxRegression(64, 10)
     config = {"lr": 0.5, "batch_size": 16, "local_epochs": 1}
@@ -121,13 +122,15 @@ def test_fedavg_rounds_over_a_population_match_the_single_process_loop(backend):
         ["server"], backend=backend, driver_as="server", timeout_s=120,
         populations={"phones": {"clients": N_CLIENTS, "workers": 2}},
     ) as rt:  # fmt: skip
-        params, seconds = population.run_rounds(
-            rt, rt.party("server"), rt.population("phones"), model, digits_clients, 5,
-            chunk_size=32, config=config, seed=1,
+        result = train(
+            rt, rt.party("server"), rt.population("phones"), 5, model=model,
+            client_data=digits_clients, strategy=FedAvg(evaluate_every=0), chunk_size=32,
+            config=config, seed=1,
         )  # fmt: skip
-        final = rt.get(params)
-        assert len(seconds) == 5
-        assert rt.ledger.by_tag().set_index("tag").loc["hfl/update", "messages"] == 5 * 4
+        final = rt.get(result.parameters)
+        assert len(result.history) == 5
+        # one fit report per chunk per round: 4 chunks of 32 clients on 2 workers
+        assert rt.ledger.by_tag().set_index("tag").loc["hfl/fit", "messages"] == 5 * 4
     _, accs, counts = models.evaluate_batched(model, final, all_clients)
     accuracy = float((accs * counts).sum() / counts.sum())
     _, history = simulate.run_rounds_batched(
