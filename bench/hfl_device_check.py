@@ -12,6 +12,8 @@ rows are shuffled where, and both array modules draw the same ones.
 1. `fit_batched` (softmax regression, MLP with FedProx) and `run_rounds_batched`
    (FedYogi, uneven clients) give the same parameters under cupy as under numpy (1e-10).
 2. bench/hfl_core.py with --xp cupy, then with --xp numpy on the device's CPU.
+3. `chunk.fit` (the population step of `hfl.train`) with device="gpu" equals device="cpu"
+   for a 1000-client chunk (pending: not yet run on a GPU).
 """
 
 from __future__ import annotations
@@ -51,6 +53,55 @@ def importable_without_runtime() -> None:
 
         prg.random_ring = random_ring
         sys.modules["cipherray.protocols.prg"] = prg
+
+
+def bare_packages() -> None:
+    """Packages whose __init__ pulls in what the device lacks (dp-accounting for the DP
+    package, cryptography for SecAgg's) are registered without running it: the chunk
+    code needs only their numpy modules."""
+    for name, sub in (("cipherray.protocols.dp", "protocols/dp"),
+                      ("cipherray.protocols.secagg", "protocols/secagg")):  # fmt: skip
+        if name not in sys.modules:
+            pkg = types.ModuleType(name)
+            pkg.__path__ = [str(ROOT / "cipherray" / sub)]
+            sys.modules[name] = pkg
+
+
+def digits_chunk(cids):
+    from sklearn.datasets import load_digits
+
+    from cipherray.workloads.hfl import pad
+
+    X, y = load_digits(return_X_y=True)
+    idx = (np.asarray(cids)[:, None] * 100 + np.arange(100)[None, :]) % len(y)
+    return pad(list(X[idx] / 16.0), list(y[idx]))
+
+
+def check_chunk_fit(gpu: str) -> None:
+    """3. One population chunk (1000 clients x 100 rows) trained through `chunk.fit` with
+    device=`gpu` equals device="cpu" (the runtime's step function, without the runtime)."""
+    import time
+
+    bare_packages()
+    from cipherray.workloads.hfl import SoftmaxRegression, chunk, updates
+
+    model = SoftmaxRegression(64, 10)
+    cids = np.arange(1000)
+    params = model.init(seed=1)
+    totals, evals = [], []
+    for device in ("cpu", gpu):
+        state = chunk.build(cids, chunk.BatchedClients(model, digits_chunk, device))
+        t0 = time.perf_counter()
+        fit, state = chunk.fit(state, params, cids, {"lr": 0.1}, b"s" * 32,
+                               updates.FedAvgUpdate(), 0.0, False)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        ev, _ = chunk.evaluate(state, params, cids, {})
+        print(f"chunk.fit on {device} ({state.xp.__name__}): {seconds:.3f} s for 1000 clients")
+        totals.append(fit.total)
+        evals.append(ev.accuracy_sum / ev.examples)
+    worst = float(np.abs(totals[0] - totals[1]).max())
+    print(f"max |{gpu} - cpu| of the chunk's update sum: {worst:.3g}; accuracy {evals}")
+    assert worst < 1e-8 * max(1.0, float(np.abs(totals[0]).max())), worst
 
 
 def check_same_results(xp) -> None:
@@ -102,10 +153,12 @@ def main() -> None:
     importable_without_runtime()
     if args.host_dry_run:
         check_same_results(np)
+        check_chunk_fit("cpu")
         return
     import cupy
 
     check_same_results(cupy)
+    check_chunk_fit("gpu")
     bench = str(ROOT / "bench" / "hfl_core.py")
     for xp_name, tag in (("cupy", "h200-cupy"), ("numpy", "h200-cpu")):
         sys.argv = [bench, "--xp", xp_name, "--tag", tag, "--out", args.out]
