@@ -29,3 +29,19 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     test_cmd = [ln for ln in ci.splitlines() if "pytest" in ln][0].strip()
     assert test_cmd in readme
+
+
+def test_readme_hfl_example_runs_inline(tmp_path):
+    """The README's federated-learning example, on the inline backend (same code path)."""
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "hfl" in b)
+    assert 'cr.init(["server"], driver_as="server",' in block
+    block = block.replace('cr.init(["server"],', 'cr.init(["server"], backend="inline",')
+    script = tmp_path / "hfl_example.py"
+    script.write_text(block)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    included, degree = map(int, out.stdout.split())
+    assert included == 900 and degree >= 2  # 10% of 1000 dropped before their input
