@@ -101,7 +101,9 @@ def write_json(path: str, report: dict) -> None:
     def plain(x: Any) -> Any:
         return x.item() if hasattr(x, "item") else str(x)
 
-    Path(path).write_text(json.dumps(report, indent=1, default=plain))
+    from cipherray.workloads import files
+
+    files.write_text(path, json.dumps(report, indent=1, default=plain))
 
 
 # -- `cipherray run` -------------------------------------------------------------------------

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from cipherray.workloads import files
+
 DATASETS = ("digits", "breast_cancer")
 TEST_FRACTION = 0.25
 
@@ -375,7 +377,7 @@ def write_report(out: Path, report: dict) -> None:
     """report.json, report.md (settings, privacy, SecAgg+ graph, per-round table) and
     learning_curve.png (test accuracy and loss per round)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=_plain))
+    files.write_text(out / "report.json", json.dumps(report, indent=1, default=_plain))
     s = report["settings"]
     title = "cross-silo" if s.get("silos") else f"{s['dataset']}, {s['clients']} clients"
     lines = [f"# Federated training: {title}", ""]
@@ -411,7 +413,7 @@ def write_report(out: Path, report: dict) -> None:
             f"| {r['round']} | {_fmt(r['loss'])} | {_fmt(r['accuracy'])} | "
             f"{r['seconds']:.3f} | {r['clients']} | {r['included']} | {len(r['dropped'])} |"
         )
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    files.write_text(out / "report.md", "\n".join(lines) + "\n")
 
     import matplotlib
 
@@ -435,7 +437,8 @@ def write_report(out: Path, report: dict) -> None:
     ax.set_title(title)
     ax.legend(handles=[a, b], loc="center right")
     fig.tight_layout()
-    fig.savefig(out / "learning_curve.png", dpi=110)
+    with files.atomic_output(out / "learning_curve.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from cipherray.protocols.psi import curve, ecdh, identifiers, matching, streaming
 from cipherray.protocols.psi.curve import BlindingKey
+from cipherray.workloads import files
 
 
 def _fmt(path: str) -> str:
@@ -149,10 +150,11 @@ def write_rows(path: str, rows: np.ndarray, out_dir: str, party: str, chunksize:
         else (pd.read_csv(path, nrows=0, dtype=str) if fmt == "csv" else pd.DataFrame())
     )
     table = table.loc[rows] if len(rows) else table
-    if fmt == "parquet":
-        table.reset_index(drop=True).to_parquet(out, index=False)
-    else:
-        table.to_csv(out, index=False)
+    with files.atomic_output(out) as tmp:
+        if fmt == "parquet":
+            table.reset_index(drop=True).to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
     return str(out)
 
 
