@@ -1,0 +1,27 @@
+"""Named errors of `cipherray.deid` (all are `DeidError`, a `ValueError`)."""
+
+from __future__ import annotations
+
+
+class DeidError(ValueError):
+    """Base of every de-identification error."""
+
+
+class KeyFileError(DeidError):
+    """A pseudonymisation key file is missing, the wrong length, or readable by others."""
+
+
+class TokenError(DeidError):
+    """A SIV token is malformed or was tampered with (authentication failed)."""
+
+
+class HierarchyError(DeidError):
+    """An unknown hierarchy spec, a malformed hierarchy CSV, or a value it does not cover."""
+
+
+class ConstraintError(DeidError):
+    """k / ℓ / t cannot be met by the table at all (e.g. fewer than ℓ sensitive values)."""
+
+
+class SuppressionLimitError(DeidError):
+    """Meeting k would suppress more rows than the suppression limit allows."""
