@@ -108,11 +108,10 @@ class PrefixHierarchy(Hierarchy):
     def _labels(self, values: np.ndarray, level: int) -> np.ndarray:
         s = pd.Series(values).astype(str)
         keep = s.str.len() - level
-        masked = s.str.slice(0, None)  # copy
         out = np.empty(len(s), dtype=object)
         for n_keep in np.unique(keep):  # one vectorised slice per distinct length
             sel = (keep == n_keep).to_numpy()
-            out[sel] = (masked[sel].str.slice(0, max(int(n_keep), 0)) + "*" * level).to_numpy()
+            out[sel] = (s[sel].str.slice(0, max(int(n_keep), 0)) + "*" * level).to_numpy()
         out[(keep <= 0).to_numpy()] = TOP
         return out
 
