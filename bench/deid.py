@@ -1,4 +1,4 @@
-"""Mondrian k-anonymity (cipherray.deid) against anonypy, checked with pycanon.
+"""Mondrian k-anonymity (cipherray.protocols.deid) against anonypy, checked with pycanon.
 
 Synthetic Adult-like tables with 8 quasi-identifiers (5 numeric, 3 categorical) and a
 sensitive column, from a seeded NumPy generator (benchmark data only, never keys).
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # this checkout's cipherray
 import common  # noqa: E402
 
-from cipherray.deid import achieved_k, certainty_penalty, distinct_l, mondrian  # noqa: E402
+from cipherray.protocols.deid import achieved_k, certainty_penalty, distinct_l, mondrian  # noqa: E402
 
 QIS = ["age", "zip", "hours", "edu", "capital", "sex", "race", "work"]
 SENSITIVE = "disease"
@@ -96,7 +96,7 @@ def run_ours(df, n, l_div, check_timeout):
     r = mondrian(df, QIS, 10, sensitive=SENSITIVE, l=l_div)
     secs = time.perf_counter() - t
     row = {
-        "tool": "cipherray.deid" + (f" (ℓ={l_div})" if l_div else ""),
+        "tool": "cipherray.protocols.deid" + (f" (ℓ={l_div})" if l_div else ""),
         "rows": n,
         "k": 10,
         "seconds": round(secs, 3),

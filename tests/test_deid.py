@@ -1,4 +1,4 @@
-"""cipherray.deid: pseudonyms, hierarchies, Mondrian (checked with pycanon), risk."""
+"""cipherray.protocols.deid: pseudonyms, hierarchies, Mondrian (checked with pycanon), risk."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cipherray.deid import (
+from cipherray.protocols.deid import (
     ConstraintError,
     DateHierarchy,
     HierarchyError,
@@ -38,7 +38,7 @@ from cipherray.deid import (
     risk_report,
     t_closeness,
 )
-from cipherray.deid.hierarchy import common_generalisation
+from cipherray.protocols.deid.hierarchy import common_generalisation
 
 pycanon = pytest.importorskip("pycanon.anonymity")
 
@@ -332,6 +332,6 @@ def test_deid_does_not_import_ray_or_the_runtime():
         r"^\s*(import ray\b|from ray\b|(import|from) cipherray\.runtime)", re.MULTILINE
     )
     assert [p.name for p in pkg.glob("*.py") if pattern.search(p.read_text())] == []
-    code = "import sys, cipherray.deid\nprint('ray' in sys.modules)\n"
+    code = "import sys, cipherray.protocols.deid\nprint('ray' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr

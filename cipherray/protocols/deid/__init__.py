@@ -10,7 +10,7 @@
 Pure pandas / NumPy / cryptography: no Ray, no `cipherray.runtime`.
 """
 
-from cipherray.deid.errors import (
+from cipherray.protocols.deid.errors import (
     ConstraintError,
     DeidError,
     HierarchyError,
@@ -18,7 +18,7 @@ from cipherray.deid.errors import (
     SuppressionLimitError,
     TokenError,
 )
-from cipherray.deid.hierarchy import (
+from cipherray.protocols.deid.hierarchy import (
     DateHierarchy,
     Hierarchy,
     IntervalHierarchy,
@@ -26,14 +26,14 @@ from cipherray.deid.hierarchy import (
     TreeHierarchy,
     make_hierarchy,
 )
-from cipherray.deid.mondrian import MondrianResult, mondrian
-from cipherray.deid.pseudonyms import (
+from cipherray.protocols.deid.mondrian import MondrianResult, mondrian
+from cipherray.protocols.deid.pseudonyms import (
     SivPseudonymizer,
     hmac_tokens,
     load_key,
     new_key_file,
 )
-from cipherray.deid.risk import (
+from cipherray.protocols.deid.risk import (
     achieved_k,
     certainty_penalty,
     distinct_l,

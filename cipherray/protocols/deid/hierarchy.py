@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cipherray.deid.errors import HierarchyError
+from cipherray.protocols.deid.errors import HierarchyError
 
 TOP = "*"
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from cipherray.deid.mondrian import MondrianResult
+    from cipherray.protocols.deid.mondrian import MondrianResult
 
 
 def range_penalty(width: np.ndarray | float, full: np.ndarray | float) -> np.ndarray:

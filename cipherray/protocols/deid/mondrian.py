@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cipherray.deid.errors import ConstraintError, DeidError, SuppressionLimitError
-from cipherray.deid.hierarchy import Hierarchy, common_generalisation, make_hierarchy
-from cipherray.deid.risk import emd_to, range_penalty
+from cipherray.protocols.deid.errors import ConstraintError, DeidError, SuppressionLimitError
+from cipherray.protocols.deid.hierarchy import Hierarchy, common_generalisation, make_hierarchy
+from cipherray.protocols.deid.risk import emd_to, range_penalty
 
 SUPPRESSED = "*"
 

@@ -28,7 +28,7 @@ import pandas as pd
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from cipherray.deid.errors import KeyFileError, TokenError
+from cipherray.protocols.deid.errors import KeyFileError, TokenError
 
 KEY_BYTES = {"hmac": 32, "siv": 64}
 """Fresh key length per kind; an HMAC key may be longer, a SIV key is exactly 64 bytes."""

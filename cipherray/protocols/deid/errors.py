@@ -1,4 +1,4 @@
-"""Named errors of `cipherray.deid` (all are `DeidError`, a `ValueError`)."""
+"""Named errors of `cipherray.protocols.deid` (all are `DeidError`, a `ValueError`)."""
 
 from __future__ import annotations
 
