@@ -6,7 +6,9 @@ For each size: cipherray's Mondrian at k=10, and at k=10 with distinct ℓ (--l,
 k_anonymity / l_diversity on our output (each capped by --check-timeout); anonypy's
 Mondrian at k=10 on the same rows for the sizes up to --anonypy-max (each capped by
 --anonypy-timeout; a size past the cap is reported as a timeout and larger ones skipped).
-Writes bench/results/deid.{json,md}.
+Writes bench/results/deid.{json,md}. pycanon pins numpy==2.0.2 and pandas==2.3.3 exactly,
+so it is in no extra of the project: its columns are filled only where it is importable
+(the committed results were made in an environment that had it).
 
     python bench/deid.py [--sizes 100000 1000000] [--out bench/results]
 """

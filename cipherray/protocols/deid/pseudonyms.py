@@ -89,7 +89,8 @@ def _as_strings(values: Iterable) -> tuple[list, np.ndarray]:
     """Values as a list of str (missing -> None) and the missing mask."""
     series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     missing = series.isna().to_numpy()
-    strings = series.astype(str).tolist()
+    # str() per value: pandas' astype(str) keeps missing values as NaN under pandas 3
+    strings = ["" if m else str(v) for v, m in zip(series.tolist(), missing)]
     return strings, missing
 
 
