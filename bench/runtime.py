@@ -224,7 +224,7 @@ def main() -> None:
         "floor_masks_s": t_masks,
         "floor_masks_runs_s": mask_runs,
         "floor_masks_bytes": len(parties) * streams * 8 * n,
-        "floor_masks_kernel": "aes-ni" if aes_ctr.available() else "cryptography",
+        "floor_masks_kernel": aes_ctr.kernel(),
         "floor_transfer_s": t_transfer,
         "floor_transfer_bytes": 8 * n,
         "floor_of_what_it_moves_s": t_masks + t_small,

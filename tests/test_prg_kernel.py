@@ -20,15 +20,18 @@ SHAPES = [0, 1, 3, 17, (4, 5), (2, 0, 3), 100_003]
 STREAMS = [0, 1, 2**63 + 5]
 
 
-@pytest.fixture(params=["kernel", "cryptography"])
+@pytest.fixture(params=["vaes", "aes-ni", "cryptography"])
 def path(request):
-    if request.param == "kernel" and not aes_ctr.available():
-        pytest.skip("CPU without AES-NI, or no C++ compiler")
-    _native.set_enabled(request.param == "kernel")
+    """Each build of the kernel (VAES, AES-NI) where it runs, and the fallback."""
+    _native.set_enabled(request.param != "cryptography")
+    aes_ctr.set_vaes(request.param == "vaes")
     try:
+        if aes_ctr.kernel() != request.param:
+            pytest.skip(f"no {request.param} build on this machine (CPU or compiler)")
         yield request.param
     finally:
         _native.set_enabled(True)
+        aes_ctr.set_vaes(True)
 
 
 def _reference_ring(seed: bytes, shape, stream: int = 0) -> np.ndarray:
@@ -46,6 +49,20 @@ def test_random_ring_is_the_keystream(path, shape, stream):
     assert got.dtype == np.uint64 and got.shape == want.shape
     assert got.tobytes() == want.tobytes()
     assert got.flags.c_contiguous and got.flags.writeable
+
+
+@pytest.mark.parametrize("nbytes", [0, 8, 16, 504, 512, 520, 4096 + 24])
+@pytest.mark.parametrize("stream", STREAMS)
+def test_kernel_builds_equal_cryptography(path, nbytes, stream):
+    seeds = aes_ctr.as_seeds([prg.new_seed() for _ in range(3)])
+    ks = aes_ctr.keystreams(seeds, nbytes, stream)
+    for i in range(3):
+        assert ks[i].tobytes() == prg.random_bytes(seeds[i].tobytes(), nbytes, stream)
+    for bits, dtype in ((32, "<u4"), (64, "<u8")):
+        length = nbytes // (bits // 8)
+        rows = [np.frombuffer(k.tobytes(), dtype)[:length] for k in ks]
+        got = aes_ctr.masked_sum(seeds, [1, -1, 1], length, bits, stream)
+        assert np.array_equal(got, rows[0] - rows[1] + rows[2])
 
 
 def test_random_ring_same_on_both_paths():

@@ -55,9 +55,9 @@ def encode(x: np.ndarray, frac_bits: int = DEFAULT_FRAC_BITS, what: str = "input
     # its size. The scaled block's max and min show a NaN, an infinity or a value out of
     # range (scaling by 2^f is exact); then the whole input is checked for the message.
     out = np.empty(arr.shape, dtype=np.int64)
-    src, dst = arr.reshape(-1), out.reshape(-1)
     scale = float(2**frac_bits)
     bound = max_abs(frac_bits) * scale
+    src, dst = arr.reshape(-1), out.reshape(-1)
     buf = np.empty(min(_BLOCK, src.size), dtype=np.float64)
     for lo in range(0, src.size, _BLOCK):
         hi = min(lo + _BLOCK, src.size)
