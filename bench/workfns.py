@@ -64,3 +64,19 @@ def deliver(rt, sends: list, tag: str) -> list[int]:
     `init(..., driver_as=...)`)."""
     received = [(rt.send(ref, to=dst, tag=tag), dst) for ref, dst in sends]
     return rt.get([dst(consume)(msg) for msg, dst in received])
+
+
+# -- the floor of the secure sum: the AES-CTR expansion of its masks (bench/runtime.py)
+def mask_buffer(n: int) -> np.ndarray:
+    """A party's array of n ring elements that the mask expansion adds into (touched
+    once here, so that the timed expansion measures AES-CTR, not page faults)."""
+    return np.zeros(n, dtype=np.uint64)
+
+
+def expand_masks(buf: np.ndarray, count: int) -> int:
+    """Expand `count` fresh seeds into keystreams of len(buf) ring elements, added into
+    `buf` as they are made: the fastest path there is (the AES-NI kernel's masked sum,
+    else `cryptography`)."""
+    seeds = [prg.new_seed() for _ in range(count)]
+    prg.add_ring(buf, seeds, [1] * count)
+    return count

@@ -22,6 +22,10 @@ CPU_FLAGS = frozenset({"avx512f", "avx512ifma"})
 # sources with their own compiler flags and /proc/cpuinfo requirement (others: FLAGS, CPU_FLAGS)
 TARGETS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "aes_ctr.cc": (("-maes", "-msse4.1"), frozenset({"aes", "sse4_1"})),
+    "aes_ctr_vaes.cc": (
+        ("-maes", "-msse4.1", "-mavx512f", "-mavx512bw", "-mvaes"),
+        frozenset({"aes", "sse4_1", "avx512f", "avx512bw", "vaes"}),
+    ),
     "sha256_kdf.cc": ((), frozenset()),
 }
 

@@ -1,4 +1,5 @@
-"""Batched AES-256-CTR keystreams with AES-NI (``aes_ctr.cc``): the PRG of
+"""Batched AES-256-CTR keystreams with AES-NI (``aes_ctr.cc``; ``aes_ctr_vaes.cc``, four
+blocks per instruction, where the CPU has VAES and AVX-512BW): the PRG of
 :mod:`cipherray.protocols.prg` for many seeds in one native call.
 
 ``keystreams(seeds, nbytes, stream)`` is row i = ``prg.random_bytes(seeds[i], nbytes,
@@ -15,6 +16,7 @@ seed. ``available()`` says whether the kernel is used.
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,17 +46,41 @@ _MASKED_SUM = (
 )
 
 
+VAES_SOURCE = "aes_ctr_vaes.cc"  # the same functions with VAES (AVX-512): 4 blocks at once
+_vaes = os.environ.get("CIPHERRAY_AES_VAES", "1") != "0"  # 0: the AES-NI build alone
+
+
+def set_vaes(flag: bool) -> None:
+    """Use the VAES build where the CPU has it (default), or the AES-NI build alone
+    (to compare them; both agree with ``cryptography`` bit for bit)."""
+    global _vaes
+    _vaes = bool(flag)
+
+
+def _function(name: str, argtypes: tuple, restype) -> object:
+    fn = _native.function(VAES_SOURCE, name, argtypes, restype) if _vaes else None
+    return fn if fn is not None else _native.function(SOURCE, name, argtypes, restype)
+
+
 def _many():
-    return _native.function(SOURCE, "cr_aes_ctr_many", _MANY, None)
+    return _function("cr_aes_ctr_many", _MANY, None)
 
 
 def _masked_sum():
-    return _native.function(SOURCE, "cr_aes_ctr_masked_sum", _MASKED_SUM, ctypes.c_int32)
+    return _function("cr_aes_ctr_masked_sum", _MASKED_SUM, ctypes.c_int32)
 
 
 def available() -> bool:
     """True when the AES-NI kernel is enabled, built and this CPU can run it."""
     return _many() is not None
+
+
+def kernel() -> str:
+    """Which build runs: "vaes", "aes-ni", or "cryptography" (no kernel)."""
+    if _many() is None:
+        return "cryptography"
+    vaes = _vaes and _native.function(VAES_SOURCE, "cr_aes_ctr_many", _MANY, None) is not None
+    return "vaes" if vaes else "aes-ni"
 
 
 def as_seeds(seeds: Sequence[bytes] | np.ndarray) -> np.ndarray:

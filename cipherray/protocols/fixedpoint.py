@@ -39,25 +39,54 @@ def check_numeric(x: np.ndarray, what: str = "input") -> np.ndarray:
 
 
 def encode(x: np.ndarray, frac_bits: int = DEFAULT_FRAC_BITS, what: str = "input") -> np.ndarray:
-    """Encode a numeric array as fixed point in Z_2^64 (uint64)."""
-    arr = check_numeric(x, what)
-    limit = max_abs(frac_bits)
-    if arr.size:
-        peak = max(abs(float(arr.max())), abs(float(arr.min())))
-        if peak >= limit:
-            # the message states the range only: the peak is the party's data
-            count = int(np.count_nonzero(np.abs(arr) >= limit))
-            raise OverflowError(
-                f"{what}: {count} value(s) beyond the fixed-point range "
-                f"|x| < 2^{RING_BITS - 2 - frac_bits} (= {limit:.3g}) for {frac_bits} "
-                "fractional bits"
-            )
+    """Encode a numeric array as fixed point in Z_2^64 (uint64): always a new array
+    (one allocation, which the caller may overwrite)."""
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        if not np.issubdtype(arr.dtype, np.floating):
+            arr = check_numeric(arr, what)  # raises TypeError (complex, object, ...)
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
-        return (arr.astype(np.int64) << np.int64(frac_bits)).view(np.uint64)
-    scaled = np.empty(arr.shape, dtype=np.float64)
-    np.multiply(arr, float(2**frac_bits), out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(np.int64).view(np.uint64)
+        _check_range(arr, frac_bits, what)
+        out = arr.astype(np.int64)  # a copy, shifted in place
+        np.left_shift(out, np.int64(frac_bits), out=out)
+        return out.view(np.uint64)
+    # scale, check, round and convert block by block through a small float buffer that
+    # stays in cache: the input is read once and the result is the only allocation of
+    # its size. The scaled block's max and min show a NaN, an infinity or a value out of
+    # range (scaling by 2^f is exact); then the whole input is checked for the message.
+    out = np.empty(arr.shape, dtype=np.int64)
+    scale = float(2**frac_bits)
+    bound = max_abs(frac_bits) * scale
+    src, dst = arr.reshape(-1), out.reshape(-1)
+    buf = np.empty(min(_BLOCK, src.size), dtype=np.float64)
+    for lo in range(0, src.size, _BLOCK):
+        hi = min(lo + _BLOCK, src.size)
+        b = buf[: hi - lo]
+        np.multiply(src[lo:hi], scale, out=b, dtype=np.float64)
+        if not (-bound < b.min() and b.max() < bound):  # False for NaN too
+            check_numeric(arr, what)
+            _check_range(arr, frac_bits, what)
+            raise AssertionError("unreachable: a block failed the range check")  # pragma: no cover
+        np.rint(b, out=b)
+        dst[lo:hi] = b
+    return out.view(np.uint64)
+
+
+def _check_range(arr: np.ndarray, frac_bits: int, what: str) -> None:
+    """OverflowError when some |x| reaches 2^(62 - f) (NaN and infinity were checked)."""
+    limit = max_abs(frac_bits)
+    if not arr.size or max(abs(float(arr.max())), abs(float(arr.min()))) < limit:
+        return
+    # the message states the range only: the peak is the party's data
+    count = int(np.count_nonzero(np.abs(arr) >= limit))
+    raise OverflowError(
+        f"{what}: {count} value(s) beyond the fixed-point range "
+        f"|x| < 2^{RING_BITS - 2 - frac_bits} (= {limit:.3g}) for {frac_bits} "
+        "fractional bits"
+    )
+
+
+_BLOCK = 1 << 16  # elements (512 KiB of float64)
 
 
 def to_signed(ring: np.ndarray) -> np.ndarray:

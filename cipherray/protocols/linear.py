@@ -25,8 +25,10 @@ def share_seeds(x: Any, n_parties: int) -> tuple:
 
 def share_own(x: Any, frac_bits: int, *messages: tuple) -> np.ndarray:
     """At the owner, second: encode, and subtract every other party's share."""
-    ring = fixedpoint.encode(x, frac_bits, what="value sent to MPC")
-    return sharing.own_share(ring, [seed for seed, _ in messages])
+    ring = fixedpoint.encode(x, frac_bits, what="value sent to MPC")  # always a new array
+    # the encoding becomes the share in place: the keystreams are subtracted as they are
+    # made, so no other array of this size is allocated
+    return sharing.own_share(ring, [seed for seed, _ in messages], overwrite=True)
 
 
 def share_receiver(msg: tuple) -> np.ndarray:

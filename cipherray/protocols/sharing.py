@@ -37,13 +37,15 @@ def new_seed() -> bytes:
     return prg.new_seed()
 
 
-def own_share(x_ring: np.ndarray, seeds: Sequence[bytes]) -> np.ndarray:
-    """The owner's share: x minus the share that each seed expands to."""
+def own_share(x_ring: np.ndarray, seeds: Sequence[bytes], overwrite: bool = False) -> np.ndarray:
+    """The owner's share: x minus the share that each seed expands to. The keystreams
+    are subtracted as they are made (`prg.add_ring`), never stored; with
+    `overwrite=True` a contiguous uint64 `x_ring` (that the caller owns) becomes the
+    share in place, else a copy does."""
     x_ring = np.asarray(x_ring, dtype=np.uint64)
-    own = x_ring.copy()
-    for seed in seeds:
-        own -= prg.random_ring(seed, x_ring.shape)
-    return own
+    inplace = overwrite and x_ring.flags.c_contiguous and x_ring.flags.writeable
+    own = x_ring if inplace else np.array(x_ring, dtype=np.uint64, order="C", copy=True)
+    return prg.add_ring(own, seeds, [-1] * len(seeds))
 
 
 def share_from_seed(seed: bytes, shape: Sequence[int]) -> np.ndarray:

@@ -23,7 +23,7 @@ from cipherray.runtime.errors import (
     PartyTimeoutError,
     PlacementError,
 )
-from cipherray.runtime.worker import PartyWorker
+from cipherray.runtime.worker import PartyWorker, keep_freed_memory
 
 PARTY_RESOURCE = "party:{}"
 
@@ -201,6 +201,10 @@ def _ray_worker_class():
     import ray
 
     class RayPartyWorker(PartyWorker):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            keep_freed_memory()  # this is the actor's own process
+
         def emit(self, key: int, guards: list) -> list:
             if guards:
                 ray.get(guards)  # re-raises the failure of the step that made the value

@@ -167,21 +167,30 @@ class MPC:
             owner, linear.share_seeds, (ref, n), step="share", num_returns=n - 1,
             location=self.name,
         )  # fmt: skip
+        member = owner.name in self.names
+        receivers = [p for p in self.parties if p.name != owner.name]
+        if not member:  # a non-member owner keeps nothing: the first member gets the full share
+            receivers = receivers[1:]
+        # the seeds leave before the owner's next step is queued: a worker runs its calls
+        # in order, so the members expand their shares while the owner encodes its own
+        seed_msgs = rt._messages("share", [(m, p.name) for m, p in zip(seeds, receivers)])
         (own,) = rt._step(
             owner, linear.share_own, (ref, self.frac_bits, *seeds), step="share",
             location=self.name,
         )  # fmt: skip
         shares: dict[str, Handle] = {}
-        if owner.name in self.names:  # the owner keeps its own share
+        for t, p in zip(seed_msgs, receivers):
+            (shares[p.name],) = rt._step(
+                p, linear.share_receiver, (t,), step="share", location=self.name
+            )
+        if member:  # the owner keeps its own share
             shares[owner.name] = own
-            receivers = [p for p in self.parties if p.name != owner.name]
-            messages, expand = seeds, [linear.share_receiver] * len(receivers)
-        else:  # a non-member owner keeps nothing: the first member gets the full share
-            receivers, messages = list(self.parties), [own, *seeds]
-            expand = [identity] + [linear.share_receiver] * (len(receivers) - 1)
-        transfers = rt._messages("share", [(m, p.name) for m, p in zip(messages, receivers)])
-        for t, p, fn in zip(transfers, receivers, expand):
-            (shares[p.name],) = rt._step(p, fn, (t,), step="share", location=self.name)
+        else:
+            first = self.parties[0]
+            (t,) = rt._messages("share", [(own, first.name)])
+            (shares[first.name],) = rt._step(
+                first, identity, (t,), step="share", location=self.name
+            )
         meta = ref.meta.with_(revealed_to=None)
         return SharedRef(self, [shares[nm] for nm in self.names], 2**self.frac_bits, meta)
 

@@ -26,6 +26,30 @@ MAX_RECORDS = 200_000
 EAGER_LIMIT = 100_000  # bytes: results the driver may read are returned up to this size
 
 
+KEEP_FREED_BYTES = 1 << 30  # blocks up to this size are reused, not unmapped and faulted again
+
+
+def keep_freed_memory(limit: int = KEEP_FREED_BYTES) -> bool:
+    """Have glibc's malloc keep freed blocks of up to `limit` bytes for reuse in this
+    process (a party actor's), instead of returning each large array to the kernel
+    with munmap and taking page faults on every page of the next one: the arrays of
+    consecutive steps (shares, sums) then reuse the same memory. Free memory above
+    `limit` at the top of the heap is still given back. Off with
+    CIPHERRAY_KEEP_FREED=0; a no-op where the C library is not glibc. Returns whether
+    it applied."""
+    if os.environ.get("CIPHERRAY_KEEP_FREED", "1") == "0":
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, int(limit)) and mallopt(m_trim_threshold, int(limit)))
+
+
 class Failed:
     """Stored in place of a step's results when the step failed: using it re-raises."""
 
