@@ -25,7 +25,7 @@ Parts:
   clients, Poisson-free fraction sampling q = 0.1, 30 rounds, delta = 1e-5 (plot);
 - scaling: 10^2 -> 10^5 clients (20 rows each), seconds per round and peak resident
   memory of the driver plus all Ray worker processes (plot);
-- flower: bench/flower_peer/flower_bench.py in bench/flower_peer/.venv (see its
+- flower: bench/flower_peer/flower_bench.py in the venv of bench/flower_peer/setup.sh (see its
   README), plaintext at 10^3 and 10^4 and SecAgg+ at 10^3, each with the actor count
   that was best in bench/flower_peer's own sweep (2, 1 and 2 actors).
 """
@@ -284,10 +284,11 @@ def dp_part(epsilons=(1.0, 3.0, 8.0, None), rounds: int = 30, n: int = 1000) -> 
 
 
 def flower_part(rounds: int) -> list[dict]:
-    py = HERE / "flower_peer" / ".venv" / "bin" / "python"
+    venv = os.environ.get("CIPHERRAY_FLOWER_VENV", "~/.cache/cipherray/flower-venv")
+    py = Path(venv).expanduser() / "bin" / "python"
     script = HERE / "flower_peer" / "flower_bench.py"
     if not py.exists() or not script.exists():
-        print("flower: bench/flower_peer/.venv missing (run bench/flower_peer/setup.sh)")
+        print(f"flower: {py} missing (run bench/flower_peer/setup.sh)")
         return []
     out = []
     # the best actor counts of bench/flower_peer's sweeps (results/flower_peer.json)

@@ -1,6 +1,6 @@
 """Flower peer of the horizontal-FL benchmark: seconds per FedAvg round in Flower 1.42.
 
-    bench/flower_peer/.venv/bin/python bench/flower_peer/flower_bench.py \
+    ~/.cache/cipherray/flower-venv/bin/python bench/flower_peer/flower_bench.py \
         --clients 1000 --rounds 3 [--actors 1 2] [--secagg] --out FILE.json
 
 Runs inside its own venv (``setup.sh``: flwr[simulation]==1.42.0, which pins Ray 2.55)

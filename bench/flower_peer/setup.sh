@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Create bench/flower_peer/.venv with Flower 1.42 (simulation extra: Ray 2.55), NumPy and
+# Create the Flower venv ($CIPHERRAY_FLOWER_VENV, default ~/.cache/cipherray/flower-venv,
+# outside the repository so no tool scans its site-packages) with Flower 1.42 (simulation extra: Ray 2.55), NumPy and
 # scikit-learn, apart from the project's interpreter (which uses Ray 2.60).
 # Idempotent: does nothing when the venv already imports the pinned versions.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
+venv="${CIPHERRAY_FLOWER_VENV:-$HOME/.cache/cipherray/flower-venv}"
+mkdir -p "$(dirname "$venv")"
 py="$venv/bin/python"
 check='import flwr, ray, numpy, sklearn; assert flwr.__version__ == "1.42.0", flwr.__version__'
 

@@ -14,9 +14,8 @@
 // point: constant time. The result is inverted by Fermat (z^(p-2), the usual 254-squaring
 // chain) and frozen to the canonical value in [0, p), little-endian.
 //
-// Points go sixteen at a time through two interleaved groups of eight lanes (ladder16:
-// two independent dependency chains keep the IFMA unit busier, about 10% faster here);
-// a last group of at most eight runs alone (ladder8).
+// Points go sixteen at a time through two interleaved groups of eight lanes
+// (ladder16_many, a scalar per lane; cr_x25519_batch gives every lane the same one).
 //
 // Checked bit for bit against `cryptography` (OpenSSL) and the RFC 7748 vectors in
 // tests/test_cpu_x25519.py. Built with -mavx512f -mavx512ifma and called only after the
@@ -207,142 +206,10 @@ static void encode_u(uint8_t* s, const uint64_t l[5]) {
 }
 
 // eight ladders; returns how many of the (up to eight) outputs are all zero
-static int ladder8(const uint8_t k[32], const uint8_t* u, uint8_t* out, int lanes) {
-  alignas(64) uint64_t tmp[5][8];
-  for (int lane = 0; lane < 8; ++lane) {
-    uint64_t l[5] = {1, 0, 0, 0, 0};  // padding lanes compute on u = 1
-    if (lane < lanes) decode_u(l, u + 32 * lane);
-    for (int j = 0; j < 5; ++j) tmp[j][lane] = l[j];
-  }
-  fe x1, x2, z2, x3, z3;
-  const __m512i zero = _mm512_setzero_si512();
-  for (int j = 0; j < 5; ++j) {
-    x1[j] = _mm512_load_si512(tmp[j]);
-    x3[j] = x1[j];
-    x2[j] = z3[j] = j == 0 ? _mm512_set1_epi64(1) : zero;
-    z2[j] = zero;
-  }
-  uint64_t swap = 0;
-  for (int t = 254; t >= 0; --t) {
-    const uint64_t kt = (k[t >> 3] >> (t & 7)) & 1;
-    swap ^= kt;
-    const __m512i mask = _mm512_set1_epi64(-(long long)swap);
-    fe_cswap(x2, x3, mask);
-    fe_cswap(z2, z3, mask);
-    swap = kt;
-    fe A, AA, B, BB, E, C, D, DA, CB, t0;
-    fe_add(A, x2, z2);
-    fe_sqr(AA, A);
-    fe_sub(B, x2, z2);
-    fe_sqr(BB, B);
-    fe_sub(E, AA, BB);
-    fe_add(C, x3, z3);
-    fe_sub(D, x3, z3);
-    fe_mul(DA, D, A);
-    fe_mul(CB, C, B);
-    fe_add(t0, DA, CB);
-    fe_sqr(x3, t0);
-    fe_sub(t0, DA, CB);
-    fe_sqr(t0, t0);
-    fe_mul(z3, x1, t0);
-    fe_mul(x2, AA, BB);
-    fe_mul_small(t0, E, 121665);
-    fe_add(t0, AA, t0);
-    fe_mul(z2, E, t0);
-  }
-  const __m512i mask = _mm512_set1_epi64(-(long long)swap);
-  fe_cswap(x2, x3, mask);
-  fe_cswap(z2, z3, mask);
-  fe zi, r;
-  fe_invert(zi, z2);
-  fe_mul(r, x2, zi);
-  fe_freeze(r);
-  for (int j = 0; j < 5; ++j) _mm512_store_si512(tmp[j], r[j]);
-  int zeros = 0;
-  for (int lane = 0; lane < lanes; ++lane) {
-    const uint64_t l[5] = {tmp[0][lane], tmp[1][lane], tmp[2][lane], tmp[3][lane], tmp[4][lane]};
-    encode_u(out + 32 * lane, l);
-    zeros += (l[0] | l[1] | l[2] | l[3] | l[4]) == 0;
-  }
-  return zeros;
-}
-
-
-// Two groups of eight lanes through the same ladder, operation by operation, so the
-// two independent dependency chains interleave (the scalar, hence every swap, is shared).
-static int ladder16(const uint8_t k[32], const uint8_t* u, uint8_t* out, int lanes) {
-  alignas(64) uint64_t tmp[2][5][8];
-  for (int g = 0; g < 2; ++g) {
-    for (int lane = 0; lane < 8; ++lane) {
-      uint64_t l[5] = {1, 0, 0, 0, 0};
-      if (8 * g + lane < lanes) decode_u(l, u + 32 * (8 * g + lane));
-      for (int j = 0; j < 5; ++j) tmp[g][j][lane] = l[j];
-    }
-  }
-  fe x1[2], x2[2], z2[2], x3[2], z3[2];
-  const __m512i zero = _mm512_setzero_si512();
-  for (int g = 0; g < 2; ++g) {
-    for (int j = 0; j < 5; ++j) {
-      x1[g][j] = _mm512_load_si512(tmp[g][j]);
-      x3[g][j] = x1[g][j];
-      x2[g][j] = z3[g][j] = j == 0 ? _mm512_set1_epi64(1) : zero;
-      z2[g][j] = zero;
-    }
-  }
-  uint64_t swap = 0;
-  for (int t = 254; t >= 0; --t) {
-    const uint64_t kt = (k[t >> 3] >> (t & 7)) & 1;
-    swap ^= kt;
-    const __m512i mask = _mm512_set1_epi64(-(long long)swap);
-    swap = kt;
-    fe A[2], AA[2], B[2], BB[2], E[2], C[2], D[2], DA[2], CB[2], t0[2];
-#define BOTH(stmt) { const int g = 0; stmt; } { const int g = 1; stmt; }
-    BOTH(fe_cswap(x2[g], x3[g], mask))
-    BOTH(fe_cswap(z2[g], z3[g], mask))
-    BOTH(fe_add(A[g], x2[g], z2[g]))
-    BOTH(fe_sqr(AA[g], A[g]))
-    BOTH(fe_sub(B[g], x2[g], z2[g]))
-    BOTH(fe_sqr(BB[g], B[g]))
-    BOTH(fe_sub(E[g], AA[g], BB[g]))
-    BOTH(fe_add(C[g], x3[g], z3[g]))
-    BOTH(fe_sub(D[g], x3[g], z3[g]))
-    BOTH(fe_mul(DA[g], D[g], A[g]))
-    BOTH(fe_mul(CB[g], C[g], B[g]))
-    BOTH(fe_add(t0[g], DA[g], CB[g]))
-    BOTH(fe_sqr(x3[g], t0[g]))
-    BOTH(fe_sub(t0[g], DA[g], CB[g]))
-    BOTH(fe_sqr(t0[g], t0[g]))
-    BOTH(fe_mul(z3[g], x1[g], t0[g]))
-    BOTH(fe_mul(x2[g], AA[g], BB[g]))
-    BOTH(fe_mul_small(t0[g], E[g], 121665))
-    BOTH(fe_add(t0[g], AA[g], t0[g]))
-    BOTH(fe_mul(z2[g], E[g], t0[g]))
-  }
-  const __m512i mask = _mm512_set1_epi64(-(long long)swap);
-  int zeros = 0;
-  for (int g = 0; g < 2; ++g) {
-    fe_cswap(x2[g], x3[g], mask);
-    fe_cswap(z2[g], z3[g], mask);
-    fe zi, r;
-    fe_invert(zi, z2[g]);
-    fe_mul(r, x2[g], zi);
-    fe_freeze(r);
-    for (int j = 0; j < 5; ++j) _mm512_store_si512(tmp[g][j], r[j]);
-    for (int lane = 0; lane < 8 && 8 * g + lane < lanes; ++lane) {
-      const uint64_t l[5] = {tmp[g][0][lane], tmp[g][1][lane], tmp[g][2][lane],
-                             tmp[g][3][lane], tmp[g][4][lane]};
-      encode_u(out + 32 * (8 * g + lane), l);
-      zeros += (l[0] | l[1] | l[2] | l[3] | l[4]) == 0;
-    }
-  }
-#undef BOTH
-  return zeros;
-}
-
-
-// As ladder16, but every lane has its own clamped scalar (k: 16 x 32 bytes): the swap
-// masks are built per lane from the scalars' bits, still without branches or indices
-// that depend on them.
+// Sixteen Montgomery ladders as two interleaved groups of eight lanes (two independent
+// dependency chains keep the IFMA unit busier); every lane has its own clamped scalar
+// (k: 16 x 32 bytes) and its swap mask is built from that scalar's bits, without
+// branches or indices that depend on them.
 static int ladder16_many(const uint8_t* k, const uint8_t* u, uint8_t* out, int lanes) {
   alignas(64) uint64_t tmp[2][5][8];
   alignas(64) uint64_t words[2][4][8];
@@ -438,8 +305,8 @@ int64_t cr_x25519_batch(const uint8_t* scalar, const uint8_t* u, uint8_t* out, i
   k[0] &= 248;
   k[31] &= 127;
   k[31] |= 64;
-  // blocks of sixteen (two interleaved groups of eight lanes); a last block of at
-  // most eight lanes runs alone
+  uint8_t lanes_k[16 * 32];  // the clamped scalar in every lane
+  for (int i = 0; i < 16; ++i) memcpy(lanes_k + 32 * i, k, 32);
   const int64_t blocks = (count + 15) / 16;
   int64_t zeros = 0;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) \
@@ -447,9 +314,10 @@ int64_t cr_x25519_batch(const uint8_t* scalar, const uint8_t* u, uint8_t* out, i
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t first = 16 * b;
     const int lanes = (int)(count - first < 16 ? count - first : 16);
-    zeros += lanes > 8 ? ladder16(k, u + 32 * first, out + 32 * first, lanes)
-                       : ladder8(k, u + 32 * first, out + 32 * first, lanes);
+    zeros += ladder16_many(lanes_k, u + 32 * first, out + 32 * first, lanes);
   }
+  volatile uint8_t* vl = lanes_k;
+  for (int i = 0; i < 16 * 32; ++i) vl[i] = 0;
   volatile uint8_t* vk = k;  // wipe the clamped scalar copy
   for (int i = 0; i < 32; ++i) vk[i] = 0;
   return zeros;
