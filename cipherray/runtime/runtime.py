@@ -91,6 +91,7 @@ class Runtime:
         self.network: NetworkModel | None = parse_network(network)
         self.timeout_s = float(timeout_s)
         self._closed = False
+        self._tables: Any = None
         self._backend: Backend = make_backend(backend, address, self.timeout_s)
         self._backend.start(specs, self.network)
         self._parties = {s.name: Party(self, s) for s in specs}
@@ -179,6 +180,17 @@ class Runtime:
         (2048-bit n by default; smaller only with insecure=True, for tests)."""
         self._check_open()
         return HE(self, self.party(keyholder), bits=bits, insecure=insecure)
+
+    @property
+    def table(self) -> Any:
+        """Joint tables: `rt.table({bank: df_ref, insurer: df_ref}, on="id",
+        dealer="dealer")` joins two parties' tables privately; `rt.table.union(h1_ref,
+        h2_ref, ...)` stacks same-schema tables (workloads/analytics/table.py)."""
+        if self._tables is None:
+            from cipherray.workloads.analytics.table import TableFactory
+
+            self._tables = TableFactory(self)
+        return self._tables
 
     def get(self, ref: Any, timeout: float | None = None) -> Any:
         """The value of a PartyRef (or a list/tuple of them) that the driver may read:

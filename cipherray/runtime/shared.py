@@ -208,6 +208,61 @@ class MPC:
         """Shared zeros of a public shape (e.g. initial model weights)."""
         return self.public(np.zeros(shape))
 
+    def apply(
+        self,
+        protocol: Callable,
+        *args: Any,
+        shape: Any,
+        meta: Meta,
+        tag: str | None = None,
+        **kwargs: Any,
+    ) -> SharedRef:
+        """Run a protocol function of `protocols/mpc` on this location:
+        `protocol(ctx, *args, **kwargs)` with every SharedRef argument replaced by its
+        shares (one handle per member) and every PartyRef at a member (or the dealer)
+        by its handle there, so the protocol can use that party's private input in its
+        steps. The protocol returns shares; they come back as a SharedRef of `shape`
+        with provenance `meta`, at the scale of the shared arguments (the protocols
+        run this way must be linear in the shares: permutations, selections, sums).
+        A protocol that also returns private values (`(shares, handle, ...)`) gives
+        `(SharedRef, PartyRef, ...)`, each PartyRef owned by the party holding it."""
+        self._rt._check_open()
+        step = tag or getattr(protocol, "__name__", "protocol")
+        shared = [a for a in args if isinstance(a, SharedRef)]
+        for a in shared:
+            self._check_member_value(a, step)
+        scale = _lcm_all([a.scale for a in shared]) if shared else 2**self.frac_bits
+        allowed = set(self.names) | ({self.dealer.name} if self.dealer is not None else set())
+
+        def convert(a: Any) -> Any:
+            if isinstance(a, SharedRef):
+                return a._rescaled(scale)._pp
+            if isinstance(a, PartyRef):
+                if a.party.name not in allowed:
+                    raise LocationError(
+                        f"step '{step}' on {self.name} was given a value of "
+                        f"{a.party.name!r}, which is not a member"
+                    )
+                return a._h
+            if isinstance(a, Ref):
+                raise LocationError(
+                    f"step '{step}' on {self.name} cannot take a {type(a).__name__}"
+                )
+            return a
+
+        conv = [convert(a) for a in args]
+        with self._rt.scope(step):
+            pp = protocol(self.context(self.provider, tag=step), *conv, **kwargs)
+        extra: tuple = ()
+        if isinstance(pp, tuple) and not _is_per_party(pp):
+            pp, *rest = pp
+            extra = tuple(
+                PartyRef(self._rt, h, self._rt.party(h.party), Meta.of(h.party)) for h in rest
+            )
+        out = SharedRef(self, list(pp), scale, meta)
+        out._shape = None if shape is None else tuple(int(s) for s in shape)
+        return (out, *extra) if extra else out
+
     def open_at(self, x: SharedRef, dst: Party) -> PartyRef:
         """Reconstruct `x` at `dst` (the policy was checked by the caller). One round:
         every other member sends its share to `dst`, which adds and decodes."""
@@ -223,6 +278,12 @@ class MPC:
             step="reveal", location=self.name, eager=dst.name in rt.driver_as,
         )  # fmt: skip
         return PartyRef(rt, h, dst, x.meta.with_(revealed_to=dst.name))
+
+
+def _is_per_party(x: Any) -> bool:
+    from cipherray.protocols.mpc.engine import PerParty
+
+    return isinstance(x, PerParty)
 
 
 def _public_share(i: int, enc: np.ndarray) -> np.ndarray:
