@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ try:
 except ImportError:  # not a dependency (it pins numpy / pandas exactly)
     pycanon = None
 
+ROOT = Path(__file__).resolve().parents[1]
 QUASI = ["age", "zip", "sex"]
 
 
@@ -136,6 +138,9 @@ BAD_INPUT = [
     ("HierarchyError", "unknown hierarchy", {"--hierarchy": "zip=bogus"}),
     ("NonNumericError", "'sex' has 300 value(s) that are not numbers", {"--hierarchy": "sex=interval:5,10"}),
     ("HierarchyError", "last column must be '*'", {"--hierarchy": "sex={tree}"}),
+    ("HierarchyError", "does not cover values", {"--hierarchy": "sex={partial}"}),
+    ("HierarchyError", "no such file", {"--hierarchy": "sex={missing}"}),
+    ("ParameterError", "not a --quasi column", {"--hierarchy": "diagnosis=prefix"}),
     ("EmptyInputError", "has no rows", {"--input": "{empty}"}),
     ("InputFileError", "does not exist", {"--input": "{missing}"}),
 ]  # fmt: skip
@@ -154,6 +159,7 @@ def test_bad_input_is_a_named_error_and_nothing_is_written(error, message, chang
         "tree": _write(tmp_path, "sex.csv", "F,person\nM,person\n"),
         "empty": _write(tmp_path, "empty.csv", "patient_id,age,zip,sex,diagnosis\n"),
         "missing": tmp_path / "missing.csv",
+        "partial": _write(tmp_path, "partial.csv", "F,person,*\n"),
     }
     for flag, value in change.items():
         if flag not in args:
@@ -184,7 +190,7 @@ def test_cli_subprocess_prints_one_error_line_and_exits_nonzero(data_csv, tmp_pa
         [sys.executable, "-m", "cipherray", "run", "deid", "--input", str(data_csv),
          "--quasi", "age,zip,sexx", "--k", "5", "--out", str(out)],
         capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -217,3 +223,14 @@ def test_without_matplotlib_the_report_says_why_there_are_no_plots(data_csv, tmp
     assert report["plots"] == [] and "matplotlib" in report["plots_note"]
     assert "matplotlib is not installed" in (out / "report.md").read_text()
     assert not list(out.glob("*.png"))
+
+
+def test_help_lists_the_deid_options():
+    proc = subprocess.run([sys.executable, "-m", "cipherray", "run", "deid", "--help"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--input", "--quasi", "--sensitive", "--k", "--l", "--t", "--hierarchy",
+                 "--suppression-limit", "--pseudonymize", "--key-file", "--siv", "--out",
+                 "--format"):  # fmt: skip
+        assert flag in proc.stdout, flag

@@ -9,7 +9,7 @@
   steps of their authorised re-identification.
 - `risk`: ARX's prosecutor / journalist / marketer risks, achieved k / ℓ / t, NCP / GCP.
 
-Pure pandas / NumPy / cryptography: no Ray, no `cipherray.runtime`.
+Pure pandas / NumPy / cryptography (and gmpy2 for `joint`): no Ray, no `cipherray.runtime`.
 """
 
 from cipherray.protocols.deid.errors import (

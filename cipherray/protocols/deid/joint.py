@@ -48,6 +48,7 @@ import os
 from collections.abc import Iterable
 
 import numpy as np
+import pandas as pd
 
 from cipherray.protocols.psi.curve import (
     POINT_DTYPE,
@@ -229,9 +230,9 @@ def step_match(
     points: np.ndarray, present: np.ndarray, values: Iterable, salt: bytes, key: JointKey
 ) -> np.ndarray:
     """Step 5 at the owner: its identifiers for the stripped tokens (None if not held)."""
-    ids, held = identifier_bytes(values)
-    originals = np.asarray(list(values) if not hasattr(values, "to_numpy") else values.to_numpy(),
-                           dtype=object)[held]  # fmt: skip
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    ids, held = identifier_bytes(series)
+    originals = series.to_numpy(dtype=object)[held]
     mine = step2_blind(hash_ids(ids, salt), key)
     index = {b: i for i, b in enumerate(mine.tolist())}
     out = np.full(len(present), None, dtype=object)

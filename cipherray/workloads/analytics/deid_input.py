@@ -203,7 +203,7 @@ def build_hierarchies(s: DeidSettings, df: pd.DataFrame) -> dict[str, Hierarchy]
                 raise HierarchyError(f"--hierarchy {column}={spec}: no such file")
             tree = TreeHierarchy.from_csv(spec)
             out[column] = tree
-            tree.generalize(df[column].dropna().to_numpy(), 1)  # every value covered
+            tree.generalize(df[column].dropna().to_numpy(), 0)  # every value is a leaf
     return out
 
 
