@@ -5,16 +5,23 @@
 - `hierarchy`: generalisation hierarchies (intervals, dates, prefixes, categorical trees).
 - `mondrian`: Mondrian k-anonymity with optional distinct ℓ-diversity / t-closeness and a
   suppression limit, vectorised on NumPy.
+- `joint`: joint pseudonyms of several parties (commutative X25519 blinding) and the
+  steps of their authorised re-identification.
 - `risk`: ARX's prosecutor / journalist / marketer risks, achieved k / ℓ / t, NCP / GCP.
 
-Pure pandas / NumPy / cryptography: no Ray, no `cipherray.runtime`.
+Pure pandas / NumPy / cryptography (and gmpy2 for `joint`): no Ray, no `cipherray.runtime`.
 """
 
 from cipherray.protocols.deid.errors import (
+    ColumnError,
     ConstraintError,
     DeidError,
+    EmptyInputError,
     HierarchyError,
+    InputFileError,
     KeyFileError,
+    NonNumericError,
+    ParameterError,
     SuppressionLimitError,
     TokenError,
 )
@@ -45,14 +52,19 @@ from cipherray.protocols.deid.risk import (
 )
 
 __all__ = [
+    "ColumnError",
     "ConstraintError",
     "DateHierarchy",
     "DeidError",
+    "EmptyInputError",
     "Hierarchy",
     "HierarchyError",
+    "InputFileError",
     "IntervalHierarchy",
     "KeyFileError",
     "MondrianResult",
+    "NonNumericError",
+    "ParameterError",
     "PrefixHierarchy",
     "SivPseudonymizer",
     "SuppressionLimitError",

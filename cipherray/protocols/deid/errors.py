@@ -25,3 +25,23 @@ class ConstraintError(DeidError):
 
 class SuppressionLimitError(DeidError):
     """Meeting k would suppress more rows than the suppression limit allows."""
+
+
+class InputFileError(DeidError):
+    """An input file is missing, unreadable, or of an unknown format."""
+
+
+class EmptyInputError(DeidError):
+    """The input table has no rows."""
+
+
+class ColumnError(DeidError):
+    """A named column is not in the table (the message names the file and a close match)."""
+
+
+class NonNumericError(DeidError):
+    """A column that a numeric (or date) hierarchy generalises holds other values."""
+
+
+class ParameterError(DeidError):
+    """k, ℓ, t, the suppression limit or another setting is out of range for the table."""
