@@ -1,5 +1,8 @@
 """Joint statistics of hospitals on secret shares (`cipherray run stats`, or `quickstart`).
 
+With `--input PARTY=PATH ...` the verb runs joint statistics over the parties' own files
+instead (`workloads/analytics/stats_job.py`); without, this synthetic demo.
+
 Each hospital holds a table of patient counts and bed-days per diagnosis (generated
 here, synthetic). The joint totals per diagnosis and the mean per hospital are
 computed on additive shares and revealed to the first hospital only; no hospital's
@@ -157,10 +160,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--parties", default="h1,h2,h3", help="comma-separated hospital names (h1,h2,h3)"
     )
     add_runtime_arguments(parser, workers=1)
+    from cipherray.workloads.analytics import stats_job
+
+    stats_job.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     from cipherray.cli import runtime_options, write_json
+
+    if args.input:  # joint statistics over the parties' files
+        from cipherray.workloads.analytics import stats_job
+
+        return stats_job.main(args)
 
     cfg = StatsConfig(hospitals=args.parties.split(","), graph=args.graph, **runtime_options(args))
     report = run(cfg)

@@ -132,7 +132,7 @@ def finish(
     with np.errstate(divide="ignore", invalid="ignore"):
         for name, fn, args in outputs:
             if fn == "count":
-                out[name] = np.rint(total(args[0]))
+                out[name] = np.rint(total(args[0])).astype(np.int64)
             elif fn == "sum":
                 out[name] = total(args[0])
             elif fn == "mean":
@@ -182,8 +182,9 @@ def _quantiles(
 
 
 def _gram_frame(
-    total: Any, cols: tuple, mode: str, intercept: bool, cross: tuple, scales: tuple = ()
-) -> pd.DataFrame:
+    total: Any, cols: tuple, mode: str, intercept: bool, cross: tuple, scales: tuple = (),
+    bits: int = FRAC_BITS,
+) -> pd.DataFrame:  # fmt: skip
     """Covariance, correlation or OLS coefficients from count, sums and Gram matrix."""
     sc = dict(scales)
     n = float(total("__count")[0])
@@ -194,7 +195,7 @@ def _gram_frame(
         for j in range(i, k):
             b = cols[j]
             if (a, b) in cross:
-                v = total(f"__sxy_{a}_{b}")[0] * sc[a] * sc[b] / float(1 << (2 * FRAC_BITS))
+                v = total(f"__sxy_{a}_{b}")[0] * sc[a] * sc[b] / float(1 << (2 * bits))
             else:
                 v = total(f"__xy_{a}_{b}")[0]
             m[i, j] = m[j, i] = v
@@ -220,6 +221,15 @@ def _gram_frame(
 
 
 # ------------------------------------------------------------ protocols run on shares
+
+
+def gate_flags(ctx: Any, counts: Any, k: int, shape: tuple) -> Any:
+    """Shares of [count >= k] per group (exact counts, on shares): what the gate reveals
+    to the receiver, an aggregate of at least k rows per kept group."""
+    from cipherray.protocols.mpc import compare
+
+    return compare.relation(ctx, "ge", counts, np.full(shape, k, dtype=np.float64),
+                            x_shape=shape, y_shape=shape)  # fmt: skip
 
 
 def mask_rows(ctx: Any, x: Any, flags: Any, x_shape: tuple, f_shape: tuple) -> Any:
@@ -296,7 +306,10 @@ class Result:
         flags_ref = None
         # 1.-2. the gate on the exact counts, on shares
         if min_group > 1:
-            flags = counts >= min_group
+            flags = mpc.apply(
+                gate_flags, counts, min_group, (G, 1), shape=(G, 1),
+                meta=counts.meta.with_(rows=min_group), tag="release/gate",
+            )  # fmt: skip
             flags_ref = flags.reveal_to(to)
             meta = sums.meta.with_(rows=min_group)
             sums = mpc.apply(

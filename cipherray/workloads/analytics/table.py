@@ -131,9 +131,9 @@ def _terms(
             ok = codes >= 0
             oh[np.nonzero(ok)[0], codes[ok]] = 1.0
             out.append(oh)
-        elif kind == "scaled":  # x / scale as 2^16 fixed point, for products across parties
+        elif kind == "scaled":  # x / bound in 2^bits fixed point, for products across parties
             x = rows.clamp(rows.numeric(df, t[1], party, source), bounds.get(t[1]))
-            out.append(np.rint(x / t[2] * (1 << rows.FRAC_BITS))[:, None])
+            out.append(np.rint(x / t[2] * float(1 << t[3]))[:, None])
     arr = np.concatenate(out, axis=1) if out else np.zeros((len(df), 0))
     if with_mask:
         arr[:, 1:] *= m[:, None]
@@ -833,8 +833,11 @@ class JoinedTable(JointTable):
                     )
                 lo, hi = self.bounds[c]
                 scales[c] = max(abs(lo), abs(hi))
-        scaled = [("scaled", c, scales[c]) for c in sorted(scales)]
         v = self.view(self.sides[0].party.name)
+        # |x / bound| <= 1 in 2^bits fixed point: a product is below 2^(2 bits) and the
+        # sum over the anchor's rows stays below 2^62
+        bits = int(min(26, (62 - int(np.ceil(np.log2(v.anchor.n + 1)))) // 2))
+        scaled = [("scaled", c, scales[c], bits) for c in sorted(scales)]
         y, width = self._row_sums(v, terms + scaled)
         base = 1 + _width(terms)
         from cipherray.runtime import concatenate
@@ -846,7 +849,7 @@ class JoinedTable(JointTable):
             ia, ib = col_of[a], col_of[b]
             parts.append(y[:, ia : ia + 1] * y[:, ib : ib + 1])
         rowsum = concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-        outputs[0] = ("gram", "gram", (*outputs[0][2], tuple(scales.items())))
+        outputs[0] = ("gram", "gram", (*outputs[0][2], tuple(scales.items()), bits))
         a = v.anchor
         codes = a.party(_group_codes)(
             a.df, None, ["all"], self.preds[a.party.name], None, None, a.party.name, a.source
