@@ -11,8 +11,9 @@ import pytest
 
 from cipherray.cli import WORKLOADS
 
-PSI_ONLY = ("--input", "--key", "--out", "--mode", "--value", "--receiver", "--normalize")
-STATS_ONLY = ("--parties",)
+# --input, --key and --out are options of both psi and stats (stats over the parties' files)
+PSI_ONLY = ("--mode", "--value", "--receiver", "--normalize")
+STATS_ONLY = ("--parties", "--groupby", "--min-group", "--epsilon")
 SHARED = ("--backend", "--address", "--network", "--workers", "--timeout", "--no-progress")
 
 
@@ -57,8 +58,12 @@ def test_top_level_help_and_bad_workload():
     assert out.returncode == 0 and "run" in out.stdout
     bad = cli("run", "nosuch")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
-    wrong = cli("run", "stats", "--input", "a=a.csv")  # another workload's option
-    assert wrong.returncode == 2 and "unrecognized arguments: --input" in wrong.stderr
+    wrong = cli("run", "stats", "--mode", "cardinality")  # another workload's option
+    assert wrong.returncode == 2 and "unrecognized arguments: --mode" in wrong.stderr
+    missing = cli("run", "stats", "--input", "a=a.csv")  # a named error, no traceback
+    assert missing.returncode == 2 and missing.stderr.strip() == (
+        "error: StatsInputError: a: input file a.csv does not exist"
+    )
 
 
 def test_help_imports_no_workload_and_no_ray():
