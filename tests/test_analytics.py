@@ -296,3 +296,27 @@ def test_stats_cli_over_files(tmp_path):
     argv3 = [*argv[:-1], str(bad)] + ["--epsilon", "0"]
     assert main(argv3) == 2
     assert not bad.exists()
+
+
+def test_union_bounds_rows_per_entity_for_dp():
+    gen = np.random.default_rng(12)
+    people = pd.DataFrame({"pid": np.arange(90), "region": gen.choice(["a", "b", "c"], 90)})
+    visits = people.loc[people.index.repeat(3)].assign(cost=gen.uniform(0, 100, 270))
+    parts = [visits.iloc[k::2].reset_index(drop=True) for k in range(2)]
+    with cr.init(parties=["h1", "h2", "dealer"], backend="inline", driver_as="h1") as rt:
+        refs = [rt.party(f"h{k + 1}")(_const(p))() for k, p in enumerate(parts)]
+        u = rt.table.union(*refs, dealer="dealer").clamp(cost=(0, 100))
+        with pytest.raises(ValueError, match="bound_rows"):
+            u.groupby("region").agg(["cost:sum"]).release(to="h1", dp=DP(epsilon=1.0))
+        u.bound_rows(entity="pid", m=1)
+        out = rt.get(u.groupby("region").agg(["pid:count"]).release(to="h1")).set_index("region")
+        res = u.groupby("region").agg(["cost:mean"])
+        rt.get(res.release(to="h1", dp=DP(epsilon=1.0, mechanism="laplace")))
+    # one row per person at each party: a person's visits split over both parties
+    want = pd.concat([p.drop_duplicates("pid") for p in parts]).groupby("region").size()
+    assert np.array_equal(out.loc[want.index, "pid_count"].to_numpy(), want.to_numpy())
+    assert res.outcome.epsilon == pytest.approx(1.0)
+    # Laplace scale b = sensitivity (bound 100 x 1 row x 2 parties) x 2 statistics / ε;
+    # each of the 2 members adds one sample (std sqrt(2) b): the sum has std 2 b
+    b = 100 * 1 * 2 * 2 / 1.0
+    assert res.outcome.noise_std["sum(cost)"] == pytest.approx(2 * b, rel=1e-9)

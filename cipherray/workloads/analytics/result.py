@@ -41,13 +41,14 @@ MECHANISMS = ("gaussian", "laplace")
 @dataclass(frozen=True)
 class DP:
     """A differentially private release: total ε (and δ for the Gaussian mechanism) of
-    this release over all its statistics; `max_rows_per_entity` bounds each person's
-    contribution (sensitivity)."""
+    this release over all its statistics. `max_rows_per_entity` *declares* how many rows
+    one person has at most, for a stacked table that did not enforce it with
+    `table.bound_rows(...)` (a joined table has one row per key)."""
 
     epsilon: float
     delta: float = 1e-6
     mechanism: str = "gaussian"
-    max_rows_per_entity: int = 1
+    max_rows_per_entity: int | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epsilon, int | float) and self.epsilon > 0):
@@ -56,7 +57,7 @@ class DP:
             raise ValueError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}")
         if self.mechanism == "gaussian" and not 0 < self.delta < 1:
             raise ValueError(f"delta must lie in (0, 1), got {self.delta!r}")
-        if self.max_rows_per_entity < 1:
+        if self.max_rows_per_entity is not None and self.max_rows_per_entity < 1:
             raise ValueError("max_rows_per_entity must be at least 1")
 
 
@@ -368,7 +369,14 @@ class Result:
                     f"a DP release of {c.name!r} needs clamping bounds: "
                     "table.clamp(column=(lo, hi)) before aggregating"
                 )
-        m = dp.max_rows_per_entity * self.table.entity_factor
+        m = self.table.rows_per_entity or dp.max_rows_per_entity
+        if m is None:
+            raise ValueError(
+                f"a DP release of table {self.table.name!r} needs bounded contributions: "
+                "table.bound_rows(entity='<id column>', m=...) keeps at most m rows per "
+                "person at each party (or declare DP(max_rows_per_entity=m))"
+            )
+        m *= self.table.entity_factor
         s = len(cols)
         plan, stds = [], {}
         if dp.mechanism == "laplace":

@@ -211,6 +211,12 @@ def _local_extremes(
     return out
 
 
+def _keep_rows_per_entity(df: pd.DataFrame, entity: str, m: int, party: str) -> pd.DataFrame:
+    """At a party: at most m rows per entity, chosen at random (CSPRNG order)."""
+    shuffled = rows.prepare(df, None, party, None)
+    return shuffled.groupby(entity, sort=False).head(m).reset_index(drop=True)
+
+
 def _publish_labels(df: pd.DataFrame, col: str, party: str, source: str | None) -> list:
     return rows.labels(df, col, party, source)
 
@@ -255,7 +261,8 @@ class JointTable:
         self.name = name
         self.preds: dict[str, list[str]] = {s.party.name: [] for s in sides}
         self.bounds: dict[str, tuple[float, float]] = {}
-        self.entity_factor = 1
+        self.entity_factor = 1  # parties at which one person may have rows
+        self.rows_per_entity: int | None = 1  # enforced rows per person at a party
         self._budget = None
         self.budget_epsilon = None
         if budget is not None:
@@ -519,6 +526,18 @@ class UnionTable(JointTable):
         super().__init__(rt, sides, mpc, budget, name)
         self.fx = rt.mpc(*parties, dealer=dealer)
         self.entity_factor = len(sides)  # one person may have rows at every party
+        self.rows_per_entity = None  # until bound_rows enforces it
+
+    def bound_rows(self, entity: str, m: int = 1) -> UnionTable:
+        """Contribution bounding: every party keeps at most `m` rows per value of its
+        `entity` column (a random m of them, CSPRNG); DP releases then use m."""
+        if not isinstance(m, int) or m < 1:
+            raise TableError(f"m must be a positive integer, got {m!r}")
+        self.owner(entity)
+        for s in self.sides:
+            s.df = s.party(_keep_rows_per_entity)(s.df, entity, m, s.party.name)
+        self.rows_per_entity = m
+        return self
 
     def owner(self, col: str) -> _Side:
         return super().owner(col)
