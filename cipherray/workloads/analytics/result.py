@@ -20,6 +20,7 @@ sums, see `rows.limbs`) and how to turn them into statistics. Nothing is reveale
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -411,6 +412,7 @@ def _pretty(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=256)
 def gaussian_multiplier(epsilon: float, delta: float, count: int) -> float:
     """The noise multiplier z for which `count` Gaussian mechanisms (std z x L2
     sensitivity each) compose to (epsilon, delta), by dp-accounting's PLD calibration."""

@@ -693,10 +693,20 @@ class JoinedTable(JointTable):
             for s in sides
         }
         self._views: dict[str, _View] = {}
+        self._sent: dict[tuple[str, str], Any] = {}
         self.view(sides[0].party.name)
 
     def _index(self, party: Any) -> int:
         return [p.name for p in self.mpc.parties].index(party.name)
+
+    def _exchange(self, src: _Side, dst: _Side) -> Any:
+        """Step 2: `src`'s blinded ids at `dst` (sent once, used by both views)."""
+        key = (src.party.name, dst.party.name)
+        if key not in self._sent:
+            self._sent[key] = self.rt.send(
+                self.blinded[src.party.name], to=dst.party, tag="table/blinded"
+            )
+        return self._sent[key]
 
     def view(self, anchor: str) -> _View:
         """The table on `anchor`'s rows (built once: steps 2-6 of the private join)."""
@@ -705,23 +715,21 @@ class JoinedTable(JointTable):
         rt = self.rt
         a = next(s for s in self.sides if s.party.name == anchor)
         b = next(s for s in self.sides if s.party.name != anchor)
-        with rt.scope(f"table/join/{anchor}"):
-            m_a = rt.send(self.blinded[a.party.name], to=b.party, tag="table/blinded")
-            m_b = rt.send(self.blinded[b.party.name], to=a.party, tag="table/blinded")
-            ones = b.party(_ones)(b.df).to(self.mpc)
-            meta = Meta(frozenset({b.party.name}))
-            permuted, sigma_at_a, sigma_seed = self.mpc.apply(
-                perm_protocol.permute, ones, self._index(a.party), (b.n, 1), None,
-                shape=(b.n, 1), meta=meta, tag="table/join/permute",
-            )  # fmt: skip
-            dbl = a.party(rows.double_blind_permuted)(m_b, self.keys[a.party.name], sigma_at_a)
-            dbl_at_b = rt.send(dbl, to=b.party, tag="table/double_blinded")
-            src = b.party(rows.match_sources)(m_a, self.keys[b.party.name], dbl_at_b)
-            matched = self.mpc.apply(
-                perm_protocol.select, permuted, self._index(b.party), src, a.n, (b.n, 1), True,
-                shape=(a.n, 1), meta=Meta(frozenset({a.party.name, b.party.name})),
-                tag="table/join/select",
-            )  # fmt: skip
+        m_a, m_b = self._exchange(a, b), self._exchange(b, a)
+        ones = b.party(_ones)(b.df).to(self.mpc)
+        meta = Meta(frozenset({b.party.name}))
+        permuted, sigma_at_a, sigma_seed = self.mpc.apply(
+            perm_protocol.permute, ones, self._index(a.party), (b.n, 1), None,
+            shape=(b.n, 1), meta=meta, tag=f"table/join/{anchor}/permute",
+        )  # fmt: skip
+        dbl = a.party(rows.double_blind_permuted)(m_b, self.keys[a.party.name], sigma_at_a)
+        dbl_at_b = rt.send(dbl, to=b.party, tag="table/double_blinded")
+        src = b.party(rows.match_sources)(m_a, self.keys[b.party.name], dbl_at_b)
+        matched = self.mpc.apply(
+            perm_protocol.select, permuted, self._index(b.party), src, a.n, (b.n, 1), True,
+            shape=(a.n, 1), meta=Meta(frozenset({a.party.name, b.party.name})),
+            tag=f"table/join/{anchor}/select",
+        )  # fmt: skip
         v = _View(a, b, sigma_seed, src, matched)
         self._views[anchor] = v
         return v
@@ -863,10 +871,12 @@ class JoinedTable(JointTable):
 
         parts = [y[:, 0:base]]
         col_of = {t[1]: base + j for j, t in enumerate(scaled)}
-        for a, b in cross:
-            lay.add(f"__sxy_{a}_{b}", False, None)
-            ia, ib = col_of[a], col_of[b]
-            parts.append(y[:, ia : ia + 1] * y[:, ib : ib + 1])
+        if cross:  # all cross-party products in one Beaver multiplication
+            for a, b in cross:
+                lay.add(f"__sxy_{a}_{b}", False, None)
+            ia = [col_of[a] for a, _ in cross]
+            ib = [col_of[b] for _, b in cross]
+            parts.append(y[:, ia] * y[:, ib])
         rowsum = concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         outputs[0] = ("gram", "gram", (*outputs[0][2], tuple(scales.items()), bits))
         a = v.anchor
