@@ -4,11 +4,14 @@ Synthetic Adult-like tables with 8 quasi-identifiers (5 numeric, 3 categorical) 
 sensitive column, from a seeded NumPy generator (benchmark data only, never keys).
 For each size: cipherray's Mondrian at k=10, and at k=10 with distinct ℓ (--l, 4 of 6); pycanon's
 k_anonymity / l_diversity on our output (each capped by --check-timeout); anonypy's
-Mondrian at k=10 on the same rows for the sizes up to --anonypy-max (each capped by
+Mondrian at k=10 on the same rows for --anonypy-sizes (each capped by
 --anonypy-timeout; a size past the cap is reported as a timeout and larger ones skipped).
 Writes bench/results/deid.{json,md}. pycanon pins numpy==2.0.2 and pandas==2.3.3 exactly,
-so it is in no extra of the project: its columns are filled only where it is importable
-(the committed results were made in an environment that had it).
+so it is in no extra of the project: where it is not importable here, each released table
+goes as CSV to bench/pycanon_peer/check.py in its own venv (bench/pycanon_peer/setup.sh;
+~/.cache/cipherray/pycanon-venv or $CIPHERRAY_PYCANON_VENV), one run per table capped at
+twice --check-timeout; with neither, the pycanon columns say "no pycanon" and the JSON and
+markdown carry a note saying how to create the venv.
 
     python bench/deid.py [--sizes 100000 1000000] [--out bench/results]
 """
@@ -16,6 +19,7 @@ so it is in no extra of the project: its columns are filled only where it is imp
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import multiprocessing as mp
 import sys
 import time
@@ -27,6 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # this checkout's cipherray
 import common  # noqa: E402
+from pycanon_peer import peer  # noqa: E402
 
 from cipherray.protocols.deid import achieved_k, certainty_penalty, distinct_l, mondrian  # noqa: E402
 
@@ -93,7 +98,7 @@ def _anonypy_k10(df):
     return {"classes": len(parts), "k": int(min(len(p) for p in parts))}
 
 
-def run_ours(df, n, l_div, check_timeout):
+def run_ours(df, n, l_div, check_timeout, via):
     t = time.perf_counter()
     r = mondrian(df, QIS, 10, sensitive=SENSITIVE, l=l_div)
     secs = time.perf_counter() - t
@@ -107,15 +112,62 @@ def run_ours(df, n, l_div, check_timeout):
         "achieved_l": distinct_l(r.class_id, df[SENSITIVE]),
         "gcp": round(certainty_penalty(r)["gcp"], 4),
     }
-    pk, pk_s = _in_child(_pycanon_k, (r.table,), check_timeout)
-    row["pycanon_k"] = pk if pk is not None else pk_s
-    row["pycanon_k_s"] = round(pk_s, 2) if pk is not None else None
-    if l_div:
-        pl, pl_s = _in_child(_pycanon_l, (r.table,), check_timeout)
-        row["pycanon_l"] = pl if pl is not None else pl_s
-        row["pycanon_l_s"] = round(pl_s, 2) if pl is not None else None
+    row.update(pycanon_check(r.table, via, check_timeout))
     print(row, flush=True)
     return row
+
+
+def pycanon_via() -> str | None:
+    """Where pycanon runs: "in-process", "venv" (bench/pycanon_peer) or None."""
+    if importlib.util.find_spec("pycanon") is not None:
+        return "in-process"
+    return "venv" if peer.venv_python() is not None else None
+
+
+def pycanon_check(table, via: str | None, check_timeout: float) -> dict:
+    """pycanon's k and ℓ of a released table (and the seconds of each call), in a forked
+    child where pycanon imports, else through the venv; "no pycanon" with neither."""
+    out = {}
+    if via == "in-process":
+        for name, fn in (("k", _pycanon_k), ("l", _pycanon_l)):
+            v, secs = _in_child(fn, (table,), check_timeout)
+            out[f"pycanon_{name}"] = v if v is not None else secs
+            out[f"pycanon_{name}_s"] = round(secs, 2) if v is not None else None
+    elif via == "venv":
+        try:
+            res = peer.check(table, QIS, SENSITIVE, timeout=2 * check_timeout)
+        except peer.PeerError as e:
+            print(e, file=sys.stderr, flush=True)
+            res = {"k": "timeout" if isinstance(e, peer.PeerTimeout) else "failed"}
+            res["l"] = res["k"]
+        for name in ("k", "l"):
+            out[f"pycanon_{name}"] = res[name]
+            out[f"pycanon_{name}_s"] = res.get(f"{name}_s")
+    else:
+        out = {"pycanon_k": "no pycanon", "pycanon_l": "no pycanon"}
+    return out
+
+
+def pycanon_info() -> dict:
+    """How the pycanon columns are made, for the JSON (and the note under the table)."""
+    via = pycanon_via()
+    if via is None:
+        return {"via": None, "note": peer.missing_note()}
+    if via == "in-process":
+        import importlib.metadata as md
+
+        versions = {p: md.version(p) for p in ("pycanon", "numpy", "pandas")}
+    else:
+        try:
+            versions = peer.check(adult_like(20), QIS, SENSITIVE, timeout=60)["versions"]
+        except peer.PeerError as e:
+            return {"via": None, "note": str(e)}
+    ver = ", ".join(f"{p} {v}" for p, v in versions.items())
+    where = "in this interpreter" if via == "in-process" else f"in its venv ({peer.venv_dir()})"
+    note = (
+        f"pycanon_k / pycanon_l: k_anonymity / l_diversity of each released table, {ver}, {where}"
+    )
+    return {"via": via, "versions": versions, "note": note}
 
 
 def main() -> None:
@@ -127,13 +179,15 @@ def main() -> None:
     ap.add_argument("--check-timeout", type=float, default=300.0)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
+    pycanon = pycanon_info()
+    print(pycanon["note"], flush=True)
     rows = []
     for n in sorted(set(args.sizes) | set(args.anonypy_sizes)):
         df = adult_like(n)
         if n in args.sizes or n in args.anonypy_sizes:
-            rows.append(run_ours(df, n, None, args.check_timeout))
+            rows.append(run_ours(df, n, None, args.check_timeout, pycanon["via"]))
         if n in args.sizes:
-            rows.append(run_ours(df, n, args.l, args.check_timeout))
+            rows.append(run_ours(df, n, args.l, args.check_timeout, pycanon["via"]))
     anonypy_out, skipping = [], False
     for n in args.anonypy_sizes:
         row = {"tool": "anonypy 0.2.1", "rows": n, "k": 10}
@@ -155,6 +209,7 @@ def main() -> None:
         "sensitive": SENSITIVE,
         "anonypy_timeout_s": args.anonypy_timeout,
         "check_timeout_s": args.check_timeout,
+        "pycanon": pycanon,
         "rows": rows,
     }
     columns = [
@@ -169,7 +224,8 @@ def main() -> None:
         "pycanon_l",
         "gcp",
     ]
-    common.write(args.out, "deid", data, rows, columns)
+    md = common.write(args.out, "deid", data, rows, columns)
+    md.write_text(md.read_text() + f"\n{pycanon['note']}\n")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pycanon_check  # pycanon here or in its venv; None: comparisons skipped
 import pytest
 
 from cipherray.protocols.deid import (
@@ -40,16 +41,11 @@ from cipherray.protocols.deid import (
 )
 from cipherray.protocols.deid.hierarchy import common_generalisation
 
-try:
-    import pycanon.anonymity as _pycanon
-except ImportError:  # pycanon pins numpy==2.0.2 and pandas==2.3.3 exactly: not in the extras
-    _pycanon = None
-
 
 class _Canon:
     """k, distinct l and t of a released table, from the table alone (its rows grouped
     by their quasi-identifier labels, independent of Mondrian's class ids); where
-    pycanon is installed (a separate environment: see README) it must agree."""
+    pycanon is importable or its venv exists (tests/pycanon_check.py) it must agree."""
 
     @staticmethod
     def _classes(table: pd.DataFrame, qis: list) -> np.ndarray:
@@ -57,20 +53,23 @@ class _Canon:
 
     def k_anonymity(self, table: pd.DataFrame, qis: list) -> int:
         ours = int(table.groupby(qis).size().min())
-        if _pycanon is not None:
-            assert _pycanon.k_anonymity(table, qis) == ours
+        theirs = pycanon_check.measures(table, qis)
+        if theirs is not None:
+            assert theirs["k"] == ours
         return ours
 
     def l_diversity(self, table: pd.DataFrame, qis: list, sa: list) -> int:
         ours = int(table.groupby(qis)[sa[0]].nunique().min())
-        if _pycanon is not None:
-            assert _pycanon.l_diversity(table, qis, sa) == ours
+        theirs = pycanon_check.measures(table, qis, sa[0])
+        if theirs is not None:
+            assert theirs["l"] == ours
         return ours
 
     def t_closeness(self, table: pd.DataFrame, qis: list, sa: list) -> float:
         ours = t_closeness(self._classes(table, qis), table[sa[0]])
-        if _pycanon is not None:
-            assert _pycanon.t_closeness(table, qis, sa) == pytest.approx(ours)
+        theirs = pycanon_check.measures(table, qis, sa[0], t=True)
+        if theirs is not None:
+            assert theirs["t"] == pytest.approx(ours)
         return ours
 
 
@@ -288,6 +287,26 @@ def test_suppression_limit():
         certainty_penalty(r)["gcp"]
         > certainty_penalty(mondrian(df.iloc[10:], QIS, 5))["gcp"] * 0.99
     )
+
+
+def test_pycanon_confirms_k_and_l_of_a_released_csv(tmp_path: Path):
+    if pycanon_check.via() is None:
+        pytest.skip(pycanon_check.missing_note())
+    df = adult_like(2000, seed=4)
+    r = mondrian(df, QIS, 6, sensitive="disease", l=3)
+    path = tmp_path / "released.csv"
+    r.table.to_csv(path, index=False)
+    theirs = pycanon_check.measures(path, QIS, "disease")
+    assert theirs == {"k": achieved_k(r.class_id), "l": distinct_l(r.class_id, df["disease"])}
+    assert theirs["k"] >= 6 and theirs["l"] >= 3
+
+
+def test_pycanon_check_is_skipped_without_pycanon_or_its_venv(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(pycanon_check, "in_process", None)
+    monkeypatch.setenv(pycanon_check.peer.VENV_ENV, str(tmp_path / "no-venv"))
+    assert pycanon_check.via() is None
+    assert pycanon_check.measures(adult_like(50), QIS, "disease") is None
+    assert str(tmp_path / "no-venv") in pycanon_check.missing_note()
 
 
 def test_mondrian_1e5_rows_8_qis_k10_under_5s():
