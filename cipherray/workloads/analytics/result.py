@@ -412,20 +412,33 @@ def _pretty(name: str) -> str:
     return name
 
 
+def _gaussian_delta(epsilon: float, z: float) -> float:
+    """δ(ε) of the Gaussian mechanism with noise multiplier z (Balle & Wang 2018, exact):
+    Φ(1/(2z) - εz) - e^ε Φ(-1/(2z) - εz)."""
+
+    def phi(x: float) -> float:
+        return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+    return phi(0.5 / z - epsilon * z) - math.exp(epsilon) * phi(-0.5 / z - epsilon * z)
+
+
 @functools.lru_cache(maxsize=256)
 def gaussian_multiplier(epsilon: float, delta: float, count: int) -> float:
     """The noise multiplier z for which `count` Gaussian mechanisms (std z x L2
-    sensitivity each) compose to (epsilon, delta), by dp-accounting's PLD calibration."""
-
-    def make(z: float) -> Any:
-        return dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(z), count)
-
-    return float(
-        dp_accounting.calibrate_dp_mechanism(
-            lambda: dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4),
-            make, epsilon, delta, dp_accounting.LowerEndpointAndGuess(0.05, 1.0), tol=1e-4,
-        )
-    )  # fmt: skip
+    sensitivity each) compose to (epsilon, delta). The composition of `count` of them is
+    exactly one Gaussian mechanism with multiplier z / sqrt(count), whose δ(ε) has a
+    closed form; bisection on it, then a margin of 1e-6 towards more noise (the release
+    reports the ε that dp-accounting's PLD accountant gives for the composed events)."""
+    lo, hi = 1e-3, 1.0
+    while _gaussian_delta(epsilon, hi) > delta:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _gaussian_delta(epsilon, mid) > delta:
+            lo = mid
+        else:
+            hi = mid
+    return hi * math.sqrt(count) * (1.0 + 1e-6)
 
 
 def new_budget(epsilon: float, delta: float, name: str) -> PrivacyAccountant:
