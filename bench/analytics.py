@@ -180,13 +180,16 @@ def main() -> None:
 
     parts = set(args.parts.split(","))
     table_rows: list[dict] = []
-    with cr.init(
-        parties=["bank", "insurer", "dealer"],
-        backend=args.backend,
-        timeout_s=1200,
-        driver_as="bank",  # the analyst acts for the bank, which receives the results
-    ) as rt:
-        if parts & {"groupby", "stats"}:
+    ledger: list = []
+
+    def runtime():
+        return cr.init(
+            parties=["bank", "insurer", "dealer"], backend=args.backend, timeout_s=1200,
+            driver_as="bank",  # the analyst acts for the bank, which receives the results
+        )  # fmt: skip
+
+    if parts & {"groupby", "stats"}:
+        with runtime() as rt:  # one session for the 10^6-row parts, closed before the next
             bank, ins = make_tables(args.rows, args.groups)
             row, table, pooled = bench_groupby(rt, bank, ins, args.rows)
             table_rows.append(row)
@@ -196,13 +199,13 @@ def main() -> None:
                     table_rows.append(r)
                     print(r, flush=True)
             ledger = rt.ledger.summary().to_dict(orient="records")
-        else:
-            ledger = []
-        if "dp" in parts:
+            del table, pooled
+    if "dp" in parts:
+        with runtime() as rt:
             for r in bench_dp(rt, args.repeats):
                 table_rows.append(r)
                 print(r, flush=True)
-    cols = ["part", "rows", "join_s", "ours_s", "pandas_s", "ratio", "max_abs_error",
+    cols = ["part", "rows", "join_s", "ours_s", "pandas_s", "ratio", "max_abs_error", "releases",
             "epsilon_reported", "epsilon_dp_accounting", "stated_noise_std",
             "empirical_noise_std", "target", "met"]  # fmt: skip
     write(
