@@ -42,6 +42,10 @@ WORKLOADS: dict[str, Workload] = {
         "cipherray.workloads.hfl.job",
         "horizontal federated learning (populations or silos; SecAgg+, DP)",
     ),
+    "vfl": Workload(
+        "cipherray.workloads.vfl.job",
+        "vertical FL on Paillier: hetero logistic regression or SecureBoost (PSI-aligned)",
+    ),
     "deid": Workload(
         "cipherray.workloads.analytics.deid_job",
         "de-identify a table: pseudonyms, Mondrian k-anonymity with l / t, risk report",
