@@ -180,3 +180,20 @@ def test_gpu_segments_in_several_levels(key1024, monkeypatch):
     keys, rows, slots = _layout(x.size, 3, 4, 1, 500)
     got, ref = _run("gpu-host", c, keys, 4, rows, slots, 1, False)
     assert got == ref
+
+
+def test_device_script_dry_run(tmp_path):
+    """bench/gpu_buckets.py (step 3 of bench/device_check.sh) on the host build."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    cmd = [sys.executable, "bench/gpu_buckets.py", "--host-dry-run", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = json.loads((tmp_path / "gpu_buckets.json").read_text())
+    assert res["checks_ok"] and res["backend"] == "host"
