@@ -181,6 +181,7 @@ static int bucket_all(Job& job, const uint64_t* r2_64, const uint64_t* cts64, in
     for (int32_t g = 0; g < groups; ++g) {
       __m512i* table = static_cast<__m512i*>(aligned_alloc(64, table_bytes));
       if (table == nullptr) {
+#pragma omp atomic write
         rc = -2;
         continue;
       }
