@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #6's device figures in one device call, from the repository root:
 #
-#   run(command="bash bench/device_check.sh", carry=[".dev/g"], timeout_s=540)
+#   run(command="bash bench/device_check.sh", carry=[".dev/g"], timeout_s=600)
 #
 # 1. bench/gpu.py (numpy + cupy only): kernels checked against Python ints, then timed;
 #    $OUT/gpu.json and gpu.md (targets, every Montgomery form side by side). It keeps itself
@@ -10,6 +10,8 @@
 #    path, "through protocols.paillier" figures, with the kernels step 1 measured fastest
 #    (--tuning gpu.json); $OUT/gpu_integration.json and .md. Skipped when gmpy2 is missing.
 #    It also times phe (python-paillier) on one core, the peer reference, where importable.
+# 3. bench/gpu_buckets.py (needs gmpy2): the bucket products of vertical FL on the GPU,
+#    checked bit for bit against the gmpy2 reference, then timed; $OUT/gpu_buckets.json.
 #    gmpy2 and phe travel as wheels in .dev/g (ignored by git), made here by
 #      mkdir -p .dev/g && python3 -m pip download -q --no-deps --only-binary=:all: \
 #        --python-version 3.12 --implementation cp --platform manylinux2014_x86_64 \
@@ -45,6 +47,11 @@ if python3 -c "import gmpy2" 2>/dev/null; then
   timeout 170 python3 bench/gpu_integration.py ${dry[@]+"${dry[@]}"} ${tuning[@]+"${tuning[@]}"} --n "$n" --out "$out" >"$out/gpu_integration.log" 2>&1
   echo "bench/gpu_integration.py exit $?"
   tail -c 1500 "$out/gpu_integration.log"
+  # 3. bench/gpu_buckets.py: vertical FL's bucket products (gpu_kernels.buckets) checked
+  #    against the gmpy2 reference, then SecureBoost's 100k x 300 x 32 histogram timed
+  timeout 90 python3 bench/gpu_buckets.py ${dry[@]+"${dry[@]}"} --out "$out" >"$out/gpu_buckets.log" 2>&1
+  echo "bench/gpu_buckets.py exit $?"
+  tail -c 800 "$out/gpu_buckets.log"
 else
-  echo "gmpy2 not importable: bench/gpu_integration.py skipped"
+  echo "gmpy2 not importable: bench/gpu_integration.py and bench/gpu_buckets.py skipped"
 fi

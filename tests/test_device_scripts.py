@@ -1,8 +1,9 @@
 """The scripts a device call runs (bench/device_check.sh: bench/gpu.py, then
-bench/gpu_integration.py with gpu.py's kernel choice) and bench/gpu_host_overhead.py, run on
-the host build of the kernels with tiny sizes: a session gets one short device call, and a
-script broken by a change elsewhere would waste it. Timings here mean nothing; the checks
-inside the scripts (kernels against Python ints, the GPU path against the CPU path) do."""
+bench/gpu_integration.py with gpu.py's kernel choice, then bench/gpu_buckets.py) and
+bench/gpu_host_overhead.py, run on the host build of the kernels with tiny sizes: a session
+gets one short device call, and a script broken by a change elsewhere would waste it. Timings
+here mean nothing; the checks inside the scripts (kernels against Python ints, the GPU path
+against the CPU path) do."""
 
 from __future__ import annotations
 
@@ -74,6 +75,13 @@ def test_integration_runs_gpu_scripts_choice(device_check):
     assert res["modexp_steps"] == gpu["modexp_steps_used"]
     assert res["modexp_coop"] == gpu["modexp_coop_used"]
     assert res["montmul_coop"] == gpu["montmul_coop_used"]
+
+
+def test_bucket_script_checks_pass_on_the_host_build(device_check):
+    out, proc = device_check
+    assert "bench/gpu_buckets.py exit 0" in proc.stdout, proc.stdout[-3000:]
+    res = json.loads((out / "gpu_buckets.json").read_text())
+    assert res["checks_ok"] is True and res["backend"] == "host"
 
 
 def test_device_check_refuses_unknown_arguments(tmp_path):

@@ -83,7 +83,7 @@ def host_library(
         + [f"-D{k}={v}" for k, v in sorted(defines.items())]
     )
     tag = "_".join(f"{k}{v}" for k, v in sorted(defines.items()))
-    pattern = "*.cu*" if src_dir == SRC_DIR else "*.c*"
+    pattern = "*.cu*" if src_dir == SRC_DIR else "*.[ch]*"  # sources and headers
     digest = _sources_digest(" ".join([cxx, source, *flags]), src_dir, pattern)
     out = cache_dir() / "host" / digest / f"{Path(source).stem}{'_' + tag if tag else ''}.so"
     with _lock:

@@ -20,10 +20,18 @@ ciphertexts into buckets:
 
 Empty buckets hold the ciphertext 1 (an encryption of 0 with randomness 1): callers that
 send histograms to the key holder re-randomise them first.
+
+Which path runs: ``kernel=`` of :func:`bucket_products`, else the environment variable
+``CIPHERRAY_BUCKET_KERNEL`` (``auto``, the default; ``reference``, ``ifma`` or ``gpu`` to
+force one, e.g. in tests). ``auto`` takes the GPU when
+:func:`cipherray.protocols.paillier.backend.use_gpu` says so for the ``rows x columns``
+multiplications, the IFMA kernel where it runs and supports n^2 (1024- to 3072-bit n),
+gmpy2 otherwise.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -32,6 +40,7 @@ from gmpy2 import mpz
 from .cipher_array import CipherArray, _objarray
 
 _ONE = mpz(1)
+KERNELS = ("auto", "reference", "ifma", "gpu")
 
 
 def _check_layout(
@@ -110,6 +119,7 @@ def bucket_products(
     nslots: int = 1,
     weighted: bool = False,
     threads: int | None = None,
+    kernel: str | None = None,
 ) -> CipherArray:
     """Products of the 1-d ciphertexts ``c`` into buckets.
 
@@ -122,6 +132,10 @@ def bucket_products(
     ``weighted=True`` shape (nslots, d): the sum over taken rows of key * plaintext
     (``keys`` are then quantised values and bucket 0 contributes nothing).
     The exponent and kind of ``c`` carry over.
+
+    threads: OpenMP threads of the IFMA kernel (default
+    :func:`cipherray.protocols.paillier.arith.get_num_threads`). kernel: ``auto``,
+    ``reference``, ``ifma`` or ``gpu`` (default: ``CIPHERRAY_BUCKET_KERNEL`` or ``auto``).
     """
     if c.ndim != 1:
         raise ValueError(f"bucket_products takes a 1-d CipherArray, got shape {c.shape}")
@@ -130,10 +144,45 @@ def bucket_products(
     d = keys.shape[0]
     pk = c.public_key
     cts = c.ciphertexts().ravel().tolist()
-    flat = _dispatch(pk, cts, keys, nbuckets, rows, slots, nslots, weighted, threads)
+    flat = _dispatch(pk, cts, keys, nbuckets, rows, slots, nslots, weighted, threads, kernel)
     shape = (nslots, d) if weighted else (nslots, d, nbuckets)
     return CipherArray._wrap(pk, _objarray(flat, shape), c.exponent, c.kind)
 
 
-def _dispatch(pk, cts, keys, nbuckets, rows, slots, nslots, weighted, threads) -> list:
+def choose_kernel(nsq: Any, multiplications: int, kernel: str | None = None) -> str:
+    """The path :func:`bucket_products` takes for modulus ``nsq``: "gpu", "ifma" or
+    "reference" (see the module docstring)."""
+    kernel = kernel or os.environ.get("CIPHERRAY_BUCKET_KERNEL", "auto")
+    if kernel not in KERNELS:
+        raise ValueError(f"bucket kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel != "auto":
+        return kernel
+    from . import backend
+
+    if backend.use_gpu(multiplications):
+        return "gpu"
+    from cipherray.cpu_kernels import bucket
+
+    return "ifma" if bucket.supports(int(nsq)) else "reference"
+
+
+def _dispatch(pk, cts, keys, nbuckets, rows, slots, nslots, weighted, threads, kernel) -> list:
+    path = choose_kernel(pk.nsquare, rows.size * keys.shape[0], kernel)
+    if path == "gpu":
+        from cipherray.gpu_kernels import buckets
+
+        from . import backend
+
+        return buckets.bucket_products(
+            int(pk.nsquare), cts, keys, nbuckets, rows, slots, nslots, weighted, backend.KERNEL
+        )
+    if path == "ifma":
+        from cipherray.cpu_kernels import bucket
+
+        from .arith import get_num_threads
+
+        nthreads = get_num_threads() if threads is None else threads
+        return bucket.bucket_products(
+            cts, keys, nbuckets, pk.nsquare, rows, slots, nslots, weighted, nthreads
+        )
     return bucket_products_reference(cts, keys, nbuckets, pk.nsquare, rows, slots, nslots, weighted)
