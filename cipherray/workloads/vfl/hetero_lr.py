@@ -16,11 +16,13 @@ Fixed point and quantisation. All ciphertexts hold integers (exponent 0):
 ``U_p = round(2^32 u_p)`` and ``D = 4 * 2^32 d = U_guest + sum_h U_h - 2^33 y'``.
 A party's features enter the homomorphic product ``X^T [[D]]`` quantised to
 ``feature_bits`` bits per column: ``x_q = round((x - lo) / scale)`` in
-``[0, 2^bits)`` with ``scale = (max - min) / (2^bits - 1)``, so
-``x_hat^T D = scale * (x_q^T D) + lo * sum(D)``; ``x_q^T D`` and ``sum(D)`` come from one
-call of ``paillier.histogram.bucket_products`` (a constant key-1 row gives the sum).
-The gradients of every party (guest included) use ``x_hat``; the scores ``u`` and the
-predictions use the exact features. :func:`fit_plaintext` is the same algorithm in
+``[0, 2^bits)`` with ``scale = (max - min) / (2^bits - 1)``; ``lo`` and ``scale`` are
+held in fixed point (32 fractional bits), so ``2^32 x_hat^T D = scale * (x_q^T D) +
+lo * sum(D)`` is an exact integer. ``x_q^T [[D]]`` and ``[[sum D]]`` come from one call
+of ``paillier.histogram.bucket_products`` (a constant key-1 row gives the sum); the
+``scale`` and ``lo`` terms are applied homomorphically, so a host decrypts (masked)
+only ``x_hat^T d``, as in FATE, not ``sum(d)``. The gradients of every party (guest
+included) use ``x_hat``; the scores ``u`` and the predictions use the exact features. :func:`fit_plaintext` is the same algorithm in
 NumPy (same batches, same quantisation); the protocol matches it up to the 2^-32
 rounding of ``u`` (about 1e-9 relative on the weights).
 
@@ -32,9 +34,11 @@ batch 32 all give 0.965, the same as scikit-learn's LogisticRegression with
 C = 1 / (l2 * n_train). The weights move more than the accuracy: relative to float
 features, by 4e-5 (16 bits), 1.2-1.9 % (8 bits) and 29-40 % (4 bits) in L2 norm.
 
-Masks are uniform integers of MASK_BITS = 176 bits from ``secrets``; a masked value
-``G + R`` with ``|G| < 2^112`` (checked bounds: ``|U| < 2^62``, ``x_q < 2^16``,
-``B < 2^33``) is within statistical distance 2^-64 of uniform. A masked value is added
+Masks are uniform integers of MASK_BITS = 224 bits from ``secrets``; a masked value
+``G + R`` with ``|G| < 2^160`` is within statistical distance 2^-64 of uniform. The
+bounds are checked: ``|u| < 2^30`` (else the step raises: training diverged), features
+``|x| < 2^20`` (so ``2^32 |x_hat| < 2^53``), ``B < 2^33``, at most 255 hosts, which give
+``|D| < 2^70`` and ``|G| < 2^33 * 2^53 * 2^70 = 2^156``. A masked value is added
 as a fresh encryption of ``R``, so every ciphertext a key holder receives is
 re-randomised. Randomness of Paillier itself comes from ``os.urandom``.
 
@@ -49,17 +53,20 @@ Per epoch: the guest draws the batch order from the seed and sends it to the hos
    (ciphertexts under the arbiter's key).
 2. guest: ``[[D]] = Enc(U_g - 2^33 y') + sum_h [[U_h]]``, sends ``[[D]]`` to each host.
    A host learns nothing (ciphertexts).
-3. every party p: ``[[G_p]] = [[x_q^T D, sum D]]`` (bucket_products), adds a fresh
+3. every party p: ``[[G_p]] = [[2^32 x_hat_p^T D]]`` (bucket_products; the guest's also
+   carries ``[[sum D]]`` for its intercept), adds a fresh
    encryption of its mask ``R_p`` and sends ``[[G_p + R_p]]`` to the arbiter.
 4. arbiter: decrypts and returns ``G_p + R_p`` to p. The arbiter learns nothing
    (uniformly masked values).
 5. every party p: unmasks, forms its gradient, updates its weights. p learns its own
-   gradient ``X_p^T d`` (as in FATE).
+   gradient ``X_p^T d`` (as in FATE); the guest also ``sum(d)`` (its intercept's
+   gradient), hence the batch sum of the hosts' scores ``sum_i sum_h u_h,i``.
 
 Guest-holds-key form (``arbiter=None``)
 ---------------------------------------
-0. The guest and every host each generate a key pair and exchange public keys.
-Per batch:
+0. The guest and every host each generate a key pair (a public key travels with the
+   ciphertexts made under it; no other key message). Per batch (step 5 uses the
+   guest's weights from before step 4's update):
 
 1. host h: ``U_h``, sends ``[[U_h]]_h`` (under its own key) to the guest. The guest
    learns nothing (it cannot decrypt).
@@ -68,20 +75,22 @@ Per batch:
 3. host h: decrypts and returns ``C_h + R_h`` to the guest. The host learns nothing
    (masked).
 4. guest: unmasks ``C_h``, computes ``x_q,g^T D = x_q,g^T (U_g - 2^33 y') + sum_h C_h``
-   (and ``sum D``), updates its weights. The guest learns its own gradient, i.e. the
-   aggregates ``x_q,g^T U_h`` (never the per-row ``U_h``).
+   (and ``sum D``), updates its weights. The guest learns its own gradient and, per
+   host, the aggregates ``x_q,g^T U_h`` and ``sum U_h`` over the batch (never the
+   per-row ``U_h``).
 5. guest: sends ``[[V]]_g = Enc_g(U_g - 2^33 y')`` to the first host; each host adds
    ``U_h`` in the plaintext domain and passes it on; the last host holds
    ``[[D]]_g`` and sends it to the other hosts. Hosts learn nothing (ciphertexts
    under the guest's key; the guest never sees these).
-6. host h: ``[[G_h + R_h]]_g = [[x_q,h^T D, sum D]]_g + Enc_g(R_h)``, sent to the guest.
+6. host h: ``[[G_h + R_h]]_g = [[2^32 x_hat_h^T D]]_g + Enc_g(R_h)``, sent to the guest.
 7. guest: decrypts and returns ``G_h + R_h``. The guest learns nothing (masked).
 8. host h: unmasks and updates its weights; it learns its own gradient (as in FATE).
 
 Neither y, d nor any plaintext score reaches a host; the guest sees the hosts'
-per-row scores only at prediction (below). Compared with the single-key version of
-this form (the guest decrypts a masked ``[[u_h]]``-derived value), the host's own key
-in steps 1-4 is what keeps ``U_h`` per row hidden from the guest during training.
+per-row scores only at prediction (below). Why the hosts' keys: under the guest's key
+alone, ``[[u_h]]`` would reach the guest decryptable (the guest's cross term
+``X_g^T u_h`` needs it); under the host's key the guest computes on it blind, at the
+cost of one extra round trip per host and batch (steps 2-3).
 
 Convergence: at the end of each epoch every party sends ``||w_p(end) - w_p(start)||^2``
 (one scalar) to the arbiter (arbiter form) or the guest (guest form), which publishes
@@ -113,8 +122,11 @@ from cipherray.runtime.refs import PartyRef
 
 PROTOCOL = "hetero_lr"
 FRAC_BITS = 32  # fixed-point fraction of the scores u
-MASK_BITS = 176  # statistical masking: values < 2^112, distance <= 2^-64
-_U_LIMIT = 2.0**30  # |u| bound, so |U| < 2^62 and |D| < 2^63 for a few hosts
+FEATURE_FRAC_BITS = 32  # fixed-point fraction of a column's lo and scale
+MASK_BITS = 224  # statistical masking: values < 2^160, distance <= 2^-64
+_U_LIMIT = 2.0**30  # |u| < 2^30: |U| < 2^62, |D| < 2^70 for < 256 hosts
+_FEATURE_LIMIT = 2.0**20  # |x| < 2^20: |x_hat| * 2^32 < 2^53
+_MAX_HOSTS = 255
 
 MESSAGES = {
     "public_key": "a Paillier public key",
@@ -135,17 +147,21 @@ MESSAGES = {
 
 
 def _quantise(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per column: x_q = round((x - lo) / scale) in [0, 2^bits); (x_q, lo, scale)."""
+    """Per column: x_q = round((x - lo) / scale) in [0, 2^bits); returns x_q and lo,
+    scale in fixed point (int64, FEATURE_FRAC_BITS fractional bits)."""
     lo = x.min(axis=0)
     hi = x.max(axis=0)
     scale = (hi - lo) / (2**bits - 1)
     scale = np.where(scale > 0, scale, 1.0)
     xq = np.clip(np.rint((x - lo) / scale), 0, 2**bits - 1).astype(np.int64)
-    return xq, lo, scale
+    lo_fx = np.rint(np.ldexp(lo, FEATURE_FRAC_BITS)).astype(np.int64)
+    scale_fx = np.rint(np.ldexp(scale, FEATURE_FRAC_BITS)).astype(np.int64)
+    return xq, lo_fx, scale_fx
 
 
-def _dequantise(xq: np.ndarray, lo: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return lo + scale * xq
+def _dequantise(xq: np.ndarray, lo_fx: np.ndarray, scale_fx: np.ndarray) -> np.ndarray:
+    """x_hat = (lo + scale * x_q) / 2^32 (exact: the integers stay below 2^53)."""
+    return np.ldexp((lo_fx + scale_fx * xq).astype(np.float64), -FEATURE_FRAC_BITS)
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -166,6 +182,8 @@ def _check_features(x: Any, who: str) -> np.ndarray:
         raise ValueError(f"party '{who}': features must be a 2-d array, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError(f"party '{who}': features contain NaN or infinity")
+    if x.size and float(np.abs(x).max()) >= _FEATURE_LIMIT:
+        raise ValueError(f"party '{who}': features must be below 2^20 in magnitude (standardise)")
     return x
 
 
@@ -237,10 +255,12 @@ def _keygen(bits: int, insecure: bool) -> tuple:
 def _describe(x: Any, y: Any = None) -> dict:
     """Public shape facts of a party's inputs (rows, columns, label check)."""
     x = np.asarray(x)
+    numeric = np.issubdtype(x.dtype, np.number) and not np.iscomplexobj(x)
     out: dict = {
         "rows": int(x.shape[0]) if x.ndim >= 1 else 0,
         "cols": int(x.shape[1]) if x.ndim == 2 else (1 if x.ndim == 1 else 0),
-        "finite": bool(np.issubdtype(x.dtype, np.number) and np.isfinite(x).all()),
+        "finite": bool(numeric and np.isfinite(x).all()),
+        "in_range": bool(numeric and (x.size == 0 or np.abs(x).max() < _FEATURE_LIMIT)),
     }
     if y is not None:
         yv = np.asarray(y).ravel()
@@ -253,9 +273,10 @@ def _prepare(x: Any, bits: int, y: Any = None) -> dict:
     """A party's training state: exact features, quantised keys (d+1, n) with a
     constant-1 row for sum(D), lo and scale; the guest's y' too."""
     xf = _check_features(x, "self")
-    xq, lo, scale = _quantise(xf, bits)
+    xq, lo_fx, scale_fx = _quantise(xf, bits)
     keys = np.vstack([xq.T, np.ones((1, xf.shape[0]), dtype=np.int64)])
-    st = {"x": xf, "keys": np.ascontiguousarray(keys), "lo": lo, "scale": scale, "bits": bits}
+    st = {"x": xf, "keys": np.ascontiguousarray(keys), "lo": lo_fx, "scale": scale_fx}
+    st["bits"] = bits
     if y is not None:
         st["ys"] = 2.0 * np.asarray(y, dtype=np.float64).ravel() - 1.0
     return st
@@ -302,13 +323,22 @@ def _guest_enc_d(st, w, order, s, t, pk, *enc_us) -> Any:
     return enc
 
 
-def _masked_products(st: dict, enc: Any, order: np.ndarray, s: int, t: int) -> tuple:
-    """[[x_q^T c, sum c]] + Enc(R) with a fresh CSPRNG mask R; returns (masked, R)."""
+def _masked_products(st: dict, enc: Any, order: np.ndarray, s: int, t: int, mode: str) -> tuple:
+    """The batch's products of [[c]] with the party's quantised columns, plus a fresh
+    encryption of a CSPRNG mask R; returns (masked, R). mode "raw": [[x_q^T c, sum c]];
+    "host": [[2^32 x_hat^T c]] (lo * sum c added homomorphically, so the host never
+    sees sum c); "guest": [[2^32 x_hat^T c, sum c]] (the intercept needs sum c)."""
+    from cipherray.protocols.paillier import concatenate
     from cipherray.protocols.paillier.histogram import bucket_products
 
     rows = _rows(order, s, t)
     keys = st["keys"][:, rows]
     prod = bucket_products(enc, keys, 2 ** st["bits"], weighted=True)[0]
+    if mode != "raw":
+        total = prod[-1:]
+        prod = prod[:-1] * st["scale"] + total * st["lo"]
+        if mode == "guest":
+            prod = concatenate([prod, total])
     mask = np.array([secrets.randbits(MASK_BITS) for _ in range(prod.shape[0])], dtype=object)
     return prod + enc.public_key.encrypt(mask), mask
 
@@ -321,25 +351,25 @@ def _unmask(masked: np.ndarray, mask: np.ndarray) -> list[int]:
     return [int(a) - int(r) for a, r in zip(masked.tolist(), mask.tolist())]
 
 
-def _gradient(st: dict, g: list[int], w: np.ndarray, m: int, l2: float, guest: bool):
-    """x_hat^T d / B + l2 w from G = (x_q^T D, sum D), D = 2^34 d."""
-    sum_d = g[-1]
-    xtd = np.array([float(v) for v in g[:-1]])
-    denom = math.ldexp(float(m), FRAC_BITS + 2)
-    grad = (st["scale"] * xtd + st["lo"] * float(sum_d)) / denom
+def _gradient(g: list[int], w: np.ndarray, m: int, l2: float, guest: bool) -> np.ndarray:
+    """x_hat^T d / B + l2 w from G = 2^32 x_hat^T D (guest: then sum D), D = 2^34 d."""
+    shift = FRAC_BITS + 2 + FEATURE_FRAC_BITS
     if guest:
-        return np.concatenate([grad + l2 * w[:-1], [float(sum_d) / denom]])
-    return grad + l2 * w
+        grad = np.array([math.ldexp(float(v), -shift) for v in g[:-1]]) / m
+        sum_d = math.ldexp(float(g[-1]), -(FRAC_BITS + 2)) / m
+        return np.concatenate([grad + l2 * w[:-1], [sum_d]])
+    return np.array([math.ldexp(float(v), -shift) for v in g]) / m + l2 * w
 
 
-def _update(st, w, masked, mask, m, lr, l2, guest) -> np.ndarray:
+def _update(w, masked, mask, m, lr, l2, guest) -> np.ndarray:
     """Steps 5 / 8: unmask, gradient, new weights."""
     g = _unmask(np.asarray(masked, dtype=object).ravel(), mask)
-    return w - lr * _gradient(st, g, w, m, l2, guest)
+    return w - lr * _gradient(g, w, m, l2, guest)
 
 
 def _guest_update_keyholder(st, w, order, s, t, lr, l2, *cross) -> np.ndarray:
-    """Guest form, step 4: x_q,g^T D = x_q,g^T V + sum_h C_h (C_h unmasked)."""
+    """Guest form, step 4: x_q,g^T D = x_q,g^T V + sum_h C_h (C_h unmasked), then
+    2^32 x_hat^T D = scale * x_q^T D + lo * sum D (exact integers)."""
     rows = _rows(order, s, t)
     v = _guest_v(st, w, rows)
     keys = st["keys"][:, rows]
@@ -347,7 +377,9 @@ def _guest_update_keyholder(st, w, order, s, t, lr, l2, *cross) -> np.ndarray:
     for k in range(0, len(cross), 2):
         c = _unmask(np.asarray(cross[k], dtype=object).ravel(), cross[k + 1])
         g = [a + b for a, b in zip(g, c)]
-    return w - lr * _gradient(st, g, w, t - s, l2, True)
+    sum_d = g[-1]
+    fx = [int(sc) * a + int(lo) * sum_d for sc, lo, a in zip(st["scale"], st["lo"], g[:-1])]
+    return w - lr * _gradient([*fx, sum_d], w, t - s, l2, True)
 
 
 def _add_plain(enc: Any, u: np.ndarray) -> Any:
@@ -440,6 +472,8 @@ def _check_rows(rt, guest, hosts, x_guest, x_hosts, y) -> dict[str, dict]:
             raise ValueError(f"party '{name}': features are empty")
         if not facts["finite"]:
             raise ValueError(f"party '{name}': features must be finite numbers")
+        if not facts["in_range"]:
+            raise ValueError(f"party '{name}': features must be below 2^20 in magnitude")
         if facts["rows"] != g["rows"]:
             raise ValueError(
                 f"party '{name}': features have {facts['rows']} rows but the guest "
@@ -500,8 +534,8 @@ def train(
     `progress(epoch, record)` called after each epoch (record as in `history`)."""
     guest = rt.party(guest)
     hosts = [rt.party(h) for h in hosts]
-    if not hosts:
-        raise ValueError("hetero LR needs at least one host")
+    if not 1 <= len(hosts) <= _MAX_HOSTS:
+        raise ValueError(f"hetero LR needs 1..{_MAX_HOSTS} hosts, got {len(hosts)}")
     _check_hyper(epochs, batch_size, lr, l2, key_bits, feature_bits, tol)
     names = [guest.name] + [h.name for h in hosts]
     if len(set(names)) != len(names):
@@ -624,13 +658,14 @@ def _batch_arbiter(rt, send, guest, hosts, arbiter, state, weights, order_at, s,
         enc_d_at[h.name] = send(enc_d, h, "enc_d")
     # 3-5. every party: masked gradient to the arbiter, decrypted, unmasked, update
     for p in [guest, *hosts]:
+        mode = "guest" if p.name == guest.name else "host"
         masked, mask = p(_masked_products, name="masked_gradient", num_returns=2)(
-            state[p.name], enc_d_at[p.name], order_at[p.name], s, t
+            state[p.name], enc_d_at[p.name], order_at[p.name], s, t, mode
         )
         plain = arbiter(_decrypt, name="decrypt")(sk, send(masked, arbiter, "masked_gradient"))
         back = send(plain, p, "masked_gradient_plain")
         weights[p.name] = p(_update, name="update")(
-            state[p.name], weights[p.name], back, mask, t - s, lr, l2, p.name == guest.name
+            weights[p.name], back, mask, t - s, lr, l2, p.name == guest.name
         )
 
 
@@ -648,7 +683,7 @@ def _batch_guest_key(rt, send, guest, hosts, state, weights, order_at, s, t, pk_
         enc_u_at_g = send(enc_u, guest, "enc_u_host")
         # 2. guest: masked cross term under the host's key
         masked, mask = guest(_masked_products, name="masked_cross", num_returns=2)(
-            state[g], enc_u_at_g, order_at[g], s, t
+            state[g], enc_u_at_g, order_at[g], s, t, "raw"
         )
         # 3. host decrypts, returns it masked
         plain = h(_decrypt, name="decrypt")(sk_h, send(masked, h, "masked_cross"))
@@ -669,10 +704,10 @@ def _batch_guest_key(rt, send, guest, hosts, state, weights, order_at, s, t, pk_
     # 6-8. hosts: masked gradient to the guest, decrypted, unmasked, update
     for h in hosts:
         masked, mask = h(_masked_products, name="masked_gradient", num_returns=2)(
-            state[h.name], enc_d_at[h.name], order_at[h.name], s, t
+            state[h.name], enc_d_at[h.name], order_at[h.name], s, t, "host"
         )
         plain = guest(_decrypt, name="decrypt")(sk_g, send(masked, guest, "masked_gradient"))
         back = send(plain, h, "masked_gradient_plain")
         weights[h.name] = h(_update, name="update")(
-            state[h.name], weights[h.name], back, mask, t - s, lr, l2, False
+            weights[h.name], back, mask, t - s, lr, l2, False
         )
