@@ -343,12 +343,22 @@ def _masked_products(st: dict, enc: Any, order: np.ndarray, s: int, t: int, mode
     return prod + enc.public_key.encrypt(mask), mask
 
 
-def _decrypt(sk: Any, c: Any) -> np.ndarray:
-    return sk.decrypt(c)
+_WIRE = (MASK_BITS + 16) // 8  # bytes of one masked value on the wire (signed)
 
 
-def _unmask(masked: np.ndarray, mask: np.ndarray) -> list[int]:
-    return [int(a) - int(r) for a, r in zip(masked.tolist(), mask.tolist())]
+def _decrypt(sk: Any, c: Any) -> bytes:
+    """Decrypt masked values; fixed-width signed big-endian integers (the wire form)."""
+    return b"".join(int(v).to_bytes(_WIRE, "big", signed=True) for v in sk.decrypt(c).ravel())
+
+
+def _unmask(masked: bytes, mask: np.ndarray) -> list[int]:
+    vals = [
+        int.from_bytes(masked[i : i + _WIRE], "big", signed=True)
+        for i in range(0, len(masked), _WIRE)
+    ]
+    if len(vals) != len(mask):
+        raise ValueError(f"expected {len(mask)} masked values, got {len(vals)}")
+    return [a - int(r) for a, r in zip(vals, mask.tolist())]
 
 
 def _gradient(g: list[int], w: np.ndarray, m: int, l2: float, guest: bool) -> np.ndarray:
@@ -363,7 +373,7 @@ def _gradient(g: list[int], w: np.ndarray, m: int, l2: float, guest: bool) -> np
 
 def _update(w, masked, mask, m, lr, l2, guest) -> np.ndarray:
     """Steps 5 / 8: unmask, gradient, new weights."""
-    g = _unmask(np.asarray(masked, dtype=object).ravel(), mask)
+    g = _unmask(masked, mask)
     return w - lr * _gradient(g, w, m, l2, guest)
 
 
@@ -375,7 +385,7 @@ def _guest_update_keyholder(st, w, order, s, t, lr, l2, *cross) -> np.ndarray:
     keys = st["keys"][:, rows]
     g = [int(a) for a in (keys.astype(object) @ v.astype(object)).tolist()]
     for k in range(0, len(cross), 2):
-        c = _unmask(np.asarray(cross[k], dtype=object).ravel(), cross[k + 1])
+        c = _unmask(cross[k], cross[k + 1])
         g = [a + b for a, b in zip(g, c)]
     sum_d = g[-1]
     fx = [int(sc) * a + int(lo) * sum_d for sc, lo, a in zip(st["scale"], st["lo"], g[:-1])]
