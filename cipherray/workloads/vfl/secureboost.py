@@ -617,7 +617,7 @@ def _g_decide(ts: dict, g: dict, sk: Any, enc: Any, tree: int, level: int, p: di
         G, H, _ = decompress(sk.decrypt(ct), total, lay)
         host_hists.append((G.reshape(shape), H.reshape(shape)))
     ts, reqs = decide(ts, g["bins"], g["edges"], host_hists, tree, level, p)
-    return (ts, *reqs)
+    return (ts, *reqs) if reqs else ts
 
 
 def _h_split(h: dict, req: dict, bins: int) -> tuple:
