@@ -59,9 +59,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cipherray.runtime import Party, PartyRef, Runtime
 
 FRAC_BITS = 20  # fixed-point precision of g and h: 2^-20
 SCALE = float(1 << FRAC_BITS)
@@ -203,9 +206,9 @@ def compress(hist: Any, lay: GHLayout, rerandomize: bool = True) -> Any:
     cts = flat.ciphertexts().tolist() + [1] * (nct * k - total)  # pad: encryptions of 0
     cols = np.asarray(cts, dtype=object).reshape(nct, k)
     pk = hist.public_key
-    acc = CipherArray._wrap(pk, cols[:, 0].copy(), 0, "int") if nct else flat
+    acc = CipherArray.from_ciphertexts(pk, cols[:, 0]) if nct else flat
     for j in range(1, k):
-        acc = acc * (1 << lay.width) + CipherArray._wrap(pk, cols[:, j].copy(), 0, "int")
+        acc = acc * (1 << lay.width) + CipherArray.from_ciphertexts(pk, cols[:, j])
     return acc.rerandomize() if rerandomize else acc
 
 
@@ -714,14 +717,17 @@ class SecureBoostModel:
     """The trained model, split across parties: trees (structure, leaf weights, the
     guest's thresholds) at the guest, each host's thresholds in its lookup table."""
 
-    def __init__(self, rt: Any, guest: Any, hosts: list, p: dict, gstate: Any, hstates: list):
+    def __init__(
+        self, rt: Runtime, guest: Party, hosts: list[Party], p: dict, gstate: PartyRef,
+        hstates: list[PartyRef],
+    ) -> None:  # fmt: skip
         self.rt, self.guest, self.hosts, self.params = rt, guest, list(hosts), p
-        self._g, self._h = gstate, list(hstates)
-        self.trees: list = []  # PartyRefs at the guest
+        self._gstate, self._hstates = gstate, list(hstates)
+        self.trees: list[PartyRef] = []  # at the guest
         self.seconds_per_tree: list[float] = []
         self.bytes_sent = 0
 
-    def predict(self, rt: Any, x_guest: Any, x_hosts: list) -> Any:
+    def predict(self, rt: Runtime, x_guest: PartyRef, x_hosts: list[PartyRef]) -> PartyRef:
         """7. Collaborative prediction; the result (probability or value) is at the guest."""
         guest, hosts = self.guest, self.hosts
         if len(x_hosts) != len(hosts):
@@ -735,7 +741,7 @@ class SecureBoostModel:
                     )
                     reqs = reqs if len(hosts) != 1 else (reqs,)
                     dirs = []
-                    for h, hs, x, q in zip(hosts, self._h, x_hosts, reqs):
+                    for h, hs, x, q in zip(hosts, self._hstates, x_hosts, reqs):
                         at_h = rt.send(q, to=h, tag="secureboost/predict")
                         d = h(_h_pred, name="secureboost/host_predict")(hs, x, at_h)
                         dirs.append(rt.send(d, to=guest, tag="secureboost/directions"))
@@ -746,13 +752,13 @@ class SecureBoostModel:
             st, self.params["objective"], *self.trees
         )
 
-    def importance_at(self, party: Any) -> Any:
+    def importance_at(self, party: Party | str) -> PartyRef:
         """Split count and total gain of `party`'s own features (a DataFrame held at
         that party)."""
         rt, guest = self.rt, self.guest
         name = getattr(party, "name", party)
         if name == guest.name:
-            return guest(_importance_g, name="secureboost/importance")(self._g, *self.trees)
+            return guest(_importance_g, name="secureboost/importance")(self._gstate, *self.trees)
         names = [h.name for h in self.hosts]
         if name not in names:
             raise ValueError(f"'{name}' is not a party of this model")
@@ -760,7 +766,9 @@ class SecureBoostModel:
         imp = guest(_importance_host, name="secureboost/importance")(k + 1, *self.trees)
         with rt.scope("secureboost"):
             at_h = rt.send(imp, to=self.hosts[k], tag="secureboost/importance")
-        return self.hosts[k](_importance_fill, name="secureboost/importance")(self._h[k], at_h)
+        return self.hosts[k](_importance_fill, name="secureboost/importance")(
+            self._hstates[k], at_h
+        )
 
 
 def _importance_g(g: dict, *trees: dict) -> Any:
@@ -792,7 +800,8 @@ def _importance_fill(h: dict, imp: dict) -> Any:
 
 # ------------------------------------------------------------------ training
 def train(
-    rt: Any, guest: Any, hosts: list, x_guest: Any, y: Any, x_hosts: list, *,
+    rt: Runtime, guest: Party, hosts: list[Party], x_guest: PartyRef, y: PartyRef,
+    x_hosts: list[PartyRef], *,
     trees: int = 10, depth: int = 5, lr: float = 0.3, lam: float = 1.0,
     min_child_weight: float = 1.0, bins: int = 32, objective: str = "binary",
     guest_first_tree: bool = False, key_bits: int = 2048, insecure: bool = False,
@@ -821,7 +830,8 @@ def train(
                 f"host '{h.name}' has {n} (align the tables first, e.g. with PSI)"
             )
     pk, sk = guest(_g_keygen, num_returns=2, name="secureboost/keygen")(key_bits, insecure)
-    model = SecureBoostModel(rt, guest, hosts, p, g, hs)
+    tree_refs: list = []
+    seconds: list[float] = []
     margin = guest(_zeros)(counts[0])
     bar = None
     if progress is True:
@@ -863,15 +873,16 @@ def train(
                 ts, margin, p, use
             )
         rt.wait(margin)
-        model.trees.append(tree)
-        model.seconds_per_tree.append(time.perf_counter() - t0)
+        tree_refs.append(tree)
+        seconds.append(time.perf_counter() - t0)
         if bar is not None:
             bar.update()
         elif callable(progress):
-            progress(t, p["trees"], model.seconds_per_tree[-1])
+            progress(t, p["trees"], seconds[-1])
     if bar is not None:
         bar.close()
-    model._h = hs
+    model = SecureBoostModel(rt, guest, hosts, p, g, hs)
+    model.trees, model.seconds_per_tree = tree_refs, seconds
     model.bytes_sent = rt.ledger.total_bytes - bytes0
     return model
 
