@@ -206,3 +206,27 @@ def test_ray_backend_trains_and_dead_host_is_named(ray_rt):
         )  # fmt: skip
     assert info.value.party == "host"
     assert time.monotonic() - t0 < rt.timeout_s + 10
+
+
+def test_packing_and_compression_round_trip():
+    from cipherray.protocols.paillier import keygen
+    from cipherray.protocols.paillier.histogram import bucket_products
+
+    pk, sk = keygen(1024, insecure=True)
+    rng = np.random.default_rng(1)
+    n, d, nb = 50, 3, 5
+    gi, hi = sb.grad_hess(rng.integers(0, 2, n).astype(float), rng.normal(size=n), "binary")
+    lay = sb.gh_layout(gi, hi, 1024)
+    assert lay.per_ct == (1024 - 3) // lay.width and lay.per_ct > 1
+    keys = rng.integers(0, nb, size=(d, n)).astype(np.int32)
+    rows = np.flatnonzero(rng.random(n) < 0.7)
+    slots = rng.integers(0, 2, rows.size).astype(np.int32)
+    hist = bucket_products(
+        pk.encrypt(sb.pack_gh(gi, hi, lay)), keys, nb, rows=rows, slots=slots, nslots=2
+    )
+    G, H, C = sb.decompress(sk.decrypt(sb.compress(hist, lay)), 2 * d * nb, lay)
+    G0, H0 = sb.plain_histograms(keys, gi, hi, rows, slots, 2, nb)
+    assert np.array_equal(G, G0.ravel()) and np.array_equal(H, H0.ravel())
+    assert C.sum() == rows.size * d
+    with pytest.raises(AssertionError, match="exceed"):
+        sb.gh_layout(gi, hi, 40)  # a key too small for one packed bin sum
