@@ -668,7 +668,8 @@ def _h_pred(h: dict, x: Any, req: tuple) -> np.ndarray:
     return _host_predict(h["lookup"], ti, nodes, x, rows)
 
 
-def _pred_advance(st: dict, edges: list, *args: Any) -> dict:
+def _pred_advance(st: dict, *args: Any) -> dict:
+    """7. (guest) one level down every tree: own splits here, host splits from `dirs`."""
     ntrees = len(st["node"])
     trees, rest = args[:ntrees], args[ntrees:]
     k = len(rest) // 2
@@ -746,7 +747,7 @@ class SecureBoostModel:
                         d = h(_h_pred, name="secureboost/host_predict")(hs, x, at_h)
                         dirs.append(rt.send(d, to=guest, tag="secureboost/directions"))
                     st = guest(_pred_advance, name="secureboost/predict_level")(
-                        st, None, *self.trees, *(reqs[: len(hosts)] if hosts else ()), *dirs
+                        st, *self.trees, *reqs, *dirs
                     )
         return guest(_pred_out, name="secureboost/predict_out")(
             st, self.params["objective"], *self.trees
