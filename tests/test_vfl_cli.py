@@ -11,6 +11,7 @@ import pytest
 
 from cipherray.cli import main as cli_main
 from cipherray.workloads.vfl import job
+from cipherray.workloads.vfl.demo import write_demo
 
 FAST = ["--backend", "inline", "--no-progress", "--key-bits", "1024", "--insecure"]
 
@@ -18,7 +19,7 @@ FAST = ["--backend", "inline", "--no-progress", "--key-bits", "1024", "--insecur
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     d = tmp_path_factory.mktemp("vfl_demo")
-    return job.write_demo(str(d), rows=400, guest_features=3, host_features=4, seed=3)
+    return write_demo(str(d), rows=400, guest_features=3, host_features=4, seed=3)
 
 
 def _run(args: list[str]) -> int:

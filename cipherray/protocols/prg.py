@@ -59,6 +59,16 @@ def _shape(shape: int | Sequence[int]) -> tuple[int, ...]:
     return (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(s) for s in shape)
 
 
+def public_permutation(label: str, n: int) -> np.ndarray:
+    """A permutation of range(n) that every party derives alike from a public label
+    (e.g. a run's seed and an epoch): the order of AES-CTR keystream values under
+    SHA-256(label). Not secret; reproducible without a NumPy generator."""
+    import hashlib
+
+    seed = hashlib.sha256(label.encode()).digest()
+    return np.argsort(random_ring(seed, (int(n),)), kind="stable")
+
+
 def random_ring(seed: bytes, shape: int | Sequence[int], stream: int = 0) -> np.ndarray:
     """Uniform elements of Z_2^64 (dtype uint64) of the given shape, from `seed`.
 

@@ -166,7 +166,9 @@ def _dequantise(xq: np.ndarray, lo_fx: np.ndarray, scale_fx: np.ndarray) -> np.n
 
 def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The guest's batch order of one epoch (a permutation of the rows; not secret)."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    from cipherray.protocols.prg import public_permutation
+
+    return public_permutation(f"hetero_lr/batches/{seed}/{epoch}", n)
 
 
 def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:

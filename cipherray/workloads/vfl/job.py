@@ -175,7 +175,9 @@ def standardise(x: np.ndarray) -> np.ndarray:
 def split_positions(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and test row positions of the aligned table from a public seed (every party
     computes the same split itself; row positions are not sensitive after alignment)."""
-    perm = np.random.default_rng(seed).permutation(n)
+    from cipherray.protocols.prg import public_permutation
+
+    perm = public_permutation(f"vfl/split/{seed}", n)
     k = int(round(n * test_fraction))
     return np.sort(perm[k:]), np.sort(perm[:k])
 
@@ -558,37 +560,6 @@ def _train(
     return _Trained(model, "secureboost"), "tree", list(model.seconds_per_tree)
 
 
-# -- demo data --------------------------------------------------------------------------------
-def write_demo(
-    folder: str, rows: int = 2000, guest_features: int = 5, host_features: int = 10,
-    overlap: float = 0.9, seed: int = 0,
-) -> dict[str, str]:  # fmt: skip
-    """A bank (guest: label + some features) and an insurer (host: more features) with
-    overlapping customer ids, from a logistic model that uses both parties' features."""
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    xg = rng.normal(size=(rows, guest_features))
-    xh = rng.normal(size=(rows, host_features))
-    w = rng.normal(size=guest_features + host_features)
-    logit = np.concatenate([xg, xh], axis=1) @ w / np.sqrt(len(w)) * 2.0
-    y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
-    ids = np.array([f"C{i:07d}" for i in range(rows)])
-    keep_g = rng.random(rows) < overlap
-    keep_h = rng.random(rows) < overlap
-    d = Path(folder)
-    d.mkdir(parents=True, exist_ok=True)
-    bank = pd.DataFrame(xg, columns=[f"bank_{i}" for i in range(guest_features)])
-    bank.insert(0, "id", ids)
-    bank["default"] = y
-    ins = pd.DataFrame(xh, columns=[f"ins_{i}" for i in range(host_features)])
-    ins.insert(0, "id", ids)
-    paths = {"bank": str(d / "bank.csv"), "insurer": str(d / "insurer.csv")}
-    bank[keep_g].sample(frac=1.0, random_state=seed).to_csv(paths["bank"], index=False)
-    ins[keep_h].sample(frac=1.0, random_state=seed + 1).to_csv(paths["insurer"], index=False)
-    return paths
-
-
 # -- `cipherray run vfl` --------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from cipherray.cli import add_runtime_arguments
@@ -633,6 +604,8 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         if args.demo and not args.input:
+            from cipherray.workloads.vfl.demo import write_demo
+
             paths = write_demo(str(Path(args.out) / "demo"))
             inputs, keys, label = paths, ["id"], "default"
         else:
