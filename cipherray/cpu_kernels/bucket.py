@@ -19,7 +19,7 @@ import numpy as np
 from gmpy2 import mpz
 
 from . import _native
-from .modexp import _limbs_for, _modulus_constants, _words
+from .modexp import _limbs_for, _modulus_constants, _mpz_list, _words
 
 SOURCE = "bucket_ifma.cc"
 
@@ -114,7 +114,4 @@ def bucket_products(
     )
     if rc != 0:
         raise RuntimeError(f"IFMA bucket products failed ({rc}) for a {m.bit_length()}-bit modulus")
-    raw = out.tobytes()
-    nb = 8 * k64
-    from_bytes = mpz.from_bytes
-    return [from_bytes(raw[i * nb : (i + 1) * nb], "little") for i in range(total)]
+    return _mpz_list(out, k64, total)

@@ -85,6 +85,14 @@ def _words(values: Sequence[int], k: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint64).copy()
 
 
+def _mpz_list(out: np.ndarray, k: int, count: int) -> list:
+    """The first ``count`` values of k little-endian 64-bit words each, as gmpy2 mpz."""
+    raw = out.tobytes()
+    nb = 8 * k
+    from_bytes = mpz.from_bytes
+    return [from_bytes(raw[i * nb : (i + 1) * nb], "little") for i in range(count)]
+
+
 def _window(ebits: int) -> int:
     # a table of 2^w entries costs 2^w - 2 multiplications and a masked pass over all
     # entries per window; the thresholds give w=4 for 64-bit exponents (scalar multiply)
@@ -140,10 +148,7 @@ def powmod(bases: Sequence, exps: Sequence | int, m: int, threads: int = 1) -> l
     )
     if rc != 0:
         raise RuntimeError(f"IFMA powmod failed ({rc}) for a {m.bit_length()}-bit modulus")
-    raw = out.tobytes()
-    nb = 8 * k64
-    from_bytes = mpz.from_bytes
-    return [from_bytes(raw[i * nb : (i + 1) * nb], "little") for i in range(count)]
+    return _mpz_list(out, k64, count)
 
 
 _FB_NEW = (
@@ -199,10 +204,7 @@ class FixedBasePowers:
         rc = self._pow(self._handle, d.ctypes.data, out.ctypes.data, count, max(1, int(threads)))
         if rc != 0:
             raise RuntimeError(f"IFMA fixed-base power failed ({rc})")
-        raw = out.tobytes()
-        nb = 8 * self.k64
-        from_bytes = mpz.from_bytes
-        return [from_bytes(raw[i * nb : (i + 1) * nb], "little") for i in range(count)]
+        return _mpz_list(out, self.k64, count)
 
     def __del__(self) -> None:
         handle, free = getattr(self, "_handle", None), getattr(self, "_free", None)

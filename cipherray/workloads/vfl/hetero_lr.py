@@ -288,10 +288,6 @@ def _zeros(d: int) -> np.ndarray:
     return np.zeros(d)
 
 
-def _order(n: int, seed: int, epoch: int) -> np.ndarray:
-    return _epoch_order(n, seed, epoch)
-
-
 def _scores(st: dict, w: np.ndarray, rows: np.ndarray, guest: bool) -> np.ndarray:
     """U = round(2^32 u) for the batch rows, as int64 (bounded)."""
     x = st["x"][rows]
@@ -596,7 +592,7 @@ def train(
             t0 = time.perf_counter()
             start = dict(weights)
             with rt.scope(f"{PROTOCOL}/epoch{e}"):
-                order = guest(_order, name="batch_order")(n, seed, e)
+                order = guest(_epoch_order, name="batch_order")(n, seed, e)
                 order_at = {guest.name: order}
                 for h in hosts:
                     order_at[h.name] = send(order, h, "batch_rows")
