@@ -197,3 +197,28 @@ def test_device_script_dry_run(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     res = json.loads((tmp_path / "gpu_buckets.json").read_text())
     assert res["checks_ok"] and res["backend"] == "host"
+
+
+@pytest.mark.parametrize("path", ["reference", pytest.param("ifma", marks=needs_ifma), "gpu"])
+@pytest.mark.parametrize("fixture,k,w", [("key1024", 7, 23), ("key2048", 5, 91)])
+def test_horner_pack(request, path, fixture, k, w, monkeypatch):
+    """horner_pack: every path gives the reference's ciphertexts, which decrypt to the
+    packed sums (inputs padded with encryptions of 0 to a multiple of k)."""
+    from cipherray.protocols.paillier.histogram import horner_pack, horner_pack_reference
+
+    pk, sk, x, c = request.getfixturevalue(fixture)
+    vals = np.abs(x) % (1 << min(w, 20))
+    cv = pk.encrypt(vals)
+    if path == "gpu":
+        monkeypatch.setattr(backend, "use_gpu", lambda count: False)
+    got = horner_pack(cv, k, w, kernel=path)
+    nout = -(-vals.size // k)
+    padded = cv.ciphertexts().tolist() + [1] * (nout * k - vals.size)
+    assert got.ciphertexts().tolist() == horner_pack_reference(padded, k, w, pk.nsquare)
+    want = [
+        sum(int(v) << (w * (k - 1 - j)) for j, v in enumerate(vals[o * k : (o + 1) * k]))
+        for o in range(nout)
+    ]
+    assert [int(v) for v in sk.decrypt(got)] == want
+    with pytest.raises(ValueError, match="k >= 1"):
+        horner_pack(cv, 0, w, kernel=path)

@@ -115,3 +115,44 @@ def bucket_products(
     if rc != 0:
         raise RuntimeError(f"IFMA bucket products failed ({rc}) for a {m.bit_length()}-bit modulus")
     return _mpz_list(out, k64, total)
+
+
+_HORNER_SIGNATURE = (
+    ctypes.c_void_p,  # modulus, k64 words
+    ctypes.c_int32,  # k64
+    ctypes.c_uint64,  # k0
+    ctypes.c_void_p,  # R^2 mod m
+    ctypes.c_int32,  # L
+    ctypes.c_void_p,  # inputs, nout * k values of k64 words, row-major
+    ctypes.c_int64,  # nout
+    ctypes.c_int32,  # k
+    ctypes.c_int32,  # w
+    ctypes.c_void_p,  # out
+    ctypes.c_int32,  # threads
+)
+
+
+def horner(values: Sequence, k: int, w: int, m: int, threads: int = 1) -> list:
+    """``out[o] = prod_j values[o k + j]^(2^(w (k - 1 - j))) mod m`` for
+    ``o < len(values) / k`` (Horner's rule, eight outputs per SIMD pass), as gmpy2 ``mpz``.
+    ``len(values)`` must be a multiple of ``k``."""
+    kernel = _native.function(SOURCE, "cr_ifma_horner", _HORNER_SIGNATURE, ctypes.c_int)
+    if kernel is None:
+        raise RuntimeError("the IFMA kernel is not available on this machine")
+    m = int(m)
+    if k < 1 or w < 0 or len(values) % k:
+        raise ValueError(f"horner needs k >= 1, w >= 0 and a multiple of k values, got {k}, {w}")
+    L, k64, k0, m_words, r2_words = _modulus_constants(m)
+    nout = len(values) // k
+    mz = mpz(m)
+    cts = _words([v if 0 <= v < mz else v % mz for v in values], k64)
+    if cts.size == 0:
+        return []
+    out = np.empty(nout * k64, dtype=np.uint64)
+    rc = kernel(
+        m_words.ctypes.data, k64, k0, r2_words.ctypes.data, L, cts.ctypes.data, nout, int(k),
+        int(w), out.ctypes.data, max(1, int(threads)),
+    )  # fmt: skip
+    if rc != 0:
+        raise RuntimeError(f"IFMA Horner packing failed ({rc}) for a {m.bit_length()}-bit modulus")
+    return _mpz_list(out, k64, nout)

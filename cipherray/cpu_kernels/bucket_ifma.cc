@@ -223,6 +223,56 @@ static int bucket_all(Job& job, const uint64_t* r2_64, const uint64_t* cts64, in
   return rc;
 }
 
+
+// Horner packing: out[o] = prod_j c[o k + j]^(2^(w (k - 1 - j))) mod m, computed as
+// acc <- acc^(2^w) * c[o k + j]. Eight outputs side by side, one per lane; each input is
+// converted to Montgomery form on load (one multiplication by R^2).
+template <int L>
+static int horner_all(const uint64_t* m64, int k64, uint64_t k0v, const uint64_t* r2_64,
+                      const uint64_t* cts64, int64_t nout, int32_t k, int32_t w,
+                      uint64_t* out64, int threads) {
+  uint64_t m52[L];
+  for (int j = 0; j < L; ++j) m52[j] = limb52(m64, k64, j);
+  const __m512i k0 = _mm512_set1_epi64((long long)k0v);
+  alignas(64) __m512i r2[L], one[L];
+  for (int j = 0; j < L; ++j) {
+    r2[j] = _mm512_set1_epi64((long long)limb52(r2_64, k64, j));
+    one[j] = _mm512_set1_epi64(j == 0 ? 1 : 0);
+  }
+  const int64_t groups = (nout + 7) / 8;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
+  for (int64_t g = 0; g < groups; ++g) {
+    alignas(64) __m512i acc[L], x[L];
+    alignas(64) uint64_t tmp[8];
+    const int64_t o0 = g * 8;
+    for (int32_t j = 0; j < k; ++j) {
+      for (int l = 0; l < L; ++l) {
+        for (int lane = 0; lane < 8; ++lane) {
+          const int64_t o = o0 + lane;
+          tmp[lane] = o < nout ? limb52(cts64 + (o * k + j) * k64, k64, l) : (l == 0 ? 1 : 0);
+        }
+        x[l] = _mm512_load_si512(tmp);
+      }
+      amm<L>(x, x, r2, m52, k0);
+      if (j == 0) {
+        for (int l = 0; l < L; ++l) acc[l] = x[l];
+        continue;
+      }
+      for (int32_t s = 0; s < w; ++s) amm<L>(acc, acc, acc, m52, k0);
+      amm<L>(acc, acc, x, m52, k0);
+    }
+    amm<L>(acc, acc, one, m52, k0);
+    alignas(64) uint64_t lanes[L][8];
+    for (int l = 0; l < L; ++l) _mm512_store_si512(lanes[l], acc[l]);
+    uint64_t x52[L];
+    for (int lane = 0; lane < 8 && o0 + lane < nout; ++lane) {
+      for (int l = 0; l < L; ++l) x52[l] = lanes[l][lane];
+      store_lane(out64 + (o0 + lane) * k64, k64, x52, L, m64);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -246,6 +296,24 @@ int cr_ifma_bucket(const uint64_t* m64, int32_t k64, uint64_t k0, const uint64_t
     case 60: return bucket_all<60>(job, r2_64, cts64, threads);
     case 79: return bucket_all<79>(job, r2_64, cts64, threads);
     case 119: return bucket_all<119>(job, r2_64, cts64, threads);
+    default: return -1;
+  }
+}
+
+// Horner packing mod m (odd, R = 2^(52 L) > 4 m): cts64 holds nout * k values (< m), k64
+// words each, row-major (output o's inputs at o k .. o k + k - 1); out64 receives nout
+// values out[o] = prod_j cts[o k + j]^(2^(w (k - 1 - j))) mod m. Returns 0 or -1 for an
+// unsupported L.
+int cr_ifma_horner(const uint64_t* m64, int32_t k64, uint64_t k0, const uint64_t* r2_64,
+                   int32_t L, const uint64_t* cts64, int64_t nout, int32_t k, int32_t w,
+                   uint64_t* out64, int32_t threads) {
+  if (nout <= 0 || k <= 0) return 0;
+  if (threads < 1) threads = 1;
+  switch (L) {
+    case 40: return horner_all<40>(m64, k64, k0, r2_64, cts64, nout, k, w, out64, threads);
+    case 60: return horner_all<60>(m64, k64, k0, r2_64, cts64, nout, k, w, out64, threads);
+    case 79: return horner_all<79>(m64, k64, k0, r2_64, cts64, nout, k, w, out64, threads);
+    case 119: return horner_all<119>(m64, k64, k0, r2_64, cts64, nout, k, w, out64, threads);
     default: return -1;
   }
 }

@@ -186,3 +186,52 @@ def _dispatch(pk, cts, keys, nbuckets, rows, slots, nslots, weighted, threads, k
             cts, keys, nbuckets, pk.nsquare, rows, slots, nslots, weighted, nthreads
         )
     return bucket_products_reference(cts, keys, nbuckets, pk.nsquare, rows, slots, nslots, weighted)
+
+
+def horner_pack(c: CipherArray, k: int, w: int, *, kernel: str | None = None) -> CipherArray:
+    """Pack ``k`` ciphertexts into one by Horner's rule: output o encrypts
+    ``sum_j m[o k + j] * 2^(w (k - 1 - j))`` (``acc <- acc^(2^w) * c_next``); ``c`` is padded
+    with encryptions of 0 (the ciphertext 1) to a multiple of ``k``. The caller keeps every
+    packed sum below ``2^w`` and ``k w`` below the plaintext space. Runs in the IFMA kernel
+    where the CPU has it (``kernel`` as for :func:`bucket_products`; the GPU path is the
+    CipherArray arithmetic, which stays on the device), gmpy2 otherwise. Returns a 1-d
+    CipherArray (no fresh randomness)."""
+    if k < 1 or w < 0:
+        raise ValueError(f"horner_pack needs k >= 1 and w >= 0, got k={k}, w={w}")
+    pk = c.public_key
+    flat = c.reshape(-1)
+    total = flat.size
+    nout = -(-total // k)
+    path = choose_kernel(pk.nsquare, nout * k * w, kernel)
+    if path == "gpu" or nout == 0:
+        pad = np.ones(nout * k - total, dtype=object)
+        cols = np.concatenate([flat.ciphertexts(), pad]).reshape(nout, k)
+        acc = CipherArray.from_ciphertexts(pk, cols[:, 0]) if nout else flat
+        for j in range(1, k):
+            acc = acc * (1 << w) + CipherArray.from_ciphertexts(pk, cols[:, j])
+        return acc
+    cts = flat.ciphertexts().tolist() + [_ONE] * (nout * k - total)
+    if path == "ifma":
+        from cipherray.cpu_kernels import bucket
+
+        from .arith import get_num_threads
+
+        out = bucket.horner(cts, k, w, pk.nsquare, get_num_threads())
+    else:
+        out = horner_pack_reference(cts, k, w, pk.nsquare)
+    return CipherArray._wrap(pk, _objarray(out, (nout,)), c.exponent, c.kind)
+
+
+def horner_pack_reference(cts: list, k: int, w: int, nsq: Any) -> list:
+    """gmpy2 reference of :func:`horner_pack` on a list of ``nout * k`` ciphertexts."""
+    import gmpy2
+
+    nsq = mpz(nsq)
+    shift = mpz(1) << w
+    out = []
+    for o in range(len(cts) // k):
+        acc = mpz(cts[o * k])
+        for j in range(1, k):
+            acc = gmpy2.powmod(acc, shift, nsq) * cts[o * k + j] % nsq
+        out.append(acc)
+    return out

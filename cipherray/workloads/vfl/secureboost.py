@@ -198,17 +198,9 @@ def plain_histograms(
 def compress(hist: Any, lay: GHLayout, rerandomize: bool = True) -> Any:
     """4. k packed bin sums per ciphertext by Horner's rule (c <- c^(2^w) * c_next),
     then fresh randomness on every ciphertext. Returns a 1-d CipherArray."""
-    from cipherray.protocols.paillier import CipherArray
+    from cipherray.protocols.paillier.histogram import horner_pack
 
-    flat = hist.reshape(-1)
-    k, total = lay.per_ct, flat.size
-    nct = -(-total // k)
-    cts = flat.ciphertexts().tolist() + [1] * (nct * k - total)  # pad: encryptions of 0
-    cols = np.asarray(cts, dtype=object).reshape(nct, k)
-    pk = hist.public_key
-    acc = CipherArray.from_ciphertexts(pk, cols[:, 0]) if nct else flat
-    for j in range(1, k):
-        acc = acc * (1 << lay.width) + CipherArray.from_ciphertexts(pk, cols[:, j])
+    acc = horner_pack(hist, lay.per_ct, lay.width)
     return acc.rerandomize() if rerandomize else acc
 
 
