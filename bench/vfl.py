@@ -266,11 +266,11 @@ def part_accuracy(results: dict, table: list) -> None:
 
     cases = []
     x, y, tr, te = _bc_split()
-    cases.append(("breast cancer", x[:, :10], x[:, 10:], y, tr, te, 40, 128))
+    cases.append(("breast cancer", x[:, :10], x[:, 10:], y, tr, te, 100, 128, 0.3))
     xg, xh, y2 = make_data(100_000, 10, 10, seed=14)
     tr2, te2 = split(100_000)
-    cases.append(("synthetic 100k x (10+10)", xg, xh, y2, tr2, te2, 3, 4096))
-    for name, xg, xh, y, tr, te, epochs, batch in cases:
+    cases.append(("synthetic 100k x (10+10)", xg, xh, y2, tr2, te2, 3, 4096, 0.15))
+    for name, xg, xh, y, tr, te, epochs, batch, rate in cases:
         mu, sd = np.concatenate([xg, xh], 1)[tr].mean(0), np.concatenate([xg, xh], 1)[tr].std(0)
         xs = (np.concatenate([xg, xh], axis=1) - mu) / sd
         gcols = xg.shape[1]
@@ -290,10 +290,12 @@ def part_accuracy(results: dict, table: list) -> None:
             y_tr = put(s.guest, y[tr])
             lr = hetero_lr.train(
                 s.rt, s.guest, s.hosts, g_tr, y_tr, [h_tr], epochs=epochs, batch_size=batch,
-                lr=0.15, l2=l2, key_bits=KEY_BITS, tol=1e-6,
+                lr=rate, l2=l2, key_bits=KEY_BITS, tol=1e-6,
             )  # fmt: skip
             p = s.rt.get(lr.predict(s.rt, g_te, [h_te]))
             lr_acc = float(((p >= 0.5) == y[te]).mean())
+            lr_epochs = lr.epochs_run
+            lr_loss = [lr.history[0]["loss"], lr.history[-1]["loss"]]
             sb = secureboost.train(
                 s.rt, s.guest, s.hosts, g_tr, y_tr, [h_tr], trees=5, depth=3, bins=32, lr=0.3,
                 key_bits=KEY_BITS,
@@ -304,7 +306,8 @@ def part_accuracy(results: dict, table: list) -> None:
             s.close()
         results[f"accuracy_{name}"] = {
             "hetero_lr_accuracy": lr_acc, "sklearn_accuracy": sk_acc, "l2": l2,
-            "epochs": epochs, "secureboost_auc": sb_auc, "xgboost_auc": xgb_auc,
+            "epochs": epochs, "epochs_run": lr_epochs, "batch": batch, "lr": rate,
+            "taylor_loss_first_last": lr_loss, "secureboost_auc": sb_auc, "xgboost_auc": xgb_auc,
             "trees": 5, "depth": 3,
         }  # fmt: skip
         table.append({

@@ -46,7 +46,8 @@ def test_equals_plaintext_reference(form):
         host = rt.party("host")
         arb = rt.party("arbiter") if form == "arbiter" else None
         m = _train(rt, xg, y, xhs, [host], arbiter=arb, **hyper, **KEY)
-        wg, b, (wh,) = hl.fit_plaintext(xg, y, xhs, **hyper)
+        losses: list = []
+        wg, b, (wh,) = hl.fit_plaintext(xg, y, xhs, losses=losses, **hyper)
         got_g = rt.get(m.weights_at("guest"))
         got_h = rt.get(m.weights_at(host))
         np.testing.assert_allclose(got_g[:-1], wg, rtol=1e-6, atol=1e-9)
@@ -54,6 +55,9 @@ def test_equals_plaintext_reference(form):
         np.testing.assert_allclose(got_h, wh, rtol=1e-6, atol=1e-9)
         assert m.epochs_run == 3 and not m.converged and len(m.seconds_per_epoch) == 3
         assert [r["epoch"] for r in m.history] == [0, 1, 2]
+        # the Taylor loss of every epoch, as the plaintext algorithm computes it
+        np.testing.assert_allclose([r["loss"] for r in m.history], losses, rtol=1e-9)
+        assert losses[-1] < losses[0] < np.log(2) + 0.1
         assert m.bytes_sent > 0
         # prediction: sigmoid of the joint score, at the guest
         p = rt.get(m.predict(rt, _at(rt.party("guest"), xg), [_at(host, xhs[0])]))
@@ -70,6 +74,7 @@ def test_two_hosts_and_convergence():
             hosts = [rt.party("h1"), rt.party("h2")]
             m = _train(rt, xg, y, xhs, hosts, arbiter=arb, **hyper, **KEY)
             assert m.converged and m.epochs_run < 200
+            assert all(r["loss"] is None for r in m.history)  # cross-host terms: not computed
             assert m.history[-1]["weight_change"] < 1e-3 <= m.history[-2]["weight_change"]
             np.testing.assert_allclose(rt.get(m.weights_at("guest")), [*wg, b], rtol=1e-6)
             for h, w in zip(hosts, whs):
@@ -128,7 +133,10 @@ def test_hosts_never_receive_labels_or_plain_scores(form):
             elif msg != "public_key":
                 assert isinstance(payload, CipherArray), tag
             if dst == "guest" and src == "host":  # per-row host scores only encrypted
-                allowed = {"enc_u_host", "masked_cross_plain", "masked_gradient", "weight_change"}
+                allowed = {
+                    "enc_u_host", "masked_cross_plain", "masked_gradient", "weight_change",
+                    "enc_loss_host", "masked_loss_plain",
+                }  # fmt: skip
                 assert msg in allowed, msg
         assert ("host", "enc_d") in kinds or ("host", "enc_partial_d") in kinds
         # the host's weights stay there: the guest cannot read them without a grant

@@ -92,11 +92,33 @@ alone, ``[[u_h]]`` would reach the guest decryptable (the guest's cross term
 ``X_g^T u_h`` needs it); under the host's key the guest computes on it blind, at the
 cost of one extra round trip per host and batch (steps 2-3).
 
+Loss (FATE's Taylor loss, with one host). The loss of a batch, expanded around 0, is
+``log 2 - 1/2 y' u + 1/8 u^2`` per row; with ``U = U_g + U_h``::
+
+    sum (U^2 - 2^34 y' U) = P + sum_i (2 U_g,i - 2^34 y'_i) U_h,i + S_h,
+    P = sum (U_g^2 - 2^34 y' U_g)   (the guest's, plaintext)
+    S_h = sum U_h^2                  (the host's, plaintext)
+
+and the epoch's loss is ``log 2 + (sum over its batches) / (2^67 n)``, each batch at the
+weights it was trained with (as FATE reports it).
+
+L1. per batch, guest: ``[[A]] += [[U_h]] . (2 U_g - 2^34 y')`` (one multi-exponentiation
+    of the ciphertexts it already holds, under the key they came under); the host adds
+    ``S_h`` of the batch to its running sum. Nobody learns anything new.
+L2. at the end of the epoch, arbiter form: the host sends ``[[S_h]]`` (arbiter's key) to
+    the guest, which sends ``[[A + S_h + P]]`` to the arbiter; the arbiter decrypts and
+    publishes the loss. The arbiter learns the loss (as in FATE).
+    Guest form: the guest sends ``[[A + R]]_h`` (mask ``R``) to the host, which returns
+    ``A + R + S_h`` decrypted; the guest unmasks and adds ``P``. The host learns nothing
+    (masked); the guest learns the loss.
+With several hosts the loss would also need the cross terms ``sum U_h U_h'`` between
+hosts (a further exchange of ciphertexts per pair), so ``history`` has ``loss=None``
+then; :func:`taylor_loss` is the plaintext formula.
+
 Convergence: at the end of each epoch every party sends ``||w_p(end) - w_p(start)||^2``
 (one scalar) to the arbiter (arbiter form) or the guest (guest form), which publishes
-``sqrt(sum_p ...)`` and whether it is below ``tol``; all parties stop together. This
-norm, not FATE's Taylor loss, is what ``history`` records (the loss would need
-``[[u_h^2]]`` from the hosts; not implemented).
+``sqrt(sum_p ...)`` and whether it is below ``tol``; all parties stop together.
+``history`` records this weight change and the loss.
 
 Prediction (collaborative, as in FATE): each host sends its per-row partial scores
 ``u_h = X_h w_h`` to the guest, which adds its own and applies the sigmoid. The guest
@@ -139,6 +161,10 @@ MESSAGES = {
     "masked_cross": "[[X_g^T U_h + R]]: the guest's cross term under the host's key, masked",
     "masked_cross_plain": "the decrypted masked cross term, returned to the guest",
     "weight_change": "a party's squared weight change over an epoch (one scalar)",
+    "enc_loss_host": "[[S_h]]: the host's sum of squared scores over an epoch, encrypted",
+    "enc_loss": "[[A + S_h + P]]: the epoch's Taylor loss (scaled), to the arbiter",
+    "masked_loss": "[[A + R]]_h: the guest's loss term under the host's key, masked",
+    "masked_loss_plain": "A + R + S_h decrypted by the host, returned to the guest",
     "predict_u_host": "a host's per-row partial scores u_h at prediction",
 }
 
@@ -196,6 +222,14 @@ def _check_labels(y: Any, who: str) -> np.ndarray:
     return y.astype(np.float64)
 
 
+def taylor_loss(u: np.ndarray, y: np.ndarray) -> float:
+    """FATE's second-order Taylor expansion of the logistic loss around u = 0, averaged:
+    mean(log 2 - 1/2 y' u + 1/8 u^2) with y' = 2y - 1."""
+    u = np.asarray(u, dtype=np.float64)
+    ys = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    return float(np.mean(math.log(2.0) - 0.5 * ys * u + 0.125 * u * u)) if u.size else 0.0
+
+
 def fit_plaintext(
     x_guest: np.ndarray,
     y: np.ndarray,
@@ -208,10 +242,13 @@ def fit_plaintext(
     feature_bits: int = 8,
     tol: float = 1e-4,
     seed: int | None = None,
+    losses: list | None = None,
 ) -> tuple[np.ndarray, float, list[np.ndarray]]:
     """The protocol's algorithm in NumPy: same batches (seed), Taylor gradient,
     quantised features in the gradient, convergence rule. Returns
-    (w_guest, intercept, [w_host, ...]). `feature_bits=None` uses float features."""
+    (w_guest, intercept, [w_host, ...]). `feature_bits=None` uses float features.
+    `losses`: a list that receives each epoch's Taylor loss (:func:`taylor_loss` of every
+    batch at the weights it was trained with, averaged over the rows)."""
     xg = _check_features(x_guest, "guest")
     yv = _check_labels(y, "guest")
     xhs = [_check_features(x, f"host{k}") for k, x in enumerate(x_hosts)]
@@ -228,9 +265,11 @@ def fit_plaintext(
     for e in range(epochs):
         start = (wg.copy(), b, [w.copy() for w in whs])
         order = _epoch_order(n, seed, e)
+        loss_sum = 0.0
         for s, t in _batches(n, batch_size):
             rows = order[s:t]
             u = xg[rows] @ wg + b + sum(x[rows] @ w for x, w in zip(xhs, whs))
+            loss_sum += taylor_loss(u, yv[rows]) * (t - s)
             d = 0.25 * u - 0.5 * ys[rows]
             m = t - s
             gg = xg_hat[rows].T @ d / m + l2 * wg
@@ -238,6 +277,8 @@ def fit_plaintext(
             ghs = [x[rows].T @ d / m + l2 * w for x, w in zip(xh_hat, whs)]
             wg, b = wg - lr * gg, b - lr * gb
             whs = [w - lr * g for w, g in zip(whs, ghs)]
+        if losses is not None:
+            losses.append(loss_sum / n)
         change = float(np.sum((wg - start[0]) ** 2) + (b - start[1]) ** 2)
         change += sum(float(np.sum((w - w0) ** 2)) for w, w0 in zip(whs, start[2]))
         if math.sqrt(change) < tol:
@@ -390,6 +431,58 @@ def _guest_update_keyholder(st, w, order, s, t, lr, l2, *cross) -> np.ndarray:
     return w - lr * _gradient([*fx, sum_d], w, t - s, l2, True)
 
 
+def _loss_guest_term(st, w, order, s, t, acc, enc_u) -> tuple:
+    """L1 at the guest: ([[A]] + [[U_h]] . (2 U_g - 2^34 y'), P + its plaintext part)."""
+    rows = _rows(order, s, t)
+    ug = _scores(st, w, rows, True).astype(object)
+    ys = st["ys"][rows].astype(np.int64).astype(object)
+    coef = 2 * ug - ys * (1 << (FRAC_BITS + 2))
+    part = int(np.sum(ug * ug - ys * ug * (1 << (FRAC_BITS + 2))))
+    term = enc_u.matmul(coef.reshape(-1, 1))
+    if acc is None:
+        return term, part
+    return acc[0] + term, acc[1] + part
+
+
+def _loss_host_term(acc: int, u: np.ndarray) -> int:
+    """L1 at the host: its running S_h = sum U_h^2."""
+    uo = np.asarray(u, dtype=np.int64).astype(object)
+    return int(acc) + int(np.sum(uo * uo))
+
+
+def _encrypt_int(pk: Any, v: int) -> Any:
+    return pk.encrypt(np.array([int(v)], dtype=object))
+
+
+def _loss_to_arbiter(acc: tuple, enc_s: Any) -> Any:
+    """L2 (arbiter form) at the guest: [[A + S_h + P]]."""
+    return acc[0] + enc_s + np.array([acc[1]], dtype=object)
+
+
+def _loss_mask(acc: tuple) -> tuple:
+    """L2 (guest form) at the guest: [[A + R]]_h and R."""
+    mask = np.array([secrets.randbits(MASK_BITS)], dtype=object)
+    return acc[0] + acc[0].public_key.encrypt(mask), mask
+
+
+def _loss_host_open(sk: Any, masked: Any, s_h: int) -> bytes:
+    """L2 (guest form) at the host: A + R + S_h, decrypted (fixed-width wire form)."""
+    return (int(sk.decrypt(masked).ravel()[0]) + int(s_h)).to_bytes(_WIRE, "big", signed=True)
+
+
+def _loss_value(total: int, n: int) -> float:
+    return math.log(2.0) + math.ldexp(float(total), -(2 * FRAC_BITS + 3)) / n
+
+
+def _loss_from_arbiter(sk: Any, enc: Any, n: int) -> float:
+    return _loss_value(int(sk.decrypt(enc).ravel()[0]), n)
+
+
+def _loss_from_host(acc: tuple, opened: bytes, mask: np.ndarray, n: int) -> float:
+    total = int.from_bytes(opened, "big", signed=True) - int(mask[0]) + acc[1]
+    return _loss_value(total, n)
+
+
 def _add_plain(enc: Any, u: np.ndarray) -> Any:
     return enc + u
 
@@ -402,9 +495,9 @@ def _sq_change(w: np.ndarray, w0: np.ndarray) -> float:
     return float(np.sum((np.asarray(w) - np.asarray(w0)) ** 2))
 
 
-def _converged(tol: float, *parts: float) -> dict:
+def _converged(tol: float, loss: float | None, *parts: float) -> dict:
     norm = math.sqrt(sum(float(p) for p in parts))
-    return {"weight_change": norm, "converged": bool(norm < tol)}
+    return {"weight_change": norm, "converged": bool(norm < tol), "loss": loss}
 
 
 def _partial_scores(x: Any, w: np.ndarray) -> np.ndarray:
@@ -596,25 +689,55 @@ def train(
                 order_at = {guest.name: order}
                 for h in hosts:
                     order_at[h.name] = send(order, h, "batch_rows")
+                with_loss = len(hosts) == 1
+                loss_g, loss_h = None, 0
                 for b, (s, t) in enumerate(spans):
                     with rt.scope(f"batch{b}"):
+                        w_g = weights[guest.name]  # the weights this batch's scores use
                         if arbiter is not None:
-                            _batch_arbiter(
+                            us = _batch_arbiter(
                                 rt, send, guest, hosts, arbiter, state, weights, order_at,
                                 s, t, pk_at, sk, lr, l2,
                             )  # fmt: skip
                         else:
-                            _batch_guest_key(
+                            us = _batch_guest_key(
                                 rt, send, guest, hosts, state, weights, order_at, s, t,
                                 pk_g, sk_g, host_keys, lr, l2,
                             )  # fmt: skip
+                        if with_loss:  # L1
+                            enc_u_at_g, u_h = us[0]
+                            loss_g = guest(_loss_guest_term, name="loss_term")(
+                                state[guest.name], w_g, order_at[guest.name], s, t, loss_g,
+                                enc_u_at_g,
+                            )  # fmt: skip
+                            loss_h = hosts[0](_loss_host_term, name="loss_term")(loss_h, u_h)
+                loss = None
+                if with_loss:  # L2
+                    h0 = hosts[0]
+                    if arbiter is not None:
+                        enc_s = h0(_encrypt_int, name="loss_encrypt")(pk_at[h0.name], loss_h)
+                        enc = guest(_loss_to_arbiter, name="loss_sum")(
+                            loss_g, send(enc_s, guest, "enc_loss_host")
+                        )
+                        loss = arbiter(_loss_from_arbiter, name="loss", declare="public")(
+                            sk, send(enc, arbiter, "enc_loss"), n
+                        )
+                    else:
+                        masked, mask = guest(_loss_mask, name="loss_mask", num_returns=2)(loss_g)
+                        opened = h0(_loss_host_open, name="loss_open")(
+                            host_keys[h0.name][1], send(masked, h0, "masked_loss"), loss_h
+                        )
+                        loss = guest(_loss_from_host, name="loss", declare="public")(
+                            loss_g, send(opened, guest, "masked_loss_plain"), mask, n
+                        )
                 # convergence: each party's squared weight change to the summing party
                 judge = arbiter if arbiter is not None else guest
                 parts = []
                 for p in [guest, *hosts]:
                     sq = p(_sq_change, name="weight_change")(weights[p.name], start[p.name])
                     parts.append(send(sq, judge, "weight_change"))
-                verdict = judge(_converged, name="converged", declare="public")(tol, *parts)
+                loss_v = None if loss is None else rt.get(loss)
+                verdict = judge(_converged, name="converged", declare="public")(tol, loss_v, *parts)
                 record = dict(rt.get(verdict))
             seconds = time.perf_counter() - t0
             record.update(epoch=e, seconds=seconds)
@@ -648,14 +771,16 @@ class _Sender:
 
 def _batch_arbiter(rt, send, guest, hosts, arbiter, state, weights, order_at, s, t, pk_at, sk,
                    lr, l2) -> None:  # fmt: skip
-    """One batch of the arbiter form (steps 1-5 of the module docstring)."""
+    """One batch of the arbiter form (steps 1-5 of the module docstring); returns, per
+    host, ([[U_h]] at the guest, U_h at the host) for the loss."""
     # 1. hosts: [[U_h]] to the guest
-    enc_us = []
+    enc_us, us = [], []
     for h in hosts:
-        enc_u, _u = h(_host_enc_u, name="enc_u", num_returns=2)(
+        enc_u, u = h(_host_enc_u, name="enc_u", num_returns=2)(
             state[h.name], weights[h.name], order_at[h.name], s, t, pk_at[h.name]
         )
         enc_us.append(send(enc_u, guest, "enc_u_host"))
+        us.append((enc_us[-1], u))
     # 2. guest: [[D]] to every host
     enc_d = guest(_guest_enc_d, name="enc_d")(
         state[guest.name], weights[guest.name], order_at[guest.name], s, t,
@@ -675,13 +800,15 @@ def _batch_arbiter(rt, send, guest, hosts, arbiter, state, weights, order_at, s,
         weights[p.name] = p(_update, name="update")(
             weights[p.name], back, mask, t - s, lr, l2, p.name == guest.name
         )
+    return us
 
 
 def _batch_guest_key(rt, send, guest, hosts, state, weights, order_at, s, t, pk_g, sk_g,
                      host_keys, lr, l2) -> None:  # fmt: skip
-    """One batch of the guest-holds-key form (steps 1-8 of the module docstring)."""
+    """One batch of the guest-holds-key form (steps 1-8 of the module docstring);
+    returns, per host, ([[U_h]]_h at the guest, U_h at the host) for the loss."""
     g = guest.name
-    u_plain, cross = {}, []
+    u_plain, cross, us = {}, [], []
     for h in hosts:
         pk_h, sk_h = host_keys[h.name]
         # 1. host: [[U_h]]_h to the guest
@@ -689,6 +816,7 @@ def _batch_guest_key(rt, send, guest, hosts, state, weights, order_at, s, t, pk_
             state[h.name], weights[h.name], order_at[h.name], s, t, pk_h
         )
         enc_u_at_g = send(enc_u, guest, "enc_u_host")
+        us.append((enc_u_at_g, u_plain[h.name]))
         # 2. guest: masked cross term under the host's key
         masked, mask = guest(_masked_products, name="masked_cross", num_returns=2)(
             state[g], enc_u_at_g, order_at[g], s, t, "raw"
@@ -719,3 +847,4 @@ def _batch_guest_key(rt, send, guest, hosts, state, weights, order_at, s, t, pk_
         weights[h.name] = h(_update, name="update")(
             weights[h.name], back, mask, t - s, lr, l2, False
         )
+    return us
