@@ -28,6 +28,11 @@ TARGETS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     ),
     "sha256_kdf.cc": ((), frozenset()),
     "bit_transpose.cc": (("-msse2",), frozenset({"sse2"})),
+    "ot_hash.cc": (("-maes", "-msse4.1"), frozenset({"aes", "sse4_1"})),
+    "ot_hash_vaes.cc": (
+        ("-maes", "-msse4.1", "-mavx512f", "-mvaes"),
+        frozenset({"aes", "sse4_1", "avx512f", "vaes"}),
+    ),
 }
 
 _enabled = True

@@ -48,9 +48,8 @@ import os
 from dataclasses import dataclass, replace
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from cipherray.cpu_kernels import aes_ctr, bit_transpose
+from cipherray.cpu_kernels import aes_ctr, bit_transpose, ot_hash
 
 from . import base
 from .errors import OTError
@@ -226,26 +225,10 @@ def take(batch: SenderBatch | ReceiverBatch, lo: int, hi: int) -> SenderBatch | 
 
 
 # -- the correlation-robust hash ----------------------------------------------------------------
-def _pi(blocks: np.ndarray) -> np.ndarray:
-    """The fixed-key AES-128 permutation on (n, 16) uint8 blocks (one ECB call)."""
-    enc = Cipher(algorithms.AES(HASH_KEY), modes.ECB()).encryptor()
-    out = enc.update(np.ascontiguousarray(blocks)) + enc.finalize()
-    return np.frombuffer(out, dtype=np.uint8).reshape(blocks.shape).copy()
-
-
-def tccr(x: np.ndarray, start: int, nbytes: int) -> np.ndarray:
-    """(m, nbytes) uint8: H(x_j, (start + j, b)) for the blocks b < ceil(nbytes / 16)."""
-    m = x.shape[0]
+def _hash(x: np.ndarray, start: int, nbytes: int, delta: np.ndarray | None = None) -> np.ndarray:
+    """(m, nbytes) uint8: the blocks b < ceil(nbytes / 16) of H(x_j xor delta, (start + j, b))."""
     nblocks = -(-nbytes // BLOCK)
-    xs = np.broadcast_to(x[:, None, :], (m, nblocks, BLOCK)).reshape(m * nblocks, BLOCK)
-    p = _pi(xs)
-    y = p.copy()
-    y64 = y.view(np.uint64).reshape(m, nblocks, 2)
-    y64[:, :, 0] ^= np.arange(start, start + m, dtype=np.uint64)[:, None]
-    y64[:, :, 1] ^= np.arange(nblocks, dtype=np.uint64)[None, :]
-    h = _pi(y)
-    np.bitwise_xor(h, p, out=h)
-    out = h.reshape(m, nblocks * BLOCK)
+    out = ot_hash.tccr(HASH_KEY, x, start, nblocks, delta)
     return out if nblocks * BLOCK == nbytes else np.ascontiguousarray(out[:, :nbytes])
 
 
@@ -265,16 +248,14 @@ def rot_sender(sb: SenderBatch, nbytes: int = 16) -> tuple[np.ndarray, np.ndarra
     """Step 6 at S: the random messages (m0, m1), each (m, nbytes) uint8."""
     _check_batch(sb, SenderBatch, SENDER, "rot")
     nbytes = _check_nbytes(nbytes, SENDER, "rot")
-    m0 = tccr(sb.q, sb.start, nbytes)
-    m1 = tccr(np.bitwise_xor(sb.q, sb.delta), sb.start, nbytes)
-    return m0, m1
+    return _hash(sb.q, sb.start, nbytes), _hash(sb.q, sb.start, nbytes, sb.delta)
 
 
 def rot_receiver(rb: ReceiverBatch, nbytes: int = 16) -> np.ndarray:
     """Step 6 at R: m_{c_j} for every OT, (m, nbytes) uint8."""
     _check_batch(rb, ReceiverBatch, RECEIVER, "rot")
     nbytes = _check_nbytes(nbytes, RECEIVER, "rot")
-    return tccr(rb.t, rb.start, nbytes)
+    return _hash(rb.t, rb.start, nbytes)
 
 
 def _ring_matrix(a: object, m: int, role: str, step: str, what: str) -> np.ndarray:
