@@ -88,6 +88,13 @@ def tccr(
             d = np.ascontiguousarray(delta, dtype=np.uint8)
             if d.shape != (BLOCK,):
                 raise ValueError(f"delta must have shape (16,), not {d.shape}")
-        fn(bytes(key), x.ctypes.data, m, None if d is None else d.ctypes.data, start, nblocks,
-           out.ctypes.data)
+        fn(
+            bytes(key),
+            x.ctypes.data,
+            m,
+            None if d is None else d.ctypes.data,
+            start,
+            nblocks,
+            out.ctypes.data,
+        )
     return out

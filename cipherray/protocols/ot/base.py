@@ -61,9 +61,7 @@ def random_scalar() -> bytes:
 
 def kdf(i: int, a_point: bytes, b_point: bytes, shared: bytes) -> bytes:
     """The 32-byte key of base OT ``i`` from its transcript and the shared group element."""
-    return hashlib.sha256(
-        _LABEL + i.to_bytes(4, "little") + a_point + b_point + shared
-    ).digest()
+    return hashlib.sha256(_LABEL + i.to_bytes(4, "little") + a_point + b_point + shared).digest()
 
 
 def check_point(point: object, role: str, what: str) -> bytes:
@@ -122,8 +120,7 @@ def sender_keys(a: bytes, a_point: bytes, msg_b: object, n: int) -> np.ndarray:
     msg_b = bytes(msg_b)
     if len(msg_b) != n * POINT_BYTES:
         raise OTError(
-            f"{role}: setup: msg_b must be {n * POINT_BYTES} bytes ({n} points), "
-            f"not {len(msg_b)}"
+            f"{role}: setup: msg_b must be {n * POINT_BYTES} bytes ({n} points), not {len(msg_b)}"
         )
     a_a = _mul(a, a_point, role)
     keys = np.empty((n, 2, KEY_BYTES), dtype=np.uint8)
