@@ -371,19 +371,52 @@ def test_take_out_of_range(session):
 
 
 # -- native kernels against their fallbacks -------------------------------------------------------
-@pytest.mark.parametrize("shape", [(8, 1), (128, 1), (128, 16), (128, 37), (24, 40), (16, 512)])
-def test_bit_transpose_kernel_matches_numpy(shape):
-    x = np.frombuffer(os.urandom(shape[0] * shape[1]), np.uint8).reshape(shape)
-    ref = bit_transpose.transpose_numpy(x)
-    assert ref.shape == (8 * shape[1], shape[0] // 8)
-    # bit j of row i becomes bit i of row j
-    bits = np.unpackbits(x, axis=1, bitorder="little")
-    np.testing.assert_array_equal(np.unpackbits(ref, axis=1, bitorder="little"), bits.T)
-    np.testing.assert_array_equal(bit_transpose.transpose(x), ref)
-    np.testing.assert_array_equal(bit_transpose.transpose(ref), x)
+@pytest.fixture(params=["avx512", "sse2"])
+def transpose_build(request):
+    bit_transpose.set_avx512(request.param == "avx512")
+    try:
+        if bit_transpose.kernel() != request.param:
+            pytest.skip(f"no {request.param} build here")
+        yield request.param
+    finally:
+        bit_transpose.set_avx512(True)
 
 
-def test_tccr_kernel_matches_cryptography():
+@pytest.fixture(params=["vaes", "aes-ni"])
+def hash_build(request):
+    ot_hash.set_vaes(request.param == "vaes")
+    try:
+        if ot_hash.kernel() != request.param:
+            pytest.skip(f"no {request.param} build here")
+        yield request.param
+    finally:
+        ot_hash.set_vaes(True)
+
+
+SHAPES = [(8, 1), (128, 1), (128, 16), (128, 37), (24, 40), (16, 512), (64, 16), (192, 300)]
+
+
+def test_bit_transpose_kernels_match_numpy(transpose_build):
+    for rows, cols in SHAPES:
+        x = np.frombuffer(os.urandom(rows * cols), np.uint8).reshape(rows, cols)
+        ref = bit_transpose.transpose_numpy(x)
+        assert ref.shape == (8 * cols, rows // 8)
+        # bit j of row i becomes bit i of row j
+        bits = np.unpackbits(x, axis=1, bitorder="little")
+        np.testing.assert_array_equal(np.unpackbits(ref, axis=1, bitorder="little"), bits.T)
+        np.testing.assert_array_equal(bit_transpose.transpose(x), ref)
+        np.testing.assert_array_equal(bit_transpose.transpose(ref), x)
+        y = np.frombuffer(os.urandom(rows * cols), np.uint8).reshape(rows, cols)
+        mask = np.uint8(0) - _bits(rows)
+        np.testing.assert_array_equal(
+            bit_transpose.transpose_xor(x, y, mask),
+            bit_transpose.transpose_numpy(x ^ (y & mask[:, None])),
+        )
+    with pytest.raises(ValueError, match="row_mask must hold"):
+        bit_transpose.transpose_xor(x, y, np.ones(rows, np.uint8))
+
+
+def test_tccr_kernels_match_cryptography(hash_build):
     key = os.urandom(16)
     start = (1 << 63) + 12345  # the tweak's full 64 bits
     for m in (1, 7, 16, 33, 1000):

@@ -31,14 +31,28 @@ _ARGS = (
 )
 
 
+_vaes = True
+
+
+def set_vaes(flag: bool) -> None:
+    """Use the VAES build where the CPU has it (default), or the AES-NI build alone (to
+    compare them; both agree with `cryptography` bit for bit)."""
+    global _vaes
+    _vaes = bool(flag)
+
+
+def _wide():
+    return _native.function(VAES_SOURCE, "cr_tccr", _ARGS, None) if _vaes else None
+
+
 def _kernel():
-    fn = _native.function(VAES_SOURCE, "cr_tccr", _ARGS, None)
+    fn = _wide()
     return fn if fn is not None else _native.function(SOURCE, "cr_tccr", _ARGS, None)
 
 
 def kernel() -> str:
     """Which implementation runs: "vaes", "aes-ni" or "cryptography"."""
-    if _native.function(VAES_SOURCE, "cr_tccr", _ARGS, None) is not None:
+    if _wide() is not None:
         return "vaes"
     return "aes-ni" if _kernel() is not None else "cryptography"
 

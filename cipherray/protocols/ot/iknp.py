@@ -198,11 +198,12 @@ def sender_extend(state: SenderState, u: np.ndarray, m: int) -> tuple[SenderStat
             f"{m} OTs, not {u.dtype} of shape {u.shape}"
         )
     width = _padded_bytes(m)
-    q = aes_ctr.keystreams(state.seeds, width, state.calls)  # G(k_i^{delta_i})
-    bits = np.unpackbits(state.delta, bitorder="little")
-    mask = (np.uint8(0) - bits)[:, None]  # 0xff where delta_i = 1: no branch on delta
-    np.bitwise_xor(q[:, :nbytes], np.bitwise_and(u, mask), out=q[:, :nbytes])
-    batch = SenderBatch(q=bit_transpose.transpose(q)[:m], delta=state.delta, start=state.start)
+    g = aes_ctr.keystreams(state.seeds, width, state.calls)  # G(k_i^{delta_i})
+    if nbytes != width:
+        u = np.pad(u, ((0, 0), (0, width - nbytes)))
+    mask = np.uint8(0) - np.unpackbits(state.delta, bitorder="little")  # 0xff where delta_i
+    q = bit_transpose.transpose_xor(g, u, mask)[:m]  # rows of g ^ delta_i * u^i, transposed
+    batch = SenderBatch(q=q, delta=state.delta, start=state.start)
     return replace(state, calls=state.calls + 1, start=state.start + m), batch
 
 
