@@ -38,18 +38,11 @@ static inline void interleave(const __m128i* x, __m128i* y) {
 }
 
 // One 16 x 16 byte tile: rows r0..r0+15, byte columns c0..c0+15.
-template <bool XOR>
-static inline void tile16(const uint8_t* in, const uint8_t* x, const uint8_t* row_mask,
-                          int64_t cols, int64_t r0, int64_t c0, uint8_t* out, int64_t out_row) {
+static inline void tile16(const uint8_t* in, int64_t cols, int64_t r0, int64_t c0, uint8_t* out,
+                          int64_t out_row) {
   __m128i a[16], b[16];
-  for (int k = 0; k < 16; ++k) {
-    const int64_t off = (r0 + k) * cols + c0;
-    a[k] = _mm_loadu_si128((const __m128i*)(in + off));
-    if (XOR) {
-      const __m128i m = _mm_set1_epi8((char)row_mask[r0 + k]);
-      a[k] = _mm_xor_si128(a[k], _mm_and_si128(_mm_loadu_si128((const __m128i*)(x + off)), m));
-    }
-  }
+  for (int k = 0; k < 16; ++k)
+    a[k] = _mm_loadu_si128((const __m128i*)(in + (r0 + k) * cols + c0));
   interleave<1>(a, b);
   interleave<2>(b, a);
   interleave<4>(a, b);
@@ -86,19 +79,10 @@ static inline __m512i load4(const uint8_t* p, int64_t stride) {  // rows p, +16,
 }
 
 // One 64 x 16 byte tile: rows r0..r0+63, byte columns c0..c0+15.
-template <bool XOR>
-static inline void tile64(const uint8_t* in, const uint8_t* x, const uint8_t* row_mask,
-                          int64_t cols, int64_t r0, int64_t c0, uint8_t* out, int64_t out_row) {
+static inline void tile64(const uint8_t* in, int64_t cols, int64_t r0, int64_t c0, uint8_t* out,
+                          int64_t out_row) {
   __m512i a[16], b[16];
-  for (int k = 0; k < 16; ++k) {
-    const int64_t off = (r0 + k) * cols + c0;
-    a[k] = load4(in + off, cols);
-    if (XOR) {
-      uint64_t keep = 0;  // 16 mask bits per lane, set where that lane's row mask is 0xff
-      for (int g = 0; g < 4; ++g) keep |= (uint64_t)(row_mask[r0 + k + 16 * g] & 1) * 0xffffull << (16 * g);
-      a[k] = _mm512_xor_si512(a[k], _mm512_maskz_mov_epi8((__mmask64)keep, load4(x + off, cols)));
-    }
-  }
+  for (int k = 0; k < 16; ++k) a[k] = load4(in + (r0 + k) * cols + c0, cols);
   interleave512<1>(a, b);
   interleave512<2>(b, a);
   interleave512<4>(a, b);
@@ -152,10 +136,9 @@ static int transpose(const uint8_t* in, const uint8_t* x, const uint8_t* row_mas
     for (int64_t c0 = 0; c0 < width; c0 += 16) {
       int64_t r0 = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-      for (; r0 + 64 <= rows; r0 += 64)
-        tile64<false>(buf, nullptr, nullptr, STAGE, r0, c0, dst, out_row);
+      for (; r0 + 64 <= rows; r0 += 64) tile64(buf, STAGE, r0, c0, dst, out_row);
 #endif
-      for (; r0 < rows; r0 += 16) tile16<false>(buf, nullptr, nullptr, STAGE, r0, c0, dst, out_row);
+      for (; r0 < rows; r0 += 16) tile16(buf, STAGE, r0, c0, dst, out_row);
     }
   }
   _mm_free(buf);
@@ -166,13 +149,14 @@ static int transpose(const uint8_t* in, const uint8_t* x, const uint8_t* row_mas
 
 extern "C" {
 
-// out = the transpose of in (rows x cols bytes). Returns 0, or -1 for a bad shape.
+// out = the transpose of in (rows x cols bytes). Returns 0, -1 for a bad shape, -2 when the
+// staging buffer cannot be allocated.
 int cr_bit_transpose(const uint8_t* in, int64_t rows, int64_t cols, uint8_t* out) {
   return transpose<false>(in, nullptr, nullptr, rows, cols, out);
 }
 
 // out = the transpose of in ^ (x & row_mask[i]) (x rows x cols bytes, row_mask rows bytes of
-// 0x00 / 0xff). Returns 0, or -1 for a bad shape.
+// 0x00 / 0xff). Returns as cr_bit_transpose.
 int cr_bit_transpose_xor(const uint8_t* in, const uint8_t* x, const uint8_t* row_mask,
                          int64_t rows, int64_t cols, uint8_t* out) {
   return transpose<true>(in, x, row_mask, rows, cols, out);

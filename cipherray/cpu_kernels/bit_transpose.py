@@ -78,6 +78,8 @@ def _run(fn, arrays: list[np.ndarray], rows: int, cols: int) -> np.ndarray:
     out = np.empty((8 * (cols + pcol), (rows + prow) // 8), dtype=np.uint8)
     if out.size:
         rc = fn(*(a.ctypes.data for a in arrays), rows + prow, cols + pcol, out.ctypes.data)
+        if rc == -2:
+            raise MemoryError("bit transpose: no memory for the staging buffer")
         if rc != 0:  # unreachable: the shape was padded above
             raise RuntimeError(f"bit transpose kernel failed ({rc})")
     if prow or pcol:

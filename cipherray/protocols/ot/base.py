@@ -1,21 +1,21 @@
 """Base oblivious transfer: 128 random OTs from a prime-order group, the seeds of IKNP.
 
-Construction: Chou–Orlandi "simplest OT" (CO15, eprint 2015/267) with the key derivation
-hashing the whole transcript (the OT index, the sender's point A and the receiver's point
-B_i) as in libOTe's ``SimplestOT`` and the analysis of Hauck–Loss (eprint 2017/1011) and
-Genç–Iovino–Rial (eprint 2017/370). Why this one: it has two messages in the order that
-IKNP's setup needs (the base-OT sender speaks first), costs one fixed-base and one
-variable-base scalar multiplication per OT and side, and is secure against semi-honest
-parties under CDH in the random-oracle model, which is what semi-honest IKNP asks of its
-base OTs. The known weaknesses of the original CO15 (one A reused across many OTs, keys
-not bound to the transcript, points outside the prime-order group) are closed by hashing
-(i, A, B_i) into every key and validating every received point. Masny–Rindal (endemic OT)
-would also do but needs a programmable hash onto the group for both of the receiver's
-points; it gains nothing here.
+Construction: Chou–Orlandi "simplest OT" (CO15, eprint 2015/267) with every key hashed
+from the whole transcript (the OT index, the sender's point A and the receiver's point
+B_i), as libOTe's ``SimplestOT`` does. Why this one: two messages in the order that IKNP's
+setup needs (the base-OT sender speaks first), one fixed-base and one variable-base scalar
+multiplication per OT and side, and security against semi-honest parties under CDH with
+the KDF a random oracle -- all that semi-honest IKNP asks of its base OTs. The published
+problems of the original (its claimed UC proof does not hold: Genç–Iovino–Rial, eprint
+2017/370; Hauck–Loss, eprint 2017/1011; keys not bound to B_i; points
+outside the prime-order group) concern malicious parties or are closed here by hashing
+(i, A, B_i) into every key and validating every point received. Masny–Rindal (endemic OT)
+would also do but needs a hash onto the group for the receiver's points; it gains nothing
+for semi-honest use.
 
 Group: the prime-order (order l = 2^252 + 27742317777372353535851937790883648493)
-subgroup of edwards25519, the group that ristretto255 encodes, with every operation from
-libsodium through PyNaCl (``crypto_scalarmult_ed25519_*_noclamp``,
+subgroup of edwards25519 (isomorphic to the group ristretto255 encodes), every operation
+from libsodium through PyNaCl (``crypto_scalarmult_ed25519_*_noclamp``,
 ``crypto_core_ed25519_*``). PyNaCl exposes no ristretto255 functions, so points travel in
 the canonical edwards25519 encoding and every point that arrives is checked with
 ``crypto_core_ed25519_is_valid_point`` (canonical, on the curve, in the order-l subgroup,
@@ -32,9 +32,11 @@ Steps:
 3. R: checks every B_i; k_{i,0} = KDF(i, A, B_i, a*B_i) and
    k_{i,1} = KDF(i, A, B_i, a*B_i - a*A) = KDF(i, A, B_i, a*(B_i - A)).
    Then k_i = k_{i, delta_i}.
-R learns B_i, which is uniform in the group whatever delta_i is (so nothing about delta);
-S learns A and one key per OT; the other key is KDF of a*(B_i - (1 - delta_i)... ) whose
-group element is a CDH instance to S. KDF = SHA-256 with a domain label.
+What each learns: R sees the B_i, uniform in the group whatever delta_i is (b_i is
+uniform), so nothing about delta. S sees A and learns k_{i, delta_i}; the other key hashes
+a*(B_i -/+ A) = a*(b_i*G -/+ A), a Diffie-Hellman value of A and a point S knows no
+logarithm of, so it is pseudo-random to S under CDH (with KDF a random oracle).
+KDF = SHA-256 over a domain label, i, A, B_i and the group element.
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ def sender_first() -> tuple[bytes, bytes]:
     return a, sodium.crypto_scalarmult_ed25519_base_noclamp(a)
 
 
+def _rows(items: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(items), dtype=np.uint8).reshape(len(items), -1)
+
+
 def receiver_choose(a_point: bytes, choices: np.ndarray) -> tuple[np.ndarray, bytes]:
     """Step 2 at S: the keys k_{i, choices_i} as a (n, 32) uint8 array and the message
     B_0 || ... || B_{n-1}. ``a_point`` must already be checked."""
@@ -106,9 +112,8 @@ def receiver_choose(a_point: bytes, choices: np.ndarray) -> tuple[np.ndarray, by
         keys1.append(kdf(i, a_point, b_ga, shared))
     # select by delta without a branch on it: both candidates exist for every i
     sel = choices.astype(bool)[:, None]
-    as_arr = lambda items: np.frombuffer(b"".join(items), dtype=np.uint8).reshape(n, -1)  # noqa: E731
-    points = np.where(sel, as_arr(shifted), as_arr(plain))
-    keys = np.where(sel, as_arr(keys1), as_arr(keys0))
+    points = np.where(sel, _rows(shifted), _rows(plain))
+    keys = np.where(sel, _rows(keys1), _rows(keys0))
     return np.ascontiguousarray(keys), points.tobytes()
 
 

@@ -19,9 +19,10 @@ the indices start .. start + m - 1, start = OTs made before this call):
    the ReceiverBatch.
 5. S: q^i = G(k_i^{delta_i}) xor delta_i * u^i = t^i xor delta_i * c, so that the rows of
    the transpose are q_j = t_j xor c_j * delta: the SenderBatch.
-What each learns: S sees u^i = t^i xor G(k_i^1) xor c with G(k_i^{1 - delta_i}) unknown
-to it, a one-time pad on c (for delta_i = 1, u^i xor q^i... it only ever has one seed per
-row): nothing about c. R sees nothing from S in the extension.
+What each learns: S sees u^i = t^i xor G(k_i^1) xor c. For delta_i = 0 it holds
+k_i^0 only, so G(k_i^1) is a one-time pad on t^i xor c; for delta_i = 1 it holds k_i^1
+only and u^i xor G(k_i^1) = t^i xor c with t^i = G(k_i^0) a pad it cannot remove. Either
+way u is pseudo-random and independent of c. R receives nothing in the extension.
 
 Outputs, from a batch (spend every batch once: take() splits it into pieces):
 6. Random OT: S's messages m_{j,0} = H(q_j, start + j), m_{j,1} = H(q_j xor delta,
@@ -34,7 +35,7 @@ Outputs, from a batch (spend every batch once: take() splits it into pieces):
    one of its choice.
 
 H is the tweakable circular correlation-robust hash of Guo–Katz–Wang–Yu (S&P 2020, the
-TCCR of §7.3) from a fixed-key AES-128 permutation pi:
+their TCCR) from a fixed-key AES-128 permutation pi:
 H(x, i) = pi(pi(x) xor i) xor pi(x), with the tweak i = (OT index, output block) as one
 128-bit block (index in the low 8 bytes, little-endian). Outputs longer than 16 bytes are
 the blocks b = 0, 1, ... of H(x, (index, b)). The key of pi is public (SHA-256 of a label);
