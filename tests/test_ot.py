@@ -371,26 +371,26 @@ def test_take_out_of_range(session):
 
 
 # -- native kernels against their fallbacks -------------------------------------------------------
+def _build(name: str, use_wide, kernel, wide: str):
+    """Select a kernel build for one test (the wide one or the baseline), skip it where it
+    does not run here, restore the default after."""
+    use_wide(name == wide)
+    try:
+        if kernel() != name:
+            pytest.skip(f"no {name} build here")
+        yield name
+    finally:
+        use_wide(True)
+
+
 @pytest.fixture(params=["avx512", "sse2"])
 def transpose_build(request):
-    bit_transpose.set_avx512(request.param == "avx512")
-    try:
-        if bit_transpose.kernel() != request.param:
-            pytest.skip(f"no {request.param} build here")
-        yield request.param
-    finally:
-        bit_transpose.set_avx512(True)
+    yield from _build(request.param, bit_transpose.set_avx512, bit_transpose.kernel, "avx512")
 
 
 @pytest.fixture(params=["vaes", "aes-ni"])
 def hash_build(request):
-    ot_hash.set_vaes(request.param == "vaes")
-    try:
-        if ot_hash.kernel() != request.param:
-            pytest.skip(f"no {request.param} build here")
-        yield request.param
-    finally:
-        ot_hash.set_vaes(True)
+    yield from _build(request.param, ot_hash.set_vaes, ot_hash.kernel, "vaes")
 
 
 SHAPES = [(8, 1), (128, 1), (128, 16), (128, 37), (24, 40), (16, 512), (64, 16), (192, 300)]

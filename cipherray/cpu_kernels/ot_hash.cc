@@ -23,19 +23,13 @@ struct Key {
   __m128i rk[ROUNDS + 1];
 };
 
-static inline __m128i sched(__m128i k, __m128i assist) {
-  assist = _mm_shuffle_epi32(assist, 0xff);
-  k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-  k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-  k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-  return _mm_xor_si128(k, assist);
-}
+#include "aes_schedule.h"
 
 static inline void expand_key(const uint8_t* key, Key* k) {
   __m128i* rk = k->rk;
   rk[0] = _mm_loadu_si128((const __m128i*)key);
 #define CR_AES128_STEP(i, rcon) \
-  rk[i] = sched(rk[i - 1], _mm_aeskeygenassist_si128(rk[i - 1], rcon));
+  rk[i] = sched_even(rk[i - 1], _mm_aeskeygenassist_si128(rk[i - 1], rcon));
   CR_AES128_STEP(1, 0x01)
   CR_AES128_STEP(2, 0x02)
   CR_AES128_STEP(3, 0x04)

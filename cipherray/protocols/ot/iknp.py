@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -83,28 +83,29 @@ class SenderState:
     start: int = 0
 
 
+class _Batch:
+    """len(batch): its number of OTs (the rows of its first array field)."""
+
+    def __len__(self) -> int:
+        return int(getattr(self, fields(self)[0].name).shape[0])
+
+
 @dataclass(frozen=True)
-class ReceiverBatch:
+class ReceiverBatch(_Batch):
     """m OTs at R: t (m, 16) uint8, its choice bits (m,) uint8, first OT index start."""
 
     t: np.ndarray
     choices: np.ndarray
     start: int
 
-    def __len__(self) -> int:
-        return int(self.t.shape[0])
-
 
 @dataclass(frozen=True)
-class SenderBatch:
+class SenderBatch(_Batch):
     """m OTs at S: q (m, 16) uint8 with q_j = t_j xor c_j * delta, delta (16,), start."""
 
     q: np.ndarray
     delta: np.ndarray
     start: int
-
-    def __len__(self) -> int:
-        return int(self.q.shape[0])
 
 
 # -- setup (base OTs) ----------------------------------------------------------------------------
@@ -260,12 +261,14 @@ def rot_receiver(rb: ReceiverBatch, nbytes: int = 16) -> np.ndarray:
     return _hash(rb.t, rb.start, nbytes)
 
 
-def _ring_matrix(a: object, m: int, role: str, step: str, what: str) -> np.ndarray:
+def _matrix(a: object, dtype: type, m: int, role: str, step: str, what: str) -> np.ndarray:
+    """``a`` if it is an (m, width >= 1) array of ``dtype``, else OTError."""
     if not isinstance(a, np.ndarray):
         raise OTError(f"{role}: {step}: {what} must be a numpy array, not {type(a).__name__}")
-    if a.dtype != np.uint64 or a.ndim != 2 or a.shape[0] != m or a.shape[1] < 1:
+    if a.dtype != dtype or a.ndim != 2 or a.shape[0] != m or a.shape[1] < 1:
+        width = "L" if dtype == np.uint64 else "nbytes"
         raise OTError(
-            f"{role}: {step}: {what} must be a uint64 array of shape ({m}, L), "
+            f"{role}: {step}: {what} must be a {np.dtype(dtype)} array of shape ({m}, {width}), "
             f"not {a.dtype} of shape {a.shape}"
         )
     return a
@@ -274,7 +277,7 @@ def _ring_matrix(a: object, m: int, role: str, step: str, what: str) -> np.ndarr
 def cot_sender(sb: SenderBatch, corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step 7 at S: (x0, d), both (m, L) uint64; x0 stays at S, d goes to R."""
     _check_batch(sb, SenderBatch, SENDER, "cot")
-    corr = _ring_matrix(corr, len(sb), SENDER, "cot", "corr")
+    corr = _matrix(corr, np.uint64, len(sb), SENDER, "cot", "corr")
     m0, m1 = rot_sender(sb, 8 * corr.shape[1])
     x0 = m0.view(np.uint64)
     d = x0 + corr
@@ -285,28 +288,17 @@ def cot_sender(sb: SenderBatch, corr: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def cot_receiver(rb: ReceiverBatch, d: np.ndarray) -> np.ndarray:
     """Step 7 at R: x0 + c_j * corr_j, (m, L) uint64, from S's d."""
     _check_batch(rb, ReceiverBatch, RECEIVER, "cot")
-    d = _ring_matrix(d, len(rb), RECEIVER, "cot", "d")
+    d = _matrix(d, np.uint64, len(rb), RECEIVER, "cot", "d")
     out = rot_receiver(rb, 8 * d.shape[1]).view(np.uint64)
     out += d * rb.choices[:, None].astype(np.uint64)
     return out
 
 
-def _messages(a: object, m: int, role: str, what: str) -> np.ndarray:
-    if not isinstance(a, np.ndarray):
-        raise OTError(f"{role}: ot: {what} must be a numpy array, not {type(a).__name__}")
-    if a.dtype != np.uint8 or a.ndim != 2 or a.shape[0] != m or a.shape[1] < 1:
-        raise OTError(
-            f"{role}: ot: {what} must be a uint8 array of shape ({m}, nbytes), "
-            f"not {a.dtype} of shape {a.shape}"
-        )
-    return a
-
-
 def ot_sender(sb: SenderBatch, m0: np.ndarray, m1: np.ndarray) -> np.ndarray:
     """Step 8 at S: d (2, m, nbytes) uint8 for R: both messages under their OT pads."""
     _check_batch(sb, SenderBatch, SENDER, "ot")
-    m0 = _messages(m0, len(sb), SENDER, "m0")
-    m1 = _messages(m1, len(sb), SENDER, "m1")
+    m0 = _matrix(m0, np.uint8, len(sb), SENDER, "ot", "m0")
+    m1 = _matrix(m1, np.uint8, len(sb), SENDER, "ot", "m1")
     if m0.shape != m1.shape:
         raise OTError(f"{SENDER}: ot: m0 {m0.shape} and m1 {m1.shape} differ in shape")
     p0, p1 = rot_sender(sb, m0.shape[1])
