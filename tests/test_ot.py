@@ -412,6 +412,11 @@ def test_bit_transpose_kernels_match_numpy(transpose_build):
             bit_transpose.transpose_xor(x, y, mask),
             bit_transpose.transpose_numpy(x ^ (y & mask[:, None])),
         )
+        acc = np.frombuffer(os.urandom(rows * cols), np.uint8).reshape(rows, cols).copy()
+        row = np.frombuffer(os.urandom(cols), np.uint8)
+        want = acc ^ x ^ row
+        np.testing.assert_array_equal(bit_transpose.transpose_acc(x, acc, row), ref)
+        np.testing.assert_array_equal(acc, want)
     with pytest.raises(ValueError, match="row_mask must hold"):
         bit_transpose.transpose_xor(x, y, np.ones(rows, np.uint8))
 

@@ -5,7 +5,9 @@
 // row i at byte j / 8, bit j % 8 (least significant bit first). The output is its transpose,
 // (8 * cols) rows of rows / 8 bytes, in the same bit order. rows and cols must be multiples
 // of 16 (the Python side pads). cr_bit_transpose_xor transposes in ^ (x & row_mask[i]) with
-// row_mask[i] 0x00 or 0xff (IKNP's q^i = G(k_i) ^ delta_i * u^i) in the same pass.
+// row_mask[i] 0x00 or 0xff (IKNP's q^i = G(k_i) ^ delta_i * u^i) in the same pass;
+// cr_bit_transpose_acc also xors every input row and one fixed row into an accumulator
+// (IKNP's u^i = G(k_i^1) ^ t^i ^ c) while it reads them.
 //
 // Each 16-row x 16-byte tile is loaded as 16 registers and turned into its 16 x 16 byte
 // transpose by four rounds of unpack (8-, 16-, 32- and 64-bit interleave of register pairs;
@@ -107,8 +109,10 @@ static inline void tile64(const uint8_t* in, int64_t cols, int64_t r0, int64_t c
 // run on that buffer. The next band is prefetched meanwhile.
 constexpr int64_t STAGE = 256;
 
-template <bool XOR>
-static int transpose(const uint8_t* in, const uint8_t* x, const uint8_t* row_mask, int64_t rows,
+// MODE 0: transpose in. MODE 1: transpose in ^ (x & row_mask[r]). MODE 2: transpose in and,
+// in the same pass, x[r] ^= in[r] ^ row_mask (row_mask is then one row of cols bytes).
+template <int MODE>
+static int transpose(const uint8_t* in, uint8_t* x, const uint8_t* row_mask, int64_t rows,
                      int64_t cols, uint8_t* out) {
   if (rows < 0 || cols < 0 || rows % 16 != 0 || cols % 16 != 0) return -1;
   const int64_t out_row = rows / 8;
@@ -120,14 +124,17 @@ static int transpose(const uint8_t* in, const uint8_t* x, const uint8_t* row_mas
       const uint8_t* src = in + r * cols + band;
       for (int64_t c = STAGE; c < 2 * STAGE && band + c < cols; c += 64) {
         _mm_prefetch((const char*)(src + c), _MM_HINT_T0);
-        if (XOR) _mm_prefetch((const char*)(x + r * cols + band + c), _MM_HINT_T0);
+        if (MODE) _mm_prefetch((const char*)(x + r * cols + band + c), _MM_HINT_T0);
       }
       for (int64_t c = 0; c < width; c += 16) {
         __m128i v = _mm_loadu_si128((const __m128i*)(src + c));
-        if (XOR) {
+        __m128i* xp = (__m128i*)(x + r * cols + band + c);
+        if (MODE == 1) {
           const __m128i m = _mm_set1_epi8((char)row_mask[r]);
-          const __m128i w = _mm_loadu_si128((const __m128i*)(x + r * cols + band + c));
-          v = _mm_xor_si128(v, _mm_and_si128(w, m));
+          v = _mm_xor_si128(v, _mm_and_si128(_mm_loadu_si128(xp), m));
+        } else if (MODE == 2) {
+          const __m128i w = _mm_loadu_si128((const __m128i*)(row_mask + band + c));
+          _mm_storeu_si128(xp, _mm_xor_si128(_mm_loadu_si128(xp), _mm_xor_si128(v, w)));
         }
         _mm_store_si128((__m128i*)(buf + r * STAGE + c), v);
       }
@@ -152,14 +159,21 @@ extern "C" {
 // out = the transpose of in (rows x cols bytes). Returns 0, -1 for a bad shape, -2 when the
 // staging buffer cannot be allocated.
 int cr_bit_transpose(const uint8_t* in, int64_t rows, int64_t cols, uint8_t* out) {
-  return transpose<false>(in, nullptr, nullptr, rows, cols, out);
+  return transpose<0>(in, nullptr, nullptr, rows, cols, out);
 }
 
 // out = the transpose of in ^ (x & row_mask[i]) (x rows x cols bytes, row_mask rows bytes of
-// 0x00 / 0xff). Returns as cr_bit_transpose.
+// 0x00 / 0xff): IKNP's sender. Returns as cr_bit_transpose.
 int cr_bit_transpose_xor(const uint8_t* in, const uint8_t* x, const uint8_t* row_mask,
                          int64_t rows, int64_t cols, uint8_t* out) {
-  return transpose<true>(in, x, row_mask, rows, cols, out);
+  return transpose<1>(in, (uint8_t*)x, row_mask, rows, cols, out);
+}
+
+// out = the transpose of in, and acc[i] ^= in[i] ^ row for every row i (acc rows x cols
+// bytes, row cols bytes): IKNP's receiver, u = G(k^1) ^ t ^ c. Returns as cr_bit_transpose.
+int cr_bit_transpose_acc(const uint8_t* in, uint8_t* acc, const uint8_t* row, int64_t rows,
+                         int64_t cols, uint8_t* out) {
+  return transpose<2>(in, acc, row, rows, cols, out);
 }
 
 }  // extern "C"

@@ -6,10 +6,13 @@ AVX-512BW through ``bit_transpose_avx512.cc`` where the CPU has it).
 transpose as an (8*cols, rows // 8) uint8 array in the same bit order. ``rows`` must be a
 multiple of 8. ``transpose_xor(bits, x, row_mask)`` is the transpose of
 ``bits ^ (x & row_mask[:, None])`` (row_mask 0x00 / 0xff per row) in the same pass: IKNP's
-q^i = G(k_i) ^ delta_i * u^i without branching on delta. The kernels (16 x 16 byte tiles,
+q^i = G(k_i) ^ delta_i * u^i without branching on delta. ``transpose_acc(bits, acc, row)``
+returns the transpose of ``bits`` and sets ``acc ^= bits ^ row`` in place in the same pass
+(IKNP's u^i = G(k_i^1) ^ t^i ^ c). The kernels (16 x 16 byte tiles,
 ``_mm_movemask_epi8`` / ``_mm512_movepi8_mask``) run where they are built (see
 :mod:`._native`); elsewhere numpy's unpackbits / packbits give the same bytes.
-``kernel()`` says which runs.
+``kernel()`` says which runs. Each takes an optional ``out`` to write the transpose into
+(e.g. a slice of rows of a larger result).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from . import _native
 
 SOURCE, AVX512_SOURCE = "bit_transpose.cc", "bit_transpose_avx512.cc"
 _ARGS = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
-_XOR_ARGS = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, *_ARGS[1:])
+_XOR_ARGS = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, *_ARGS[1:])  # and _acc
 
 
 _avx512 = True
@@ -68,35 +71,64 @@ def transpose_numpy(bits: np.ndarray) -> np.ndarray:
     return np.packbits(unpacked.T, axis=1, bitorder="little").reshape(8 * cols, rows // 8)
 
 
-def _run(fn, arrays: list[np.ndarray], rows: int, cols: int) -> np.ndarray:
-    """Call a kernel on arrays padded to whole 16 x 16 byte tiles; trim the result."""
+def _check_out(out: np.ndarray | None, rows: int, cols: int) -> np.ndarray | None:
+    shape = (8 * cols, rows // 8)
+    if out is not None and not (
+        isinstance(out, np.ndarray)
+        and out.dtype == np.uint8
+        and out.shape == shape
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    ):
+        raise ValueError(f"out must be a writeable contiguous uint8 array of shape {shape}")
+    return out
+
+
+def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _run(fn, arrays: list[np.ndarray], rows: int, cols: int, out: np.ndarray | None) -> np.ndarray:
+    """Call a kernel on arrays padded to whole 16 x 16 byte tiles; trim the result. A
+    given ``out`` (checked by the caller) receives the transpose directly where no padding
+    is needed."""
     prow, pcol = -rows % 16, -cols % 16
     if prow or pcol:
         arrays = [np.pad(a, ((0, prow), (0, pcol))) if a.ndim == 2 else a for a in arrays]
         arrays = [np.pad(a, (0, prow)) if a.ndim == 1 else a for a in arrays]
     arrays = [np.ascontiguousarray(a) for a in arrays]
-    out = np.empty((8 * (cols + pcol), (rows + prow) // 8), dtype=np.uint8)
-    if out.size:
-        rc = fn(*(a.ctypes.data for a in arrays), rows + prow, cols + pcol, out.ctypes.data)
+    direct = out is not None and not (prow or pcol)
+    res = out if direct else np.empty((8 * (cols + pcol), (rows + prow) // 8), dtype=np.uint8)
+    if res.size:
+        rc = fn(*(a.ctypes.data for a in arrays), rows + prow, cols + pcol, res.ctypes.data)
         if rc == -2:
             raise MemoryError("bit transpose: no memory for the staging buffer")
         if rc != 0:  # unreachable: the shape was padded above
             raise RuntimeError(f"bit transpose kernel failed ({rc})")
+    if direct:
+        return res
     if prow or pcol:
-        out = np.ascontiguousarray(out[: 8 * cols, : rows // 8])
-    return out
+        res = np.ascontiguousarray(res[: 8 * cols, : rows // 8])
+    return _deliver(res, out)
 
 
-def transpose(bits: np.ndarray) -> np.ndarray:
-    """(8*cols, rows // 8) uint8: the bit transpose of ``bits`` (rows, cols) uint8."""
+def transpose(bits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(8*cols, rows // 8) uint8: the bit transpose of ``bits`` (rows, cols) uint8, written
+    into ``out`` where given."""
     bits = _check(bits)
+    out = _check_out(out, *bits.shape)
     fn = _function("cr_bit_transpose", _ARGS)
     if fn is None:
-        return transpose_numpy(bits)
-    return _run(fn, [bits], *bits.shape)
+        return _deliver(transpose_numpy(bits), out)
+    return _run(fn, [bits], *bits.shape, out)
 
 
-def transpose_xor(bits: np.ndarray, x: np.ndarray, row_mask: np.ndarray) -> np.ndarray:
+def transpose_xor(
+    bits: np.ndarray, x: np.ndarray, row_mask: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """The transpose of ``bits ^ (x & row_mask[:, None])``; ``x`` has the shape of
     ``bits``, ``row_mask`` is (rows,) uint8 of 0x00 / 0xff."""
     bits, x = _check(bits), _check(x, "x")
@@ -107,7 +139,29 @@ def transpose_xor(bits: np.ndarray, x: np.ndarray, row_mask: np.ndarray) -> np.n
         raise ValueError(f"row_mask must be a uint8 array of shape ({bits.shape[0]},)")
     if not np.isin(row_mask, (0, 0xFF)).all():
         raise ValueError("row_mask must hold 0x00 or 0xff")
+    out = _check_out(out, *bits.shape)
     fn = _function("cr_bit_transpose_xor", _XOR_ARGS)
     if fn is None:
-        return transpose_numpy(bits ^ (x & row_mask[:, None]))
-    return _run(fn, [bits, x, row_mask], *bits.shape)
+        return _deliver(transpose_numpy(bits ^ (x & row_mask[:, None])), out)
+    return _run(fn, [bits, x, row_mask], *bits.shape, out)
+
+
+def transpose_acc(
+    bits: np.ndarray, acc: np.ndarray, row: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The transpose of ``bits``; also ``acc ^= bits ^ row[None, :]`` in place (``acc`` a
+    writeable C-contiguous array of the shape of ``bits``, ``row`` (cols,) uint8)."""
+    bits, acc = _check(bits), _check(acc, "acc")
+    if acc.shape != bits.shape or not acc.flags.c_contiguous or not acc.flags.writeable:
+        raise ValueError(f"acc must be a writeable contiguous array of shape {bits.shape}")
+    row = np.asarray(row)
+    if row.dtype != np.uint8 or row.shape != (bits.shape[1],):
+        raise ValueError(f"row must be a uint8 array of shape ({bits.shape[1]},)")
+    out = _check_out(out, *bits.shape)
+    fn = _function("cr_bit_transpose_acc", _XOR_ARGS)
+    rows, cols = bits.shape
+    if fn is None or rows % 16 or cols % 16:  # acc is updated in place: no padded copies
+        np.bitwise_xor(acc, bits, out=acc)
+        np.bitwise_xor(acc, row, out=acc)
+        return transpose(bits, out)
+    return _run(fn, [bits, acc, row], rows, cols, out)

@@ -14,9 +14,10 @@ Setup (:mod:`.base`, Chou–Orlandi): R is the base-OT sender with seed pairs
 Extension, call number s of the session (both parties count calls; the batch's OTs get
 the indices start .. start + m - 1, start = OTs made before this call):
 4. R: t^i = G(k_i^0), u^i = t^i xor G(k_i^1) xor c for i < 128 (G = AES-256-CTR of
-   :mod:`cipherray.protocols.prg` keyed by the seed, stream s, m bits); sends
-   u = (128, ceil(m/8)) uint8 to S. Its rows t_j (j < m) of the transposed matrix form
-   the ReceiverBatch.
+   :mod:`cipherray.protocols.prg` keyed by the seed: the bits of OTs 2^16 k .. 2^16 (k+1)
+   come from stream s * 2^32 + k, so the matrix is made and transposed a cache-sized
+   chunk at a time); sends u = (128, ceil(m/8)) uint8 to S. The rows t_j (j < m) of the
+   transposed matrix form the ReceiverBatch.
 5. S: q^i = G(k_i^{delta_i}) xor delta_i * u^i = t^i xor delta_i * c, so that the rows of
    the transpose are q_j = t_j xor c_j * delta: the SenderBatch.
 What each learns: S sees u^i = t^i xor G(k_i^1) xor c. For delta_i = 0 it holds
@@ -34,7 +35,7 @@ Outputs, from a batch (spend every batch once: take() splits it into pieces):
 8. Chosen-message OT: S sends (M_{j,0} xor m_{j,0}, M_{j,1} xor m_{j,1}); R unmasks the
    one of its choice.
 
-H is the tweakable circular correlation-robust hash of Guo–Katz–Wang–Yu (S&P 2020, the
+H is the tweakable circular correlation-robust hash of Guo–Katz–Wang–Yu (S&P 2020,
 their TCCR) from a fixed-key AES-128 permutation pi:
 H(x, i) = pi(pi(x) xor i) xor pi(x), with the tweak i = (OT index, output block) as one
 128-bit block (index in the low 8 bytes, little-endian). Outputs longer than 16 bytes are
@@ -57,6 +58,7 @@ from .errors import OTError
 
 KAPPA = base.KAPPA
 BLOCK = KAPPA // 8  # 16 bytes: one row of the transposed matrix
+CHUNK_BYTES = 1 << 13  # PRG matrix columns made at a time: 2^16 OTs, 1 MiB for 128 rows
 HASH_KEY = hashlib.sha256(b"cipherray/ot/iknp/fixed-key-aes/v1").digest()[:16]
 SENDER, RECEIVER = "OT sender", "OT receiver"
 
@@ -165,6 +167,14 @@ def _choice_bits(choices: object) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(choices), int(choices.shape[0])
 
 
+def _chunks(width: int, calls: int):
+    """(lo, hi, stream) for the column chunks of a PRG matrix of ``width`` bytes a row."""
+    if calls >= 1 << 32:
+        raise OTError("OT: extend: more than 2^32 extensions in one session")
+    for k, lo in enumerate(range(0, width, CHUNK_BYTES)):
+        yield lo, min(lo + CHUNK_BYTES, width), (calls << 32) | k
+
+
 def receiver_extend(
     state: ReceiverState, choices: np.ndarray | int
 ) -> tuple[ReceiverState, ReceiverBatch, np.ndarray]:
@@ -174,14 +184,18 @@ def receiver_extend(
         raise OTError(f"{RECEIVER}: extend: setup is not finished (receiver_setup_finish)")
     bits, m = _choice_bits(choices)
     width = _padded_bytes(m)
-    t_rows = aes_ctr.keystreams(np.ascontiguousarray(state.seeds[:, 0]), width, state.calls)
-    u = aes_ctr.keystreams(np.ascontiguousarray(state.seeds[:, 1]), width, state.calls)
     packed = np.zeros(width, dtype=np.uint8)
     packed[: -(-m // 8)] = np.packbits(bits, bitorder="little")
-    np.bitwise_xor(u, t_rows, out=u)  # u^i = G(k_i^1) xor t^i xor c
-    np.bitwise_xor(u, packed, out=u)
-    t = bit_transpose.transpose(t_rows)[:m]
-    batch = ReceiverBatch(t=t, choices=bits, start=state.start)
+    seeds0 = np.ascontiguousarray(state.seeds[:, 0])
+    seeds1 = np.ascontiguousarray(state.seeds[:, 1])
+    t = np.empty((8 * width, BLOCK), dtype=np.uint8)
+    u = np.empty((KAPPA, width), dtype=np.uint8)
+    for lo, hi, stream in _chunks(width, state.calls):
+        t_rows = aes_ctr.keystreams(seeds0, hi - lo, stream)  # t^i
+        u_rows = aes_ctr.keystreams(seeds1, hi - lo, stream)  # G(k_i^1), then u^i
+        bit_transpose.transpose_acc(t_rows, u_rows, packed[lo:hi], out=t[8 * lo : 8 * hi])
+        u[:, lo:hi] = u_rows
+    batch = ReceiverBatch(t=t[:m], choices=bits, start=state.start)
     new = replace(state, calls=state.calls + 1, start=state.start + m)
     return new, batch, np.ascontiguousarray(u[:, : -(-m // 8)])
 
@@ -200,12 +214,15 @@ def sender_extend(state: SenderState, u: np.ndarray, m: int) -> tuple[SenderStat
             f"{m} OTs, not {u.dtype} of shape {u.shape}"
         )
     width = _padded_bytes(m)
-    g = aes_ctr.keystreams(state.seeds, width, state.calls)  # G(k_i^{delta_i})
     if nbytes != width:
         u = np.pad(u, ((0, 0), (0, width - nbytes)))
     mask = np.uint8(0) - np.unpackbits(state.delta, bitorder="little")  # 0xff where delta_i
-    q = bit_transpose.transpose_xor(g, u, mask)[:m]  # rows of g ^ delta_i * u^i, transposed
-    batch = SenderBatch(q=q, delta=state.delta, start=state.start)
+    q = np.empty((8 * width, BLOCK), dtype=np.uint8)
+    for lo, hi, stream in _chunks(width, state.calls):
+        g = aes_ctr.keystreams(state.seeds, hi - lo, stream)  # G(k_i^{delta_i})
+        # rows of g xor delta_i * u^i = t^i xor delta_i * c, transposed
+        bit_transpose.transpose_xor(g, u[:, lo:hi], mask, out=q[8 * lo : 8 * hi])
+    batch = SenderBatch(q=q[:m], delta=state.delta, start=state.start)
     return replace(state, calls=state.calls + 1, start=state.start + m), batch
 
 
