@@ -61,7 +61,9 @@ def test_base_ots_give_the_receiver_one_key_of_each_pair():
     assert len({bytes(k) for k in r.seeds.reshape(256, 32)}) == 256
 
 
-@pytest.mark.parametrize("m", [1, 13, 128, 1000, 4099])
+@pytest.mark.parametrize(
+    "m", [1, 13, 128, 1000, 4099, (1 << 16) + 1000]
+)  # the last: two PRG chunks
 def test_extension_correlation_q_is_t_xor_c_delta(session, m):
     r, s = session
     c = _bits(m)
