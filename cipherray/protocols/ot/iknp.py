@@ -167,10 +167,10 @@ def _choice_bits(choices: object) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(choices), int(choices.shape[0])
 
 
-def _chunks(width: int, calls: int):
+def _chunks(width: int, calls: int, role: str):
     """(lo, hi, stream) for the column chunks of a PRG matrix of ``width`` bytes a row."""
     if calls >= 1 << 32:
-        raise OTError("OT: extend: more than 2^32 extensions in one session")
+        raise OTError(f"{role}: extend: more than 2^32 extensions in one session")
     for k, lo in enumerate(range(0, width, CHUNK_BYTES)):
         yield lo, min(lo + CHUNK_BYTES, width), (calls << 32) | k
 
@@ -190,7 +190,7 @@ def receiver_extend(
     seeds1 = np.ascontiguousarray(state.seeds[:, 1])
     t = np.empty((8 * width, BLOCK), dtype=np.uint8)
     u = np.empty((KAPPA, width), dtype=np.uint8)
-    for lo, hi, stream in _chunks(width, state.calls):
+    for lo, hi, stream in _chunks(width, state.calls, RECEIVER):
         t_rows = aes_ctr.keystreams(seeds0, hi - lo, stream)  # t^i
         u_rows = aes_ctr.keystreams(seeds1, hi - lo, stream)  # G(k_i^1), then u^i
         bit_transpose.transpose_acc(t_rows, u_rows, packed[lo:hi], out=t[8 * lo : 8 * hi])
@@ -218,7 +218,7 @@ def sender_extend(state: SenderState, u: np.ndarray, m: int) -> tuple[SenderStat
         u = np.pad(u, ((0, 0), (0, width - nbytes)))
     mask = np.uint8(0) - np.unpackbits(state.delta, bitorder="little")  # 0xff where delta_i
     q = np.empty((8 * width, BLOCK), dtype=np.uint8)
-    for lo, hi, stream in _chunks(width, state.calls):
+    for lo, hi, stream in _chunks(width, state.calls, SENDER):
         g = aes_ctr.keystreams(state.seeds, hi - lo, stream)  # G(k_i^{delta_i})
         # rows of g xor delta_i * u^i = t^i xor delta_i * c, transposed
         bit_transpose.transpose_xor(g, u[:, lo:hi], mask, out=q[8 * lo : 8 * hi])
