@@ -27,6 +27,16 @@ TARGETS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
         frozenset({"aes", "sse4_1", "avx512f", "avx512bw", "vaes"}),
     ),
     "sha256_kdf.cc": ((), frozenset()),
+    "bit_transpose.cc": (("-msse2",), frozenset({"sse2"})),
+    "bit_transpose_avx512.cc": (
+        ("-mavx512f", "-mavx512bw"),
+        frozenset({"avx512f", "avx512bw"}),
+    ),
+    "ot_hash.cc": (("-maes", "-msse4.1"), frozenset({"aes", "sse4_1"})),
+    "ot_hash_vaes.cc": (
+        ("-maes", "-msse4.1", "-mavx512f", "-mvaes"),
+        frozenset({"aes", "sse4_1", "avx512f", "vaes"}),
+    ),
 }
 
 _enabled = True

@@ -33,22 +33,7 @@ struct Key {
   __m128i rk[ROUNDS + 1];
 };
 
-// the two halves of one AES-256 key-schedule step (FIPS 197, 5.2)
-static inline __m128i sched_even(__m128i prev, __m128i assist) {
-  assist = _mm_shuffle_epi32(assist, 0xff);  // RotWord(SubWord(w)) ^ rcon
-  prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 4));
-  prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 4));
-  prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 4));
-  return _mm_xor_si128(prev, assist);
-}
-
-static inline __m128i sched_odd(__m128i prev, __m128i assist) {
-  assist = _mm_shuffle_epi32(assist, 0xaa);  // SubWord(w)
-  prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 4));
-  prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 4));
-  prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 4));
-  return _mm_xor_si128(prev, assist);
-}
+#include "aes_schedule.h"
 
 static inline void expand_key(const uint8_t* seed, Key* k) {
   __m128i* rk = k->rk;
