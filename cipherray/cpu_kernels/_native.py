@@ -27,6 +27,7 @@ TARGETS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
         frozenset({"aes", "sse4_1", "avx512f", "avx512bw", "vaes"}),
     ),
     "sha256_kdf.cc": ((), frozenset()),
+    "bit_transpose.cc": (("-msse2",), frozenset({"sse2"})),
 }
 
 _enabled = True
