@@ -38,7 +38,7 @@ def _xor(h: PerParty) -> np.ndarray:
     "sx,sy", [((2000,), (2000,)), ((30, 4), (4,)), ((5, 1), (1, 6)), ((), (7,)), ((3,), (1,))]
 )
 def test_mul_triples(sx, sy):
-    ctx = _ctx()
+    ctx = _ctx(chunk=4096)  # the 2000-element request travels in blocks
     e, p = ctx.engine, ctx.provider
     for _ in range(3):
         a, b, c = p.mul_triple(e, sx, sy)
@@ -62,7 +62,7 @@ def test_matmul_triples(sx, sy):
 
 
 def test_square_and_and_triples_and_bits():
-    ctx = _ctx()
+    ctx = _ctx(chunk=2048)  # several extensions and blocks per request
     e, p = ctx.engine, ctx.provider
     a, c = p.square_pair(e, (3000,))
     A = _rec(e, a)

@@ -150,9 +150,11 @@ def _to_out(p: dict, groups: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups.T).reshape(p["out"])
 
 
-def _blocks(p: dict) -> list[tuple[int, int]]:
+def _blocks(p: dict, max_ots: int) -> list[tuple[int, int]]:
+    """Groups per message block: at most BLOCK_WORDS COT words and `max_ots` OTs (one
+    group at least)."""
     per_group = 64 * p["R"] * max(1, p["L"])
-    step = max(1, BLOCK_WORDS // max(1, per_group))
+    step = max(1, min(BLOCK_WORDS // max(1, per_group), max_ots // (64 * max(1, p["R"]))))
     G = p["G"]
     return [(g, min(G, g + step)) for g in range(0, G, step)] or [(0, 0)]
 
@@ -206,7 +208,7 @@ def _gilboa_send(sb: Any, lo: int, p: dict, v: np.ndarray, g0: int, g1: int) -> 
     of the groups' outputs, -sum x0)."""
     gb = g1 - g0
     count = gb * p["R"] * 64
-    batch = _check_slice(sb, lo + g0 * p["R"] * 64, lo + g1 * p["R"] * 64, "OT sender")
+    batch = _check_slice(sb, lo, lo + count, "OT sender")
     vv = _corr_vectors(p, v, g0, g1)  # (gb, R, L)
     corr = (vv[:, :, None, :] << _SHIFTS[None, None, :, None]).reshape(count, p["L"])
     x0, d = ot.cot_sender(batch, corr)
@@ -218,7 +220,7 @@ def _gilboa_send(sb: Any, lo: int, p: dict, v: np.ndarray, g0: int, g1: int) -> 
 def _gilboa_recv(rb: Any, lo: int, p: dict, d: np.ndarray, g0: int, g1: int) -> tuple:
     """At R: (the bits operand's groups g0..g1 as (gb, R), R's share sum x_c)."""
     gb = g1 - g0
-    batch = _check_slice(rb, lo + g0 * p["R"] * 64, lo + g1 * p["R"] * 64, "OT receiver")
+    batch = _check_slice(rb, lo, lo + gb * p["R"] * 64, "OT receiver")
     xc = ot.cot_receiver(batch, d)
     share = xc.reshape(gb, p["R"] * 64, p["L"]).sum(axis=1, dtype=np.uint64)
     u = _pack_bits(batch.choices).reshape(gb, p["R"])
@@ -255,7 +257,7 @@ def _finish_square(a: np.ndarray, cross: np.ndarray) -> np.ndarray:
 
 
 @common.member_step
-def _and_recv(rb: Any, lo: int, hi: int, words: int) -> tuple:
+def _and_recv(rb: Any, lo: int, hi: int) -> tuple:
     """At R: a_R (its choice bits, packed) and u_R = lsb of the chosen ROT message."""
     batch = _check_slice(rb, lo, hi, "OT receiver")
     mc = ot.rot_receiver(batch, nbytes=1)
@@ -263,7 +265,7 @@ def _and_recv(rb: Any, lo: int, hi: int, words: int) -> tuple:
 
 
 @common.member_step
-def _and_send(sb: Any, lo: int, hi: int, words: int) -> tuple:
+def _and_send(sb: Any, lo: int, hi: int) -> tuple:
     """At S: b_S = lsb(m0) ^ lsb(m1) and v_S = lsb(m0), packed."""
     batch = _check_slice(sb, lo, hi, "OT sender")
     m0, m1 = ot.rot_sender(batch, nbytes=1)
@@ -271,29 +273,39 @@ def _and_send(sb: Any, lo: int, hi: int, words: int) -> tuple:
 
 
 @common.member_step
-def _and_finish(shape: tuple, a: Any, u: Any, b: Any, v: Any) -> tuple:
+def _and_finish(shape: tuple, nb: int, *parts: np.ndarray) -> tuple:
+    """c_i = a_i b_i ^ u_i ^ v_i over the request's blocks (parts: a, u, b, v lists)."""
+    a, u, b, v = (np.concatenate(parts[k * nb : (k + 1) * nb]) for k in range(4))
     c = (a & b) ^ u ^ v
     return a.reshape(shape), b.reshape(shape), c.reshape(shape)
 
 
 @common.member_step
-def _bit_send(sb: Any, lo: int, hi: int, shape: tuple) -> tuple:
+def _bit_send(sb: Any, lo: int, hi: int) -> tuple:
     """At member 1 (S of instance 0): r_1 from its CSPRNG; COT with correlation r_1."""
     batch = _check_slice(sb, lo, hi, "OT sender")
     r1 = prg.fresh_ring((hi - lo,)) & _ONE
     x0, d = ot.cot_sender(batch, r1.reshape(-1, 1))
     arith = r1 + np.uint64(2) * x0[:, 0]  # r_1 - 2 * (-x0)
-    return d, arith.reshape(shape), r1.reshape(shape)
+    return d, arith, r1
 
 
 @common.member_step
-def _bit_recv(rb: Any, lo: int, hi: int, d: np.ndarray, shape: tuple) -> tuple:
+def _bit_recv(rb: Any, lo: int, hi: int, d: np.ndarray) -> tuple:
     """At member 0 (R of instance 0): r_0 = its choice bit; product share x_c."""
     batch = _check_slice(rb, lo, hi, "OT receiver")
     xc = ot.cot_receiver(batch, d)[:, 0]
     r0 = batch.choices.astype(np.uint64)
     arith = r0 - np.uint64(2) * xc
-    return arith.reshape(shape), r0.reshape(shape)
+    return arith, r0
+
+
+@common.member_step
+def _join_pairs(shape: tuple, *parts: np.ndarray) -> tuple:
+    """(arithmetic, XOR) shares of the request from its blocks' (arith, xor) pairs."""
+    arith = np.concatenate(parts[0::2]) if parts else np.zeros(0, np.uint64)
+    bits = np.concatenate(parts[1::2]) if parts else np.zeros(0, np.uint64)
+    return arith.reshape(shape), bits.reshape(shape)
 
 
 # ------------------------------------------------------------------- wrap (theta)
@@ -472,9 +484,9 @@ class OTProvider(Provider):
     def _cross(self, engine: Engine, d: int, p: dict, v: Any, step: str) -> tuple:
         """A Gilboa cross term u_R * v_S with R = member d: returns (u at R, R's share,
         S's share). `v` is S's operand handle. Large requests travel in blocks."""
-        inst, lo = self._reserve(engine, d, p["G"] * p["R"] * 64, step)
         us, rs, ss = [], [], []
-        for g0, g1 in _blocks(p):
+        for g0, g1 in _blocks(p, self.chunk):
+            inst, lo = self._reserve(engine, d, (g1 - g0) * p["R"] * 64, step)
             dmsg, s_part = engine.run_at(
                 inst.s, _gilboa_send, inst.sb, lo, p, v, g0, g1, num_returns=2, step=step
             )
@@ -524,34 +536,54 @@ class OTProvider(Provider):
         )
         return a, c
 
+    def _spans(self, total: int, per: int) -> list[tuple[int, int]]:
+        """Blocks of a request of `total` units of `per` OTs: at most `chunk` OTs each."""
+        step = max(1, self.chunk // per)
+        return [(k, min(total, k + step)) for k in range(0, total, step)]
+
     def _and(self, engine: Engine, shape: tuple, step: str) -> tuple:
         words = _size(shape)
-        m = 64 * words
-        out: list[list[Any]] = [[None] * 4, [None] * 4]  # per member: a, u, b, v
-        for d in (0, 1):
-            inst, lo = self._reserve(engine, d, m, step)
-            out[inst.r][0], out[inst.r][1] = engine.run_at(
-                inst.r, _and_recv, inst.rb, lo, lo + m, words, num_returns=2, step=step
-            )
-            out[inst.s][2], out[inst.s][3] = engine.run_at(
-                inst.s, _and_send, inst.sb, lo, lo + m, words, num_returns=2, step=step
-            )
-        res = [
-            engine.run_at(i, _and_finish, shape, *out[i], num_returns=3, step=step) for i in (0, 1)
-        ]
+        parts: list[list[list[Any]]] = [[[], [], [], []], [[], [], [], []]]  # a, u, b, v
+        for w0, w1 in self._spans(words, 64):
+            m = 64 * (w1 - w0)
+            for d in (0, 1):
+                inst, lo = self._reserve(engine, d, m, step)
+                a, u = engine.run_at(
+                    inst.r, _and_recv, inst.rb, lo, lo + m, num_returns=2, step=step
+                )
+                b, v = engine.run_at(
+                    inst.s, _and_send, inst.sb, lo, lo + m, num_returns=2, step=step
+                )
+                parts[inst.r][0].append(a)
+                parts[inst.r][1].append(u)
+                parts[inst.s][2].append(b)
+                parts[inst.s][3].append(v)
+        res = []
+        for i in (0, 1):
+            nb = len(parts[i][0])
+            flat = [h for lst in parts[i] for h in lst]
+            res.append(engine.run_at(i, _and_finish, shape, nb, *flat, num_returns=3, step=step))
         return tuple(PerParty((res[0][k], res[1][k])) for k in range(3))
 
     def _bit(self, engine: Engine, shape: tuple, step: str) -> tuple:
-        m = _size(shape)
-        inst, lo = self._reserve(engine, 0, m, step)
-        dmsg, arith1, xor1 = engine.run_at(
-            1, _bit_send, inst.sb, lo, lo + m, shape, num_returns=3, step=step
-        )
-        dmsg = engine.send(dmsg, 1, 0, step=step)
-        arith0, xor0 = engine.run_at(
-            0, _bit_recv, inst.rb, lo, lo + m, dmsg, shape, num_returns=2, step=step
-        )
-        return PerParty((arith0, arith1)), PerParty((xor0, xor1))
+        total = _size(shape)
+        p0: list[Any] = []
+        p1: list[Any] = []
+        for k0, k1 in self._spans(total, 1):
+            m = k1 - k0
+            inst, lo = self._reserve(engine, 0, m, step)
+            dmsg, arith1, xor1 = engine.run_at(
+                1, _bit_send, inst.sb, lo, lo + m, num_returns=3, step=step
+            )
+            dmsg = engine.send(dmsg, 1, 0, step=step)
+            arith0, xor0 = engine.run_at(
+                0, _bit_recv, inst.rb, lo, lo + m, dmsg, num_returns=2, step=step
+            )
+            p0 += [arith0, xor0]
+            p1 += [arith1, xor1]
+        out = [engine.run_at(i, _join_pairs, shape, *ps, num_returns=2, step=step)
+               for i, ps in ((0, p0), (1, p1))]  # fmt: skip
+        return PerParty((out[0][0], out[1][0])), PerParty((out[0][1], out[1][1]))
 
     def _wrap(self, engine: Engine, shape: tuple, step: str) -> tuple:
         from cipherray.protocols.mpc.context import MPCContext
