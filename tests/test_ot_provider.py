@@ -121,6 +121,13 @@ def test_ledger_counts_offline_ot_traffic():
     assert p.ots_extended == 2 * 64 * n
     p.and_triple(e, (2,))  # 128 ROTs each way: only the extension's u travels
     assert e.by_step()["offline/and"]["bytes"] == 2 * 128 * 16
+    # batches are spent to the end: requests that straddle a batch take its leftover
+    p = OTProvider(chunk=1024)
+    e = LocalEngine(2, has_dealer=False)
+    for _ in range(10):
+        a, b, c = p.and_triple(e, (3,))  # 192 ROTs each way
+        assert np.array_equal(_xor(c), _xor(a) & _xor(b))
+    assert p.ots_extended == 2 * 2048  # 1,920 used per instance
 
 
 def test_strict_pool_and_short_batch_are_named_errors():

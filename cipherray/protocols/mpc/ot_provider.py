@@ -150,15 +150,6 @@ def _to_out(p: dict, groups: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups.T).reshape(p["out"])
 
 
-def _blocks(p: dict, max_ots: int) -> list[tuple[int, int]]:
-    """Groups per message block: at most BLOCK_WORDS COT words and `max_ots` OTs (one
-    group at least)."""
-    per_group = 64 * p["R"] * max(1, p["L"])
-    step = max(1, min(BLOCK_WORDS // max(1, per_group), max_ots // (64 * max(1, p["R"]))))
-    G = p["G"]
-    return [(g, min(G, g + step)) for g in range(0, G, step)] or [(0, 0)]
-
-
 def _check_slice(batch: Any, lo: int, hi: int, who: str) -> Any:
     size = len(batch.choices) if isinstance(batch, ot.ReceiverBatch) else len(batch.q)
     if not 0 <= lo <= hi <= size:
@@ -273,9 +264,12 @@ def _and_send(sb: Any, lo: int, hi: int) -> tuple:
 
 
 @common.member_step
-def _and_finish(shape: tuple, nb: int, *parts: np.ndarray) -> tuple:
-    """c_i = a_i b_i ^ u_i ^ v_i over the request's blocks (parts: a, u, b, v lists)."""
-    a, u, b, v = (np.concatenate(parts[k * nb : (k + 1) * nb]) for k in range(4))
+def _and_finish(shape: tuple, counts: list, *parts: np.ndarray) -> tuple:
+    """c_i = a_i b_i ^ u_i ^ v_i over the request's blocks (parts: the a, u, b, v lists,
+    counts[k] blocks each; a, u from this member's receiver role, b, v from its sender
+    role, each in word order)."""
+    edges = np.cumsum([0, *counts])
+    a, u, b, v = (np.concatenate(parts[edges[k] : edges[k + 1]]) for k in range(4))
     c = (a & b) ^ u ^ v
     return a.reshape(shape), b.reshape(shape), c.reshape(shape)
 
@@ -444,26 +438,36 @@ class OTProvider(Provider):
             insts.append(inst)
         self._inst = insts
 
-    def _reserve(self, engine: Engine, d: int, m: int, step: str) -> tuple[_Instance, int]:
-        """m fresh OTs of instance d: (the instance, the offset in its current batch)."""
+    def _spans(self, engine: Engine, d: int, units: int, per: int, most: int, step: str):
+        """Cover `units` units of `per` OTs each from instance d, in order: yields
+        (receiver batch, sender batch, offset, u0, u1) with OTs offset .. offset +
+        (u1 - u0) * per of that batch for units u0 .. u1 (at most `most` units at a
+        time). The current batch's leftover is spent first; a new batch holds
+        max(chunk, per) OTs, so memory stays bounded and at most per - 1 OTs of a batch
+        go unused."""
         if self._inst is None:
             self._setup(engine)
         inst = self._inst[d]
-        if inst.used + m > inst.size:
-            size = max(m, self.chunk)
-            size = (size + 127) // 128 * 128
-            inst.r_state, inst.rb, u = engine.run_at(
-                inst.r, _extend_r, inst.r_state, size, num_returns=3, step=step
-            )
-            u = engine.send(u, inst.r, inst.s, step=step)
-            inst.s_state, inst.sb = engine.run_at(
-                inst.s, _extend_s, inst.s_state, u, size, num_returns=2, step=step
-            )
-            inst.size, inst.used = size, 0
-            inst.extended += size
-        lo = inst.used
-        inst.used += m
-        return inst, lo
+        u = 0
+        while u < units:
+            avail = (inst.size - inst.used) // per
+            if avail == 0:
+                size = (max(self.chunk, per) + 127) // 128 * 128
+                inst.r_state, inst.rb, msg = engine.run_at(
+                    inst.r, _extend_r, inst.r_state, size, num_returns=3, step=step
+                )
+                msg = engine.send(msg, inst.r, inst.s, step=step)
+                inst.s_state, inst.sb = engine.run_at(
+                    inst.s, _extend_s, inst.s_state, msg, size, num_returns=2, step=step
+                )
+                inst.size, inst.used = size, 0
+                inst.extended += size
+                avail = size // per
+            k = min(units - u, avail, max(1, most))
+            lo = inst.used
+            inst.used += k * per
+            yield inst.rb, inst.sb, lo, u, u + k
+            u += k
 
     # -- step 3
     def _generate(self, engine: Engine, kind: str, shapes: tuple) -> tuple[PerParty, ...]:
@@ -484,23 +488,23 @@ class OTProvider(Provider):
     def _cross(self, engine: Engine, d: int, p: dict, v: Any, step: str) -> tuple:
         """A Gilboa cross term u_R * v_S with R = member d: returns (u at R, R's share,
         S's share). `v` is S's operand handle. Large requests travel in blocks."""
+        R, S = d, 1 - d
+        per = 64 * p["R"]
+        most = BLOCK_WORDS // (per * max(1, p["L"]))
         us, rs, ss = [], [], []
-        for g0, g1 in _blocks(p, self.chunk):
-            inst, lo = self._reserve(engine, d, (g1 - g0) * p["R"] * 64, step)
+        for rb, sb, lo, g0, g1 in self._spans(engine, d, p["G"], per, most, step):
             dmsg, s_part = engine.run_at(
-                inst.s, _gilboa_send, inst.sb, lo, p, v, g0, g1, num_returns=2, step=step
+                S, _gilboa_send, sb, lo, p, v, g0, g1, num_returns=2, step=step
             )
-            dmsg = engine.send(dmsg, inst.s, inst.r, step=step)
+            dmsg = engine.send(dmsg, S, R, step=step)
             u_part, r_part = engine.run_at(
-                inst.r, _gilboa_recv, inst.rb, lo, p, dmsg, g0, g1, num_returns=2, step=step
+                R, _gilboa_recv, rb, lo, p, dmsg, g0, g1, num_returns=2, step=step
             )
             us.append(u_part)
             rs.append(r_part)
             ss.append(s_part)
-        u, r_share = engine.run_at(
-            inst.r, _gilboa_assemble_r, p, *us, *rs, num_returns=2, step=step
-        )
-        s_share = engine.run_at(inst.s, _gilboa_assemble_s, p, *ss, step=step)
+        u, r_share = engine.run_at(R, _gilboa_assemble_r, p, *us, *rs, num_returns=2, step=step)
+        s_share = engine.run_at(S, _gilboa_assemble_s, p, *ss, step=step)
         return u, r_share, s_share
 
     def _product(self, engine: Engine, kind: str, shapes: tuple, step: str) -> tuple:
@@ -536,49 +540,37 @@ class OTProvider(Provider):
         )
         return a, c
 
-    def _spans(self, total: int, per: int) -> list[tuple[int, int]]:
-        """Blocks of a request of `total` units of `per` OTs: at most `chunk` OTs each."""
-        step = max(1, self.chunk // per)
-        return [(k, min(total, k + step)) for k in range(0, total, step)]
-
     def _and(self, engine: Engine, shape: tuple, step: str) -> tuple:
         words = _size(shape)
         parts: list[list[list[Any]]] = [[[], [], [], []], [[], [], [], []]]  # a, u, b, v
-        for w0, w1 in self._spans(words, 64):
-            m = 64 * (w1 - w0)
-            for d in (0, 1):
-                inst, lo = self._reserve(engine, d, m, step)
-                a, u = engine.run_at(
-                    inst.r, _and_recv, inst.rb, lo, lo + m, num_returns=2, step=step
-                )
-                b, v = engine.run_at(
-                    inst.s, _and_send, inst.sb, lo, lo + m, num_returns=2, step=step
-                )
-                parts[inst.r][0].append(a)
-                parts[inst.r][1].append(u)
-                parts[inst.s][2].append(b)
-                parts[inst.s][3].append(v)
+        for d in (0, 1):
+            R, S = d, 1 - d
+            for rb, sb, lo, w0, w1 in self._spans(engine, d, words, 64, words, step):
+                hi = lo + 64 * (w1 - w0)
+                a, u = engine.run_at(R, _and_recv, rb, lo, hi, num_returns=2, step=step)
+                b, v = engine.run_at(S, _and_send, sb, lo, hi, num_returns=2, step=step)
+                parts[R][0].append(a)
+                parts[R][1].append(u)
+                parts[S][2].append(b)
+                parts[S][3].append(v)
         res = []
         for i in (0, 1):
-            nb = len(parts[i][0])
+            counts = [len(lst) for lst in parts[i]]
             flat = [h for lst in parts[i] for h in lst]
-            res.append(engine.run_at(i, _and_finish, shape, nb, *flat, num_returns=3, step=step))
+            res.append(
+                engine.run_at(i, _and_finish, shape, counts, *flat, num_returns=3, step=step)
+            )
         return tuple(PerParty((res[0][k], res[1][k])) for k in range(3))
 
     def _bit(self, engine: Engine, shape: tuple, step: str) -> tuple:
         total = _size(shape)
         p0: list[Any] = []
         p1: list[Any] = []
-        for k0, k1 in self._spans(total, 1):
-            m = k1 - k0
-            inst, lo = self._reserve(engine, 0, m, step)
-            dmsg, arith1, xor1 = engine.run_at(
-                1, _bit_send, inst.sb, lo, lo + m, num_returns=3, step=step
-            )
+        for rb, sb, lo, k0, k1 in self._spans(engine, 0, total, 1, total, step):
+            hi = lo + (k1 - k0)
+            dmsg, arith1, xor1 = engine.run_at(1, _bit_send, sb, lo, hi, num_returns=3, step=step)
             dmsg = engine.send(dmsg, 1, 0, step=step)
-            arith0, xor0 = engine.run_at(
-                0, _bit_recv, inst.rb, lo, lo + m, dmsg, num_returns=2, step=step
-            )
+            arith0, xor0 = engine.run_at(0, _bit_recv, rb, lo, hi, dmsg, num_returns=2, step=step)
             p0 += [arith0, xor0]
             p1 += [arith1, xor1]
         out = [engine.run_at(i, _join_pairs, shape, *ps, num_returns=2, step=step)
