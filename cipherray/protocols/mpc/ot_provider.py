@@ -45,8 +45,10 @@ engine under "offline/setup" (base OTs) or "offline/<kind>".
 Costs per element (IKNP, 16 bytes of u per OT, plus 8 bytes per COT word):
 "mul"/"matmul" 2 * 64 COTs (2 * 64 * (16 + 8 L) bytes), "square" 64 COTs, "and"
 2 ROTs per triple (2 * 64 * 16 = 2048 bytes per word), "bit" 1 COT (24 bytes),
-"wrap" one A2B circuit (12 words of AND triples for two members) + 2/64 words + 2
-bits. The base OTs of step 1 are a fixed cost per instance.
+"wrap" one A2B circuit (bit-sliced, 181 AND gates) + 4 AND gates + 2 bits. The base
+OTs of step 1 are a fixed cost per instance. The provider sets `bitsliced_a2b`, so the
+comparisons that consume its AND triples use the bit-sliced carry tree of
+`binary.py` (step 3'): 181 AND gates per element instead of 768.
 """
 
 from __future__ import annotations
