@@ -211,6 +211,29 @@ def test_products_comparisons_relu_truncation_without_dealer():
     assert not ctx.has_dealer
 
 
+def test_opaque_pickling_engine_every_kind():
+    """Step functions and public arguments pickle (as in Ray actors); shapes are passed."""
+    ctx = local_context(2, opaque=True, provider=OTProvider(chunk=4096), has_dealer=False)
+    e, p = ctx.engine, ctx.provider
+    inner = e.inner
+    for kind, shapes in [("mul", ((40,), (40,))), ("matmul", ((3, 4), (4, 2))),
+                         ("square", ((9,),)), ("wrap", ((70,),))]:  # fmt: skip
+        out = p.request(e, kind, shapes)
+        vals = [inner.reconstruct(h) for h in out]
+        if kind == "mul":
+            assert np.array_equal(vals[2], vals[0] * vals[1])
+        elif kind == "matmul":
+            assert np.array_equal(vals[2], matmul_u64(vals[0], vals[1]))
+        elif kind == "square":
+            assert np.array_equal(vals[1], vals[0] * vals[0])
+        else:
+            want = count_wraps([out[0][0].value, out[0][1].value])
+            assert np.array_equal(vals[1].view(np.int64), want)
+    x = share(ctx, np.linspace(-3, 3, 50))
+    got = reveal(ctx, compare.gt(ctx, x, 0.5, x_shape=(50,)))
+    assert np.array_equal(got, (encoded(np.linspace(-3, 3, 50)) > 0.5).astype(float))
+
+
 @pytest.mark.parametrize("n", [2, 3])
 def test_bitsliced_a2b_exact_same_rounds_fewer_bytes(n):
     """The bit-sliced carry tree (any provider that asks for it) on the full ring."""
