@@ -150,8 +150,10 @@ class Runtime:
     ) -> MPC:
         """An MPC location: additive secret sharing over Z_2^64 among `parties`.
         `dealer` names a party that plays the trusted dealer of correlated randomness
-        (Beaver triples) for multiplications; `provider` may also be "dealer",
-        "paillier" (two members, no dealer) or a Provider object. `check_overflow=True`
+        (Beaver triples) for multiplications; without one, two parties get an
+        OTProvider (oblivious transfer, every operation). `provider` may also be
+        "dealer", "ot", "paillier" (two members, no dealer, products only) or a
+        Provider object. `check_overflow=True`
         checks every product of two shared values against its domain (|x*y| < 2^30 for
         16 fractional bits) and raises RangeError naming the step if any element is
         beyond it, revealing only how many are (costs a comparison: see the README)."""

@@ -68,14 +68,17 @@ class MPC:
     @property
     def provider(self) -> Any:
         """Correlated randomness for multiplications and comparisons: a DealerProvider
-        when the location has a dealer, else a PaillierProvider for two members."""
+        when the location has a dealer, else an OTProvider (oblivious transfer, every
+        kind) for two members. `provider="paillier"` picks the PaillierProvider
+        (products only), "ot" / "dealer" the others."""
         from cipherray.protocols.mpc import providers
+        from cipherray.protocols.mpc.ot_provider import OTProvider
 
         if self._provider is None:
             if self.dealer is not None:
                 self._provider = providers.DealerProvider()
             elif len(self.parties) == 2:
-                self._provider = providers.PaillierProvider()
+                self._provider = OTProvider()
             else:
                 raise ConfigError(
                     f"{self.name}: multiplying shared values needs correlated randomness; "
@@ -83,8 +86,15 @@ class MPC:
                 )
         elif self._provider == "paillier":
             self._provider = providers.PaillierProvider()
+        elif self._provider == "ot":
+            self._provider = OTProvider()
         elif self._provider == "dealer":
             self._provider = providers.DealerProvider()
+        elif isinstance(self._provider, str):
+            raise ConfigError(
+                f"{self.name}: unknown provider {self._provider!r}; expected 'dealer', "
+                "'ot', 'paillier' or a Provider object"
+            )
         return self._provider
 
     def preprocess(self, plan: Sequence[tuple[str, Sequence[Any]]]) -> int:
@@ -615,7 +625,7 @@ class SharedRef(Ref):
             raise ConfigError(
                 f"{what} on {self._mpc.name} needs binary (AND) triples and random bits, "
                 f"which {type(prov).__name__} does not make: create the location with "
-                "rt.mpc(..., dealer='<party>')"
+                "rt.mpc(..., dealer='<party>') or, for two parties, provider='ot' (the default)"
             )
 
     def _compare(self, name: str, other: Any) -> SharedRef:

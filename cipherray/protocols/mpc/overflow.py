@@ -74,7 +74,7 @@ def require_check(ctx: MPCContext, truncate: bool) -> None:
         name = type(prov).__name__
         raise ValueError(
             f"check_overflow compares shared values: it needs AND triples and random bits "
-            f"(a DealerProvider), which {name} does not make"
+            f"(a DealerProvider or an OTProvider), which {name} does not make"
         )
 
 

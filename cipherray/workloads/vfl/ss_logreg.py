@@ -1,9 +1,11 @@
 """Vertical logistic regression on secret shares (breast-cancer data, two parties).
 
 alice holds 15 of the 30 features of scikit-learn's breast-cancer data, bob the other
-15 and the labels; a third party, the dealer, only supplies Beaver triples (the
-trusted-third-party setting; `provider="paillier"` makes the products' triples without
-one, but the sigmoid's comparisons still need the dealer's binary randomness).
+15 and the labels. Correlated randomness: with `provider="dealer"` a third party, the
+dealer, only supplies Beaver triples (the trusted-third-party setting); with
+`provider="ot"` the two parties make every kind themselves by oblivious transfer
+(`OTProvider`, no third party). `provider="paillier"` makes only the products'
+triples, so it cannot train this model (the sigmoid compares).
 
 Steps:
 1. each party loads and standardises its own columns (stays at the party);
@@ -32,7 +34,7 @@ class VflLogregConfig:
     backend: str = "ray"
     address: str | None = None
     network: Any = None
-    provider: str = "dealer"  # or "paillier" (two parties, no dealer)
+    provider: str = "dealer"  # or "ot" (two parties, no dealer, oblivious transfer)
     timeout_s: float = 600.0
 
 
