@@ -77,7 +77,9 @@ def _resolve(n: int, method: str, provider: Provider | None, check: bool = True)
     if m == "local" and n != 2:
         raise ValueError(f"local truncation is only correct for 2 members, not {n}")
     if check and m == "wrap" and (provider is None or not provider.supports("wrap")):
-        raise ValueError("wrap truncation needs a provider of wrap pairs (DealerProvider, OTProvider)")
+        raise ValueError(
+            "wrap truncation needs a provider of wrap pairs (DealerProvider, OTProvider)"
+        )
     return m
 
 
