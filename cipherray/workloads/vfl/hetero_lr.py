@@ -479,8 +479,7 @@ def _loss_from_arbiter(sk: Any, enc: Any, n: int) -> float:
 
 
 def _loss_from_host(acc: tuple, opened: bytes, mask: np.ndarray, n: int) -> float:
-    total = int.from_bytes(opened, "big", signed=True) - int(mask[0]) + acc[1]
-    return _loss_value(total, n)
+    return _loss_value(_unmask(opened, mask)[0] + acc[1], n)
 
 
 def _add_plain(enc: Any, u: np.ndarray) -> Any:
