@@ -60,10 +60,14 @@ the TCCR hash as in IKNP. k = 2: 8 bytes, 32 B of keystream; k = 4: 4 bytes, 64 
 k = 8: 2 bytes, 512 B. Setup: B 2^k base OTs (k = 4: 512, msg_b 16 KiB; k = 8: 4096,
 128 KiB), a one-time cost per session.
 
-Choice of k (DEFAULT_K = 4): measured on a shared 2-core host (see the report of issue 23),
-k = 4 halves k = 2's traffic for twice its PRG work and still extends faster than a 1 Gbit/s
-link carries its 4 bytes per OT; k = 8 halves the traffic again but needs 8x the keystream
-of k = 4 and a 4096-OT setup, and it becomes compute-bound below link speed.
+Choice of k (DEFAULT_K = 4), measured with bench/ot_softspoken.py (both parties on one
+core of a shared 2-core VAES host, random OTs with 16-byte outputs, m = 2^20 .. 2^22; rough):
+IKNP 24-25 M ROT/s, k = 2 23-26 M/s, k = 4 22-24 M/s, k = 8 7.5-8.4 M/s (the keystream
+grows as 2^k / k). On the 1 Gbit/s LAN model the link carries 7.8 M OT/s of IKNP, 15.6 M
+of k = 2, 31 M of k = 4 and 62 M of k = 8, so k = 4 is the fastest end to end (compute- not
+link-bound) at a quarter of IKNP's traffic; k = 8 halves the traffic again but is
+compute-bound at a third of k = 4's rate and its setup takes 4096 base OTs (about 1 s).
+For `x > y` through OTProvider: 5.1 KB per comparison with IKNP, 1.37 KB with k = 4.
 """
 
 from __future__ import annotations
