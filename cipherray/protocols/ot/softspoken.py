@@ -33,11 +33,14 @@ Extension, call number s of the session (OT indices start .. start + m - 1 as in
    u_b = XOR_x G_x and the k bit-planes v_{b,l} = XOR_{x : bit l of x = 1} G_x. Sends
    c_b = u_b xor c for every block: (B, ceil(m/8)) uint8 to S. The rows v_{b,l}, i.e.
    row b k + l of a 128-row matrix, transposed, are the t_j of R's ReceiverBatch.
-5. S: with y = x xor Delta_b, w_{b,l} = XOR_{x != Delta_b} (bit l of y) G_x
-   = XOR_x (x_l xor Delta_{b,l}) G_x = v_{b,l} xor Delta_{b,l} u_b (the missing G at
-   x = Delta_b has y = 0 and enters no plane); then w_{b,l} ^= Delta_{b,l} c_b
-   = v_{b,l} xor Delta_{b,l} c. Transposed: q_j = t_j xor c_j delta, IKNP's correlation,
-   so S's SenderBatch and R's ReceiverBatch are those of :mod:`.iknp`.
+5. S: w_{b,l} = XOR_{x != Delta_b} (x_l xor Delta_{b,l}) G_x = v_{b,l} xor Delta_{b,l} u_b
+   (the term x = Delta_b has weight 0, so S needs no G_{Delta_b}); then
+   w_{b,l} ^= Delta_{b,l} c_b = v_{b,l} xor Delta_{b,l} c. Computed without indexing by
+   delta: S folds its seed array as it is (zeros at Delta_b) into planes v'_l and sum u'
+   like R, and w_{b,l} = v'_l xor Delta_{b,l} (u' xor c_b), in which the zero seed's
+   keystream has weight x_l xor Delta_{b,l} = 0 (one masked transpose, as IKNP's step 5).
+   Transposed: q_j = t_j xor c_j delta, IKNP's correlation, so S's SenderBatch and R's
+   ReceiverBatch are those of :mod:`.iknp`.
 What each learns: S sees c_b = u_b xor c with u_b = XOR_x G_x including G(s_{b,Delta_b}),
 a PRG output under a seed S lacks: a one-time pad on c for every block, so c_b is
 pseudo-random and independent of c. R receives nothing in the extension and knows nothing
@@ -249,16 +252,15 @@ def sender_extend(state: SenderState, c: np.ndarray, m: int) -> tuple[SenderStat
     width = _padded_bytes(m)
     if nbytes != width:
         c = np.pad(c, ((0, 0), (0, width - nbytes)))
-    n = 1 << k
-    # seeds re-indexed by y = x xor Delta_b: slot 0 is the missing seed, in no plane
-    idx = np.arange(n)[None, :] ^ _delta_blocks(state.delta, k)[:, None]
-    shifted = np.ascontiguousarray(state.seeds[np.arange(nblocks)[:, None], idx])
+    # planes and sum of S's seeds as they are (the slot of Delta_b holds zeros, whose
+    # keystream is garbage): w_l = v'_l xor Delta_{b,l} (u'_b xor c_b) gives that garbage
+    # the weight x_l xor Delta_{b,l} = 0, so no step indexes or branches on delta
     mask = np.uint8(0) - np.unpackbits(state.delta, bitorder="little")  # 0xff where delta_i
     q = np.empty((8 * width, BLOCK), dtype=np.uint8)
     for lo, hi, stream in _chunks(width, state.calls, SENDER):
-        rows, _ = vole.planes(shifted, k, hi - lo, stream, want_sum=False)  # w_{b,l}
-        cc = np.repeat(c[:, lo:hi], k, axis=0)  # row b k + l: c_b
-        # rows of w xor Delta_{b,l} * c_b = v xor delta_i * c, transposed
-        bit_transpose.transpose_xor(rows, cc, mask, out=q[8 * lo : 8 * hi])
+        rows, u = vole.planes(state.seeds, k, hi - lo, stream)
+        np.bitwise_xor(u, c[:, lo:hi], out=u)
+        # rows of v' xor Delta_{b,l} (u' xor c_b) = v xor delta_i * c, transposed
+        bit_transpose.transpose_xor(rows, np.repeat(u, k, axis=0), mask, out=q[8 * lo : 8 * hi])
     batch = SenderBatch(q=q[:m], delta=state.delta, start=state.start)
     return replace(state, calls=state.calls + 1, start=state.start + m), batch
