@@ -19,8 +19,18 @@ from cipherray.protocols.mpc.testing import encoded, local_context, reveal, shar
 RNG = np.random.default_rng(23)  # test data only
 
 
-def _ctx(chunk: int = 1 << 16) -> MPCContext:
-    return local_context(2, provider=OTProvider(chunk=chunk), has_dealer=False)
+EXTS = ["iknp", "softspoken"]
+U_BYTES = {"iknp": 16, "softspoken": 16 // ot.softspoken.DEFAULT_K}  # extension bytes per OT
+
+
+@pytest.fixture(params=EXTS)
+def ext(request) -> str:
+    """The OT extension under the provider (IKNP, or SoftSpoken with its default k)."""
+    return request.param
+
+
+def _ctx(chunk: int = 1 << 16, ext: str = "iknp") -> MPCContext:
+    return local_context(2, provider=OTProvider(chunk=chunk, extension=ext), has_dealer=False)
 
 
 def _rec(e: LocalEngine, h: PerParty) -> np.ndarray:
@@ -37,8 +47,8 @@ def _xor(h: PerParty) -> np.ndarray:
 @pytest.mark.parametrize(
     "sx,sy", [((2000,), (2000,)), ((30, 4), (4,)), ((5, 1), (1, 6)), ((), (7,)), ((3,), (1,))]
 )
-def test_mul_triples(sx, sy):
-    ctx = _ctx(chunk=4096)  # the 2000-element request travels in blocks
+def test_mul_triples(sx, sy, ext):
+    ctx = _ctx(chunk=4096, ext=ext)  # the 2000-element request travels in blocks
     e, p = ctx.engine, ctx.provider
     for _ in range(3):
         a, b, c = p.mul_triple(e, sx, sy)
@@ -52,8 +62,8 @@ def test_mul_triples(sx, sy):
 @pytest.mark.parametrize(
     "sx,sy", [((8, 5), (5, 3)), ((2, 9), (9, 12)), ((6,), (6, 4)), ((4, 6), (6,)), ((1, 1), (1, 1))]
 )
-def test_matmul_triples(sx, sy):
-    ctx = _ctx()
+def test_matmul_triples(sx, sy, ext):
+    ctx = _ctx(ext=ext)
     e, p = ctx.engine, ctx.provider
     a, b, c = p.matmul_triple(e, sx, sy)
     A, B = _rec(e, a), _rec(e, b)
@@ -61,8 +71,8 @@ def test_matmul_triples(sx, sy):
     assert np.array_equal(_rec(e, c), matmul_u64(A, B))
 
 
-def test_square_and_and_triples_and_bits():
-    ctx = _ctx(chunk=2048)  # several extensions and blocks per request
+def test_square_and_and_triples_and_bits(ext):
+    ctx = _ctx(chunk=2048, ext=ext)  # several extensions and blocks per request
     e, p = ctx.engine, ctx.provider
     a, c = p.square_pair(e, (3000,))
     A = _rec(e, a)
@@ -80,8 +90,8 @@ def test_square_and_and_triples_and_bits():
     assert abs(bits.mean() - 0.5) < 0.05
 
 
-def test_wrap_pairs_match_count_wraps():
-    ctx = _ctx()
+def test_wrap_pairs_match_count_wraps(ext):
+    ctx = _ctx(ext=ext)
     e, p = ctx.engine, ctx.provider
     r, theta = p.wrap_pair(e, (3000,))
     want = count_wraps([r[0].value, r[1].value])
@@ -108,21 +118,23 @@ def test_wrap_count_edge_shares():
     assert np.array_equal(_rec(e, theta).view(np.int64), want)
 
 
-def test_ledger_counts_offline_ot_traffic():
+def test_ledger_counts_offline_ot_traffic(ext):
     """With a chunk equal to the need, a mul of N costs exactly 2 * 64 N * (16 + 8)
-    bytes under offline/mul (IKNP u and COT d), plus the base OTs under offline/setup."""
-    ctx = _ctx(chunk=128)
+    bytes under offline/mul (IKNP u and COT d; SoftSpoken: 4 bytes of c instead of 16),
+    plus the base OTs under offline/setup."""
+    ctx = _ctx(chunk=128, ext=ext)
+    u = U_BYTES[ext]
     e, p = ctx.engine, ctx.provider
     n = 100
     p.mul_triple(e, (n,), (n,))
     steps = e.by_step()
     assert steps["offline/setup"]["bytes"] > 0
-    assert steps["offline/mul"]["bytes"] == 2 * 64 * n * (16 + 8)
+    assert steps["offline/mul"]["bytes"] == 2 * 64 * n * (u + 8)
     assert p.ots_extended == 2 * 64 * n
     p.and_triple(e, (2,))  # 128 ROTs each way: only the extension's u travels
-    assert e.by_step()["offline/and"]["bytes"] == 2 * 128 * 16
+    assert e.by_step()["offline/and"]["bytes"] == 2 * 128 * u
     # batches are spent to the end: requests that straddle a batch take its leftover
-    p = OTProvider(chunk=1024)
+    p = OTProvider(chunk=1024, extension=ext)
     e = LocalEngine(2, has_dealer=False)
     for _ in range(10):
         a, b, c = p.and_triple(e, (3,))  # 192 ROTs each way
@@ -151,6 +163,10 @@ def test_strict_pool_and_short_batch_are_named_errors():
         _check_slice(rb, 0, 129, "OT receiver")
     with pytest.raises(ValueError, match="two-member"):
         OTProvider().mul_triple(LocalEngine(3, has_dealer=False), (2,), (2,))
+    with pytest.raises(ValueError, match="extension must be one of"):
+        OTProvider(extension="kos")
+    with pytest.raises(ot.OTError, match="OTProvider: setup: k must be one of"):
+        OTProvider(extension="softspoken", softspoken_k=3)
 
 
 # ------------------------------------------------- every shared operation, no dealer
@@ -171,9 +187,9 @@ _FUNCS = [
 
 
 @pytest.mark.parametrize("case", _FUNCS, ids=[c[0] for c in _FUNCS])
-def test_functions_without_dealer_within_documented_bound(case):
+def test_functions_without_dealer_within_documented_bound(case, ext):
     name, fn, xs, ref, bound = case
-    ctx = _ctx()
+    ctx = _ctx(ext=ext)
     got = reveal(ctx, fn(ctx, share(ctx, xs)))
     x = encoded(xs)
     err = np.abs(got - ref(x))
@@ -181,8 +197,8 @@ def test_functions_without_dealer_within_documented_bound(case):
     assert any(s.startswith("offline/") for s in ctx.engine.by_step())
 
 
-def test_products_comparisons_relu_truncation_without_dealer():
-    ctx = _ctx()
+def test_products_comparisons_relu_truncation_without_dealer(ext):
+    ctx = _ctx(ext=ext)
     e = ctx.engine
     x = np.round(RNG.normal(size=300) * 10, 1)
     y = np.round(RNG.normal(size=300) * 10, 1)
@@ -211,9 +227,10 @@ def test_products_comparisons_relu_truncation_without_dealer():
     assert not ctx.has_dealer
 
 
-def test_opaque_pickling_engine_every_kind():
+def test_opaque_pickling_engine_every_kind(ext):
     """Step functions and public arguments pickle (as in Ray actors); shapes are passed."""
-    ctx = local_context(2, opaque=True, provider=OTProvider(chunk=4096), has_dealer=False)
+    prov = OTProvider(chunk=4096, extension=ext)
+    ctx = local_context(2, opaque=True, provider=prov, has_dealer=False)
     e, p = ctx.engine, ctx.provider
     inner = e.inner
     for kind, shapes in [("mul", ((40,), (40,))), ("matmul", ((3, 4), (4, 2))),
@@ -312,12 +329,12 @@ def test_vertical_lr_two_parties_no_dealer_matches_dealer():
     assert abs(acc["ot"] - acc["dealer"]) <= 0.01 and abs(acc["ot"] - ref) <= 0.01
 
 
-def test_party_that_stops_mid_extension_is_a_named_party_error():
+def test_party_that_stops_mid_extension_is_a_named_party_error(ext):
     with cr.init(["a", "b"], backend="inline", timeout_s=20, driver_as=["a", "b"]) as rt:
         for p in ("a", "b"):
             rt.policy.grant(owner=p, to="*", allow="plaintext")
         a, b = rt.parties
-        mpc = rt.mpc(a, b, provider=OTProvider(chunk=128))
+        mpc = rt.mpc(a, b, provider=OTProvider(chunk=128, extension=ext))
         x = a(lambda: np.arange(4.0))().to(mpc)
         rt.get((x * x).reveal_to(a))  # set up and extended once
         rt.kill_worker("b")

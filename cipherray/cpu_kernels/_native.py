@@ -33,6 +33,10 @@ TARGETS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
         frozenset({"avx512f", "avx512bw"}),
     ),
     "ot_hash.cc": (("-maes", "-msse4.1"), frozenset({"aes", "sse4_1"})),
+    "vole_planes.cc": (
+        ("-maes", "-msse4.1", "-mavx512f", "-mavx512bw", "-mvaes"),
+        frozenset({"aes", "sse4_1", "avx512f", "avx512bw", "vaes"}),
+    ),
     "ot_hash_vaes.cc": (
         ("-maes", "-msse4.1", "-mavx512f", "-mvaes"),
         frozenset({"aes", "sse4_1", "avx512f", "vaes"}),

@@ -1,5 +1,7 @@
 """`OTProvider`: every kind of correlated randomness for two members, no dealer, from
-oblivious transfer (IKNP extension of `cipherray.protocols.ot`).
+oblivious transfer (IKNP extension of `cipherray.protocols.ot`, or SoftSpokenOT with
+`OTProvider(extension="softspoken")`: the same batches, 16 / k bytes per OT in step 2
+instead of 16; k = `softspoken_k`, default 4).
 
 Member 0 and member 1 run two OT-extension instances, one in each direction:
 instance d has member d as the extension receiver R (random choice bits) and member
@@ -45,7 +47,8 @@ engine under "offline/setup" (base OTs) or "offline/<kind>".
 Costs per element (IKNP, 16 bytes of u per OT, plus 8 bytes per COT word):
 "mul"/"matmul" 2 * 64 COTs (2 * 64 * (16 + 8 L) bytes), "square" 64 COTs, "and"
 2 ROTs per triple (2 * 64 * 16 = 2048 bytes per word), "bit" 1 COT (24 bytes),
-"wrap" one A2B circuit (bit-sliced, 181 AND gates) + 4 AND gates + 2 bits. The base
+"wrap" one A2B circuit (bit-sliced, 181 AND gates) + 4 AND gates + 2 bits. With
+SoftSpoken every 16 bytes of u above become 16 / k (4 for k = 4). The base
 OTs of step 1 are a fixed cost per instance. The provider sets `bitsliced_a2b`, so the
 comparisons that consume its AND triples use the bit-sliced carry tree of
 `binary.py` (step 3'): 181 AND gates per element instead of 768.
@@ -165,29 +168,38 @@ def _check_slice(batch: Any, lo: int, hi: int, who: str) -> Any:
 # ------------------------------------------------------------ member-side steps
 
 
-@common.member_step
-def _setup_r() -> tuple:
-    return ot.receiver_setup()
+EXTENSIONS = ("iknp", "softspoken")
+
+
+def _ext(state: Any) -> Any:
+    """The OT-extension module a setup state belongs to (the states differ in type)."""
+    soft = isinstance(state, ot.softspoken.ReceiverState | ot.softspoken.SenderState)
+    return ot.softspoken if soft else ot
 
 
 @common.member_step
-def _setup_s(msg_a: Any) -> tuple:
-    return ot.sender_setup(msg_a)
+def _setup_r(k: int | None = None) -> tuple:
+    return ot.receiver_setup() if k is None else ot.softspoken.receiver_setup(k)
+
+
+@common.member_step
+def _setup_s(msg_a: Any, k: int | None = None) -> tuple:
+    return ot.sender_setup(msg_a) if k is None else ot.softspoken.sender_setup(msg_a, k)
 
 
 @common.member_step
 def _setup_finish(r_state: Any, msg_b: Any) -> Any:
-    return ot.receiver_setup_finish(r_state, msg_b)
+    return _ext(r_state).receiver_setup_finish(r_state, msg_b)
 
 
 @common.member_step
 def _extend_r(r_state: Any, m: int) -> tuple:
-    return ot.receiver_extend(r_state, int(m))
+    return _ext(r_state).receiver_extend(r_state, int(m))
 
 
 @common.member_step
 def _extend_s(s_state: Any, u: Any, m: int) -> tuple:
-    return ot.sender_extend(s_state, u, int(m))
+    return _ext(s_state).sender_extend(s_state, u, int(m))
 
 
 @common.member_step
@@ -413,11 +425,23 @@ class OTProvider(Provider):
     # step 3'), 2.8 words of AND triples per element instead of 12, same rounds
     bitsliced_a2b = True
 
-    def __init__(self, strict: bool = False, chunk: int = DEFAULT_CHUNK):
+    def __init__(
+        self,
+        strict: bool = False,
+        chunk: int = DEFAULT_CHUNK,
+        extension: str = "iknp",
+        softspoken_k: int = ot.softspoken.DEFAULT_K,
+    ):
         super().__init__(strict)
         if int(chunk) < 128:
             raise ValueError(f"chunk must be >= 128 OTs, got {chunk}")
+        if extension not in EXTENSIONS:
+            raise ValueError(f"extension must be one of {EXTENSIONS}, got {extension!r}")
         self.chunk = int(chunk)
+        self.extension = extension
+        # SoftSpoken's k (public, both members use it); None: IKNP
+        soft = extension == "softspoken"
+        self._k = ot.softspoken.check_k(softspoken_k, "OTProvider") if soft else None
         self._inst: list[_Instance] | None = None
 
     def supports(self, kind: str) -> bool:
@@ -438,9 +462,11 @@ class OTProvider(Provider):
         insts = []
         for d in (0, 1):
             inst = _Instance(d)
-            r_state, msg_a = engine.run_at(inst.r, _setup_r, num_returns=2, step=step)
+            r_state, msg_a = engine.run_at(inst.r, _setup_r, self._k, num_returns=2, step=step)
             msg_a = engine.send(msg_a, inst.r, inst.s, step=step)
-            inst.s_state, msg_b = engine.run_at(inst.s, _setup_s, msg_a, num_returns=2, step=step)
+            inst.s_state, msg_b = engine.run_at(
+                inst.s, _setup_s, msg_a, self._k, num_returns=2, step=step
+            )
             msg_b = engine.send(msg_b, inst.s, inst.r, step=step)
             inst.r_state = engine.run_at(inst.r, _setup_finish, r_state, msg_b, step=step)
             insts.append(inst)

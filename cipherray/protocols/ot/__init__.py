@@ -1,6 +1,9 @@
 """Oblivious transfer: base OTs (Chou–Orlandi over the prime-order edwards25519 group,
 :mod:`.base`) and IKNP extension to random, correlated (Z_2^64) and chosen-message OTs
-(:mod:`.iknp`). Pure functions run at one party each; state goes in and comes out.
+(:mod:`.iknp`), or SoftSpokenOT extension with 128 / k bits of traffic per OT
+(:mod:`.softspoken`: the same functions and batches, ``softspoken.receiver_setup(k)``
+and ``softspoken.sender_setup(msg_a, k)``). Pure functions run at one party each; state
+goes in and comes out.
 
 R (extension receiver, holds choice bits) and S (extension sender, holds delta):
 
@@ -12,6 +15,7 @@ R (extension receiver, holds choice bits) and S (extension sender, holds delta):
     m0, m1 = rot_sender(sb); mc = rot_receiver(rb)        # or cot_* / ot_*, take() to split
 """
 
+from . import softspoken
 from .errors import OTError
 from .iknp import (
     ReceiverBatch,
@@ -49,5 +53,6 @@ __all__ = [
     "rot_sender",
     "sender_extend",
     "sender_setup",
+    "softspoken",
     "take",
 ]
