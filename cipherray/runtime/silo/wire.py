@@ -146,7 +146,7 @@ class Message:
     """A complete message as received: its header and its payload bytes."""
 
     header: Header
-    payload: bytearray | bytes
+    payload: np.ndarray  # uint8, exactly header.nbytes
 
 
 # -- sending -----------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ class Assembler:
     def __init__(self, first: Header, peer: str):
         self.header = first
         self.peer = peer
-        self.buf = bytearray(first.nbytes)
+        self.buf = np.empty(first.nbytes, dtype=np.uint8)  # filled below: no zeroing pass
         self.filled = 0
         self.next = 0
 
