@@ -362,3 +362,27 @@ def test_a_lost_acknowledgement_is_re_sent_without_a_second_delivery(pki):
         assert insurer.recv("bank", "once").tolist() == [0, 1, 2, 3, 4]
         bank.send("insurer", "twice", np.arange(2))
         assert insurer.pending() == {("bank", "twice"): 1}
+
+
+def test_the_readme_transport_example_runs(pki, tmp_path):
+    """README, "Deploying across organisations": bank's side as written (loopback
+    addresses), insurer's mirror image here."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "Transport(" in b)
+    addrs = addresses(["bank", "insurer"])
+    block = block.replace('"10.0.0.1:9401"', repr(addrs["bank"]))
+    block = block.replace('"10.0.0.2:9401"', repr(addrs["insurer"]))
+    block = block.replace('"pki"', repr(str(pki))) + "\nprint(y.sum())\n"
+    script = tmp_path / "bank.py"
+    script.write_text(block)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE"}
+    bank = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+    t = Transport("insurer", addrs, TLS.from_dir(pki, "insurer"), job="job-1", timeout_s=20)
+    with t:
+        x = t.recv("bank", "psi/blinded", expect=Expect.array(np.uint64, (10,)))
+        t.send("bank", "psi/reply", x * 2)
+    out, _ = bank.communicate(timeout=30)
+    assert bank.returncode == 0 and out.strip() == "90"
