@@ -234,7 +234,7 @@ class Transport:
                 seq=seq, chunk_bytes=self.chunk_bytes,
             )  # fmt: skip
 
-        self._call(dst, tag, SEND, make, seq, timeout, stream=True)
+        self._call(dst, tag, make, seq, timeout)
 
     def send_async(self, dst: str, tag: str, value: Any) -> Future:
         """`send` on a thread of this transport; the future's result is None or the error."""
@@ -246,16 +246,14 @@ class Transport:
         """Send frames as they are (no checks here): how tests and fuzzers present a
         receiver with malformed messages. The receiver checks everything."""
         self._check_peer(dst)
-        self._call(dst, tag, SEND, lambda: iter(frames), None, self.timeout_s, stream=True)
+        self._call(dst, tag, lambda: iter(frames), None, None)
 
-    def _call(self, dst, tag, method, make, seq, timeout, stream) -> bytes:
+    def _call(self, dst: str, tag: str, make, seq: int | None, timeout: float | None) -> bytes:
+        """Stream the frames `make()` gives to `dst` until acknowledged: re-sent (the same
+        frames, so the same message number) while the call breaks, until the timeout."""
         timeout = self.timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        stub = (
-            self._channel(dst).stream_unary(method)
-            if stream
-            else self._channel(dst).unary_unary(method)
-        )
+        stub = self._channel(dst).stream_unary(SEND)
         backoff, last, closed = 0.02, "no answer", 0
         while True:
             self._raise_failure()
@@ -264,8 +262,7 @@ class Transport:
                 err = PartyTimeoutError(
                     dst, tag, f"could not be reached within {timeout:g} s ({last})"
                 )
-                if method == SEND:
-                    self.broadcast_failure(err)
+                self.broadcast_failure(err)
                 raise err
             try:
                 ack = stub(make(), timeout=remaining)
