@@ -386,3 +386,15 @@ def test_the_readme_transport_example_runs(pki, tmp_path):
         t.send("bank", "psi/reply", x * 2)
     out, _ = bank.communicate(timeout=30)
     assert bank.returncode == 0 and out.strip() == "90"
+
+
+def test_addresses_from_the_command_line():
+    from cipherray.runtime.errors import ConfigError
+    from cipherray.runtime.silo.transport import parse_addresses
+
+    got = parse_addresses("bank=10.0.0.1:9401, insurer=[::1]:9402")
+    assert got == {"bank": "10.0.0.1:9401", "insurer": "[::1]:9402"}
+    for bad in ("bank=10.0.0.1", "bank:1,insurer=h:2", "bank=h:1,bank=h:2", "bank=h:1",
+                "Bank=h:1,insurer=h:2", "bank=h:0,insurer=h:2"):  # fmt: skip
+        with pytest.raises(ConfigError):
+            parse_addresses(bad)

@@ -542,6 +542,24 @@ def _refusal(dst: str, tag: str, code, details: str, closed: int) -> PartyError 
     return PartyError(dst, tag, f"{code.name}: {details}")
 
 
+def parse_addresses(text: str) -> dict[str, str]:
+    """``bank=10.0.0.1:9401,insurer=10.0.0.2:9401`` (the CLI's --addresses) as a dict;
+    ConfigError on a malformed entry, a bad party name or a party named twice."""
+    out: dict[str, str] = {}
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        party, sep, addr = item.partition("=")
+        host, colon, port = addr.rpartition(":")
+        if not sep or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--addresses entry {item!r} is not PARTY=HOST:PORT")
+        check_party_name(party)
+        if party in out:
+            raise ConfigError(f"party '{party}' is named twice in --addresses")
+        out[party] = addr
+    if len(out) < 2:
+        raise ConfigError("--addresses needs at least two parties")
+    return out
+
+
 def _ack(seq: int, dup: bool = False) -> bytes:
     return msgpack.packb({"seq": seq, "dup": dup})
 
