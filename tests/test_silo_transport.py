@@ -398,3 +398,35 @@ def test_addresses_from_the_command_line():
                 "Bank=h:1,insurer=h:2", "bank=h:0,insurer=h:2"):  # fmt: skip
         with pytest.raises(ConfigError):
             parse_addresses(bad)
+
+
+def test_a_receiver_that_falls_behind_slows_the_sender(pki):
+    addrs = addresses(["bank", "insurer"])
+    with (
+        transport(pki, "insurer", addrs, max_buffered_bytes=1 << 20) as insurer,
+        transport(pki, "bank", addrs, chunk_bytes=1 << 16) as bank,
+    ):
+        a = np.ones(100_000)  # 800 kB: one fits the receiver's buffer, two do not
+        bank.send("insurer", "a", a)
+        later = bank.send_async("insurer", "b", a * 2)
+        time.sleep(0.5)
+        assert not later.done() and insurer.pending() == {("bank", "a"): 1}
+        assert insurer.recv("bank", "a").sum() == 100_000
+        later.result(timeout=5)
+        assert insurer.recv("bank", "b").sum() == 200_000
+
+
+def test_parties_may_start_in_any_order(pki):
+    addrs = addresses(["bank", "insurer"])
+    started = []
+
+    def start_insurer_late():
+        time.sleep(0.5)
+        started.append(transport(pki, "insurer", addrs))
+
+    with transport(pki, "bank", addrs) as bank:
+        threading.Thread(target=start_insurer_late).start()
+        bank.send("insurer", "early", np.arange(3))  # re-sent until insurer listens
+        (insurer,) = started
+        with insurer:
+            assert insurer.recv("bank", "early").tolist() == [0, 1, 2]
