@@ -83,9 +83,13 @@ def _frame(header: dict, payload: bytes = b"") -> bytes:
 
 def _good_header(**kw) -> dict:
     d = {"v": 1, **HDR, "kind": "array", "dtype": "int64", "shape": [2], "nbytes": 16,
-         "chunk": 0, "chunks": 1}  # fmt: skip
+         "chunk": 0, "chunks": 1, "parts": []}  # fmt: skip
     d.update(kw)
     return d
+
+
+def _tuple_header(parts) -> dict:
+    return _good_header(kind="tuple", dtype="", shape=[], parts=parts)
 
 
 @pytest.mark.parametrize(
@@ -108,6 +112,14 @@ def _good_header(**kw) -> dict:
         (_frame(_good_header(chunk=1)), "chunk 1 of 1"),
         (_frame(_good_header(seq=-1)), "out of range"),
         (len(b"\xd4\x01\x00").to_bytes(4, "big") + b"\xd4\x01\x00", "unreadable header"),
+        (_frame(_good_header(parts=[["bytes", "", [], 16]])), "has no parts"),
+        (_frame(_tuple_header([["tuple", "", [], 16]])), "not described"),
+        (_frame(_tuple_header([["array", "object", [2], 16]])), "not allowed"),
+        (_frame(_tuple_header([["array", "int64", [3], 16]])), "do not make"),
+        (_frame(_tuple_header([["bytes", "", [], 8], ["bytes", "", [], 4]])), "add up"),
+        (_frame(_tuple_header([["bytes", "", [], 8]] * 65)), "tuple message of 65"),
+        (_frame(_tuple_header([["bytes", "", [], 16, 0]])), "not described"),
+        (_frame(_tuple_header([])), "tuple message of 0"),
     ],
 )
 def test_malformed_frames_are_named_errors(frame, what):
@@ -169,3 +181,32 @@ def test_no_pickle_in_the_silo_package():
                 assert not {a.name.split(".")[0] for a in node.names} & banned, path
             if isinstance(node, ast.ImportFrom):
                 assert (node.module or "").split(".")[0] not in banned, path
+
+
+def test_tuples_of_values_round_trip_in_chunks_that_span_them():
+    value = (
+        np.arange(10, dtype=np.int64),
+        b"abc",
+        {"scale": 16},
+        CipherBytes(b"\x07" * 50),
+        np.ones((2, 3), dtype=np.float32),
+    )
+    n, got = roundtrip(value, chunk_bytes=7)
+    assert n == -(-sum(len(wire.describe(v)[3][0]) for v in value) // 7)
+    assert type(got) is tuple and len(got) == 5
+    assert np.array_equal(got[0], value[0]) and got[1:4] == value[1:4]
+    assert type(got[3]) is CipherBytes and got[4].dtype == np.float32 and got[4].shape == (2, 3)
+    exp = Expect.tuple(Expect.array(np.int64, (10,)), None, Expect("meta"), None, None)
+    assert roundtrip(value, expect=exp)[1][2] == {"scale": 16}
+    for bad, what in [
+        (Expect.tuple(Expect.array(np.int64)), "tuple of 1 values, got 5"),
+        (Expect.tuple(Expect.array(np.int32), None, None, None, None), "dtype"),
+        (Expect.tuple(None, Expect("meta"), None, None, None), "meta message, got bytes"),
+        (Expect.array(np.int64), "array message, got tuple"),
+    ]:
+        with pytest.raises(WireError, match=what):
+            roundtrip(value, expect=bad)
+    with pytest.raises(TypeError, match="1 to 64"):
+        list(wire.frames(tuple(range(65)), **HDR))
+    with pytest.raises(TypeError, match="cannot be sent"):
+        list(wire.frames((np.ones(2), object()), **HDR))

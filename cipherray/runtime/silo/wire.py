@@ -15,8 +15,9 @@ The header names the message and describes its payload completely:
     seq     its sequence number towards `dst`: (src, sess, seq) identifies the message,
             so a message sent again after a dropped connection is delivered once
     kind    ``array`` (NumPy array), ``bytes``, ``cipher`` (Paillier ciphertexts in
-            `CipherArray.to_bytes` form), ``meta`` (small msgpack data), ``fail``
-            (failure broadcast: msgpack {party, step, reason})
+            `CipherArray.to_bytes` form), ``meta`` (small msgpack data), ``tuple``
+            (several of those, one after the other), ``fail`` (failure broadcast:
+            msgpack {party, step, reason})
     dtype   array element type, from an allow-list (booleans, integers, floats,
             complex); never object, string, structured or datetime types
     shape   array shape (empty for the other kinds)
@@ -24,6 +25,8 @@ The header names the message and describes its payload completely:
     chunk   this frame's index, and
     chunks  the number of frames; chunks arrive in order, every one but the last
             non-empty, their lengths adding up to nbytes
+    parts   for a tuple, each value's [kind, dtype, shape, nbytes] (checked as a
+            single value is), their sizes adding up to nbytes; empty otherwise
 
 Receiving, in order: (1) `parse_frame` checks the header's types and ranges and that the
 frame's length matches; (2) `Assembler` checks every later frame against the first
@@ -53,7 +56,9 @@ from cipherray.runtime.errors import WireError
 
 VERSION = 1
 ARRAY, BYTES, CIPHER, META, FAIL = "array", "bytes", "cipher", "meta", "fail"
-KINDS = frozenset({ARRAY, BYTES, CIPHER, META, FAIL})
+TUPLE = "tuple"
+LEAVES = frozenset({ARRAY, BYTES, CIPHER, META})  # what a tuple's parts may be
+KINDS = frozenset({*LEAVES, FAIL, TUPLE})
 DTYPES = frozenset(
     {
         "bool",
@@ -75,6 +80,7 @@ DTYPES = frozenset(
 MAX_HEADER = 4096  # bytes of msgpack header per frame
 MAX_META = 1 << 16  # bytes of a meta or fail payload
 MAX_NDIM = 32
+MAX_PARTS = 64  # values in one tuple message
 MAX_NAME = 256  # characters of job, party and tag names
 DEFAULT_CHUNK = 1 << 20
 _LEN = struct.Struct(">I")
@@ -92,6 +98,7 @@ _FIELDS = {
     "nbytes": int,
     "chunk": int,
     "chunks": int,
+    "parts": list,
 }
 
 
@@ -114,27 +121,36 @@ class Header:
     nbytes: int
     chunk: int = 0
     chunks: int = 1
+    parts: tuple = ()  # a tuple message's values: (kind, dtype, shape, nbytes) each
 
     def pack(self) -> bytes:
         d = {"v": VERSION, **self.__dict__, "shape": list(self.shape)}
+        d["parts"] = [[k, dt, list(sh), n] for k, dt, sh, n in self.parts]
         return msgpack.packb(d, use_bin_type=True)
 
     def same_message(self, other: Header) -> bool:
         return (self.job, self.src, self.dst, self.tag, self.sess, self.seq, self.kind,
-                self.dtype, self.shape, self.nbytes, self.chunks) == (
+                self.dtype, self.shape, self.nbytes, self.chunks, self.parts) == (
                 other.job, other.src, other.dst, other.tag, other.sess, other.seq,
-                other.kind, other.dtype, other.shape, other.nbytes, other.chunks)  # fmt: skip
+                other.kind, other.dtype, other.shape, other.nbytes, other.chunks,
+                other.parts)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Expect:
     """What a receiving step expects: `kind`, and for arrays `dtype` and `shape` (None in
-    a dimension: any length); `max_bytes` bounds the payload. None: not checked."""
+    a dimension: any length); `max_bytes` bounds the payload; for a tuple, `parts` (one
+    `Expect` or None per value). None: not checked."""
 
     kind: str | None = None
     dtype: str | None = None
     shape: tuple | None = None
     max_bytes: int | None = None
+    parts: tuple | None = None
+
+    @classmethod
+    def tuple(cls, *parts: Expect | None, max_bytes: int | None = None) -> Expect:
+        return cls(TUPLE, None, None, max_bytes, tuple(parts))
 
     @classmethod
     def array(cls, dtype: Any, shape: tuple | None = None, max_bytes: int | None = None):
@@ -150,8 +166,21 @@ class Message:
 
 
 # -- sending -----------------------------------------------------------------------------------
-def describe(value: Any) -> tuple[str, str, tuple, memoryview]:
-    """(kind, dtype, shape, payload bytes) of a value that may cross; TypeError otherwise."""
+def describe(value: Any) -> tuple[str, str, tuple, list[memoryview], tuple]:
+    """(kind, dtype, shape, payload pieces, parts) of a value that may cross: an array,
+    bytes, `CipherBytes`, plain data, or a tuple of those (each sent as it is, no copy);
+    TypeError otherwise."""
+    if type(value) is tuple:
+        if not 0 < len(value) <= MAX_PARTS:
+            raise TypeError(f"a tuple message has 1 to {MAX_PARTS} values, not {len(value)}")
+        leaves = [_leaf(v) for v in value]
+        parts = tuple((k, d, sh, len(mv)) for k, d, sh, mv in leaves)
+        return TUPLE, "", (), [mv for *_, mv in leaves], parts
+    kind, dtype, shape, mv = _leaf(value)
+    return kind, dtype, shape, [mv], ()
+
+
+def _leaf(value: Any) -> tuple[str, str, tuple, memoryview]:
     if isinstance(value, np.ndarray):
         dt = value.dtype
         if dt.name not in DTYPES or dt.fields is not None:
@@ -173,8 +202,8 @@ def describe(value: Any) -> tuple[str, str, tuple, memoryview]:
         b = msgpack.packb(value, use_bin_type=True, strict_types=False)
     except (TypeError, ValueError, OverflowError) as e:
         raise TypeError(
-            f"a {type(value).__name__} cannot be sent: send arrays, bytes, ciphertext bytes "
-            f"or plain data (dict, list, str, int, float, bool, None) ({e})"
+            f"a {type(value).__name__} cannot be sent: send arrays, bytes, ciphertext bytes, "
+            f"plain data (dict, list, str, int, float, bool, None) or a tuple of those ({e})"
         ) from None
     if len(b) > MAX_META:
         raise TypeError(f"metadata of {len(b)} bytes exceeds {MAX_META}: send an array or bytes")
@@ -194,13 +223,32 @@ def frames(
     kind: str | None = None,
 ) -> Iterator[bytes]:
     """The frames of one message, made lazily (a stream pulls them as the link allows)."""
-    k, dtype, shape, payload = describe(value)
+    k, dtype, shape, pieces, parts = describe(value)
     kind = kind or k
-    n = len(payload)
+    n = sum(len(p) for p in pieces)
     chunks = max(1, -(-n // chunk_bytes))
+    spans = _spans(pieces, chunk_bytes)
     for i in range(chunks):
-        h = Header(job, src, dst, tag, sess, seq, kind, dtype, shape, n, i, chunks).pack()
-        yield b"".join((_LEN.pack(len(h)), h, payload[i * chunk_bytes : (i + 1) * chunk_bytes]))
+        h = Header(job, src, dst, tag, sess, seq, kind, dtype, shape, n, i, chunks, parts).pack()
+        yield b"".join((_LEN.pack(len(h)), h, *next(spans, ())))
+
+
+def _spans(pieces: list[memoryview], size: int) -> Iterator[list[memoryview]]:
+    """The payload pieces cut into consecutive chunks of `size` bytes (views, no copy)."""
+    out: list[memoryview] = []
+    room = size
+    for p in pieces:
+        at = 0
+        while at < len(p):
+            take = min(room, len(p) - at)
+            out.append(p[at : at + take])
+            at += take
+            room -= take
+            if room == 0:
+                yield out
+                out, room = [], size
+    if out:
+        yield out
 
 
 # -- receiving ---------------------------------------------------------------------------------
@@ -240,9 +288,46 @@ def parse_frame(frame: bytes, peer: str) -> tuple[Header, memoryview]:
     for f in ("sess", "seq", "nbytes", "chunk", "chunks"):
         if not 0 <= d[f] < 1 << 63:
             raise WireError(peer, tag, f"header field '{f}' out of range")
-    kind, dtype, nbytes = d["kind"], d["dtype"], d["nbytes"]
+    kind, nbytes = d["kind"], d["nbytes"]
     if kind not in KINDS:
         raise WireError(peer, tag, f"unknown message kind {kind!r}")
+    parts = d["parts"]
+    if kind == TUPLE:
+        if d["dtype"] or shape:
+            raise WireError(peer, tag, "a tuple message has no dtype or shape")
+        if not 0 < len(parts) <= MAX_PARTS:
+            raise WireError(peer, tag, f"a tuple message of {len(parts)} values")
+        checked = []
+        for part in parts:
+            if not (
+                type(part) is list
+                and len(part) == 4
+                and [type(x) for x in part] == [str, str, list, int]
+                and part[0] in LEAVES
+            ):
+                raise WireError(peer, tag, "a tuple's value is not described as the format's")
+            checked.append(_check_value(peer, tag, *part))
+        if sum(p[3] for p in checked) != nbytes:
+            raise WireError(peer, tag, "a tuple's values do not add up to its size")
+        d["parts"] = tuple(checked)
+    else:
+        if parts:
+            raise WireError(peer, tag, f"a {kind} message has no parts")
+        _check_value(peer, tag, kind, d["dtype"], shape, nbytes)
+        d["parts"] = ()
+    if not (1 <= d["chunks"] and d["chunk"] < d["chunks"]):
+        raise WireError(peer, tag, f"chunk {d['chunk']} of {d['chunks']}")
+    d.pop("v")
+    d["shape"] = tuple(shape)
+    return Header(**d), mv[_LEN.size + hlen :]
+
+
+def _check_value(peer: str, tag: str, kind: str, dtype: str, shape: list, nbytes: int) -> tuple:
+    """One value's description, checked: (kind, dtype, shape, nbytes)."""
+    if len(shape) > MAX_NDIM or not all(type(s) is int and 0 <= s < 1 << 48 for s in shape):
+        raise WireError(peer, tag, f"bad shape {shape!r}"[:200])
+    if not 0 <= nbytes < 1 << 63:
+        raise WireError(peer, tag, "size out of range")
     if kind == ARRAY:
         if dtype not in DTYPES:
             raise WireError(peer, tag, f"dtype {dtype!r} is not allowed on the wire")
@@ -257,11 +342,7 @@ def parse_frame(frame: bytes, peer: str) -> tuple[Header, memoryview]:
         raise WireError(peer, tag, f"a {kind} message has no dtype or shape")
     if kind in (META, FAIL) and nbytes > MAX_META:
         raise WireError(peer, tag, f"{kind} payload of {nbytes} bytes exceeds {MAX_META}")
-    if not (1 <= d["chunks"] and d["chunk"] < d["chunks"]):
-        raise WireError(peer, tag, f"chunk {d['chunk']} of {d['chunks']}")
-    d.pop("v")
-    d["shape"] = tuple(shape)
-    return Header(**d), mv[_LEN.size + hlen :]
+    return kind, dtype, tuple(shape), nbytes
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -316,27 +397,43 @@ def decode(msg: Message, expect: Expect | None = None) -> Any:
     h = msg.header
     peer, tag = h.src, h.tag
     if expect is not None:
-        if expect.kind is not None and h.kind != expect.kind:
-            raise WireError(peer, tag, f"expected a {expect.kind} message, got {h.kind}")
-        if expect.max_bytes is not None and h.nbytes > expect.max_bytes:
+        _check_expect(peer, tag, expect, h.kind, h.dtype, h.shape, h.nbytes)
+    if h.kind != TUPLE:
+        return _value(peer, tag, h.kind, h.dtype, h.shape, msg.payload)
+    if expect is not None and expect.parts is not None:
+        if len(expect.parts) != len(h.parts):
             raise WireError(
-                peer, tag, f"{h.nbytes} bytes exceed the step's limit of {expect.max_bytes}"
+                peer, tag, f"expected a tuple of {len(expect.parts)} values, got {len(h.parts)}"
             )
-        if expect.dtype is not None and h.dtype != np.dtype(expect.dtype).name:
-            raise WireError(
-                peer, tag, f"expected dtype {np.dtype(expect.dtype).name}, got {h.dtype}"
-            )
-        if expect.shape is not None and not _shape_ok(h.shape, expect.shape):
-            raise WireError(peer, tag, f"expected shape {tuple(expect.shape)}, got {h.shape}")
-    if h.kind == ARRAY:
-        return np.frombuffer(msg.payload, dtype=np.dtype(h.dtype).newbyteorder("<")).reshape(
-            h.shape
-        )
-    if h.kind == BYTES:
-        return bytes(msg.payload)
-    if h.kind == CIPHER:
-        return CipherBytes(msg.payload)
-    return unpack_meta(bytes(msg.payload), peer, tag)
+        for e, part in zip(expect.parts, h.parts):
+            if e is not None:
+                _check_expect(peer, tag, e, *part)
+    out, at = [], 0
+    for kind, dtype, shape, n in h.parts:
+        out.append(_value(peer, tag, kind, dtype, shape, msg.payload[at : at + n]))
+        at += n
+    return tuple(out)
+
+
+def _check_expect(peer, tag, expect: Expect, kind, dtype, shape, nbytes) -> None:
+    if expect.kind is not None and kind != expect.kind:
+        raise WireError(peer, tag, f"expected a {expect.kind} message, got {kind}")
+    if expect.max_bytes is not None and nbytes > expect.max_bytes:
+        raise WireError(peer, tag, f"{nbytes} bytes exceed the step's limit of {expect.max_bytes}")
+    if expect.dtype is not None and dtype != np.dtype(expect.dtype).name:
+        raise WireError(peer, tag, f"expected dtype {np.dtype(expect.dtype).name}, got {dtype}")
+    if expect.shape is not None and not _shape_ok(shape, expect.shape):
+        raise WireError(peer, tag, f"expected shape {tuple(expect.shape)}, got {shape}")
+
+
+def _value(peer: str, tag: str, kind: str, dtype: str, shape: tuple, payload) -> Any:
+    if kind == ARRAY:
+        return np.frombuffer(payload, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
+    if kind == BYTES:
+        return bytes(payload)
+    if kind == CIPHER:
+        return CipherBytes(payload)
+    return unpack_meta(bytes(payload), peer, tag)
 
 
 def unpack_meta(b: bytes, peer: str, tag: str) -> Any:
