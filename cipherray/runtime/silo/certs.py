@@ -248,8 +248,14 @@ def main(args) -> int:
         print(f"cipherray certs: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    print(f"development CA: {out / CA_CERT} (key {out / CA_KEY}: keep it, or delete it)")
+    print(
+        f"development CA: {out / CA_CERT} (its key {out / CA_KEY} can make any party's "
+        "identity: keep it private, or delete it once no party is to be added)"
+    )
     for p in parties:
         print(f"{p}: {out / (p + '.crt')} {out / (p + '.key')}")
-    print("development only: every party's key was made here; see README, cross-silo.")
+    print(
+        "development only: every party's key was made here (README, "
+        '"Deploying across organisations", says how production differs)'
+    )
     return 0
