@@ -260,7 +260,9 @@ class Transport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 err = PartyTimeoutError(
-                    dst, tag, f"could not be reached within {timeout:g} s ({last})"
+                    dst,
+                    tag,
+                    f"could not be reached or did not acknowledge within {timeout:g} s ({last})",
                 )
                 self.broadcast_failure(err)
                 raise err
@@ -528,7 +530,8 @@ class Transport:
 
 def _refusal(dst: str, tag: str, code, details: str, closed: int) -> PartyError | None:
     """The error a failed call to `dst` means, or None if the message is to be re-sent."""
-    if code == grpc.StatusCode.UNAUTHENTICATED or _handshake_refused(details):
+    refused_tls = code == grpc.StatusCode.UNAVAILABLE and _handshake_refused(details)
+    if code == grpc.StatusCode.UNAUTHENTICATED or refused_tls:
         return PeerAuthError(dst, tag, f"refused the TLS identity: {details}")
     if closed >= CLOSED_IN_HANDSHAKE:
         return PeerAuthError(
