@@ -137,7 +137,11 @@ def main() -> int:
     if args.serve:
         return serve(json.loads(args.serve))
 
-    pki = Path(tempfile.mkdtemp(prefix="cipherray-bench-pki-"))
+    with tempfile.TemporaryDirectory(prefix="cipherray-bench-pki-") as d:
+        return measure(args, Path(d))
+
+
+def measure(args: argparse.Namespace, pki: Path) -> int:
     make_dev_pki(["bank", "insurer"], pki)
     addrs = {p: f"127.0.0.1:{_free_port()}" for p in ("bank", "insurer")}
     chunk = args.chunk_kib << 10
