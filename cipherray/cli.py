@@ -1,4 +1,4 @@
-"""`cipherray run|bench|cluster ...` (also `python -m cipherray ...`).
+"""`cipherray run|bench|cluster|certs ...` (also `python -m cipherray ...`).
 
 `cipherray run <workload>` has one subcommand per workload. A workload is a module that
 exposes ``add_arguments(parser)`` (its own options, plus the shared ones through
@@ -171,6 +171,12 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from cipherray.runtime.silo import certs
+
+    return certs.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cipherray", description="cipherray: privacy computing on Ray."
@@ -214,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["head-command", "start-head"])
     c.add_argument("--parties", required=True)
     c.add_argument("--workers", type=int, default=2)
+
+    k = sub.add_parser(
+        "certs",
+        help="make a development PKI for cross-silo mode (a CA, a key + certificate per party)",
+    )
+    k.add_argument("--parties", required=True, help="comma-separated party names")
+    k.add_argument("--out", required=True, help="directory for ca.crt and <party>.crt/.key")
+    k.add_argument("--days", type=positive_int, default=365, help="validity (365)")
     return p
 
 
@@ -223,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_run(args)
     if args.command == "bench":
         return _cmd_bench(args)
+    if args.command == "certs":
+        return _cmd_certs(args)
     return _cmd_cluster(args)
 
 

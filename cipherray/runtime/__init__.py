@@ -9,16 +9,19 @@ from cipherray.runtime.errors import (
     LocationError,
     PartyError,
     PartyTimeoutError,
+    PeerAuthError,
     PlacementError,
     RangeError,
     ShutdownError,
     StepError,
+    WireError,
 )
 from cipherray.runtime.party import Party
 from cipherray.runtime.policy import DisclosurePolicy, Grant
 from cipherray.runtime.refs import PartyRef, Ref
 from cipherray.runtime.runtime import Runtime, init
 from cipherray.runtime.shared import MPC, SharedRef, concatenate
+from cipherray.runtime.silo.certs import TLS
 
 __all__ = [
     "MPC",
@@ -35,6 +38,7 @@ __all__ = [
     "PartyError",
     "PartyRef",
     "PartyTimeoutError",
+    "PeerAuthError",
     "PlacementError",
     "RangeError",
     "Ref",
@@ -42,6 +46,8 @@ __all__ = [
     "SharedRef",
     "ShutdownError",
     "StepError",
+    "TLS",
+    "WireError",
     "concatenate",
     "init",
 ]

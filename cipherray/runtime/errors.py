@@ -61,3 +61,15 @@ class InputError(StepError, ValueError):
 
 class RangeError(InputError, OverflowError):
     """A value beyond the fixed-point range; cipherray raises rather than wraps."""
+
+
+class WireError(PartyError, ValueError):
+    """A cross-silo message that is malformed or not what the step expects: truncated,
+    oversized, an unknown kind or dtype, or a dtype, shape or length other than the
+    receiving step's. `party` is the peer whose message it was; the receiver drops the
+    message and keeps its state."""
+
+
+class PeerAuthError(PartyError, PermissionError):
+    """A peer's TLS identity was refused: a certificate not issued by the configured CA,
+    none at all, or one issued to another party than the one the peer claims to be."""

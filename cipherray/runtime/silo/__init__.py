@@ -1,0 +1,24 @@
+"""Cross-silo mode: one Ray per organisation, protocol messages between the parties'
+processes over mutual TLS, in a typed wire format (no pickle from peers).
+
+- `certs`: party identities (`TLS`) and a development PKI (`cipherray certs`);
+- `wire`: the message format and its checks (`Expect`, `WireError`);
+- `transport`: one gRPC endpoint per party (`Transport.send` / `recv`, acknowledgements,
+  re-sending, timeouts and failure broadcast).
+
+This package does not import Ray; the runtime routes a step's messages through a
+`Transport` when the receiving party runs in another organisation's process.
+"""
+
+from cipherray.runtime.silo.certs import TLS, make_dev_pki
+from cipherray.runtime.silo.wire import CipherBytes, Expect
+
+__all__ = ["TLS", "CipherBytes", "Expect", "make_dev_pki"]
+
+
+def __getattr__(name: str):
+    if name == "Transport":  # imports grpc: only when asked for
+        from cipherray.runtime.silo.transport import Transport
+
+        return Transport
+    raise AttributeError(name)
