@@ -142,13 +142,16 @@ def wire_dtype(m: int) -> type:
 def permute(words: np.ndarray, e: np.ndarray, m: int) -> np.ndarray:
     """out[v] = words[v ^ e] for the 2^m 2-bit entries of every word (e per word): for
     each set bit j of e, the blocks of 2^j entries swap pairwise."""
-    out = np.asarray(words, dtype=np.uint64).copy()
+    out = np.array(words, dtype=np.uint64)
     e = np.asarray(e, dtype=np.uint64)
     fmask = field_mask(m)
     for j, pat in enumerate(_patterns(m)):
         s = np.uint64(2 << j)
-        swapped = ((out & pat) >> s) | (((out & ~pat) << s) & fmask)
-        out = np.where(((e >> np.uint64(j)) & _ONE).astype(bool), swapped, out)
+        swapped = (out & pat) >> s
+        swapped |= ((out & ~pat) << s) & fmask
+        swapped ^= out
+        swapped &= np.uint64(0) - ((e >> np.uint64(j)) & _ONE)  # all ones where bit j of e
+        out ^= swapped
     return out
 
 

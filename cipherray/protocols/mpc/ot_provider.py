@@ -327,6 +327,9 @@ def _rot_bytes(m: int) -> int:
 
 def _words(msgs: np.ndarray) -> np.ndarray:
     """(N, nbytes <= 8) uint8 -> (N,) uint64 (little-endian, zero-padded)."""
+    nb = msgs.shape[1]
+    if nb in (1, 2, 4, 8):
+        return np.ascontiguousarray(msgs).view(f"<u{nb}")[:, 0].astype(np.uint64)
     out = np.zeros((msgs.shape[0], 8), dtype=np.uint8)
     out[:, : msgs.shape[1]] = msgs
     return out.view("<u8")[:, 0]
