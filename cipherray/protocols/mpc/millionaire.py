@@ -7,9 +7,11 @@ c = [low63(x_0) + low63(x_1) >= 2^63] = [A > B], so
 
     msb(x) = msb(x_0) ^ msb(x_1) ^ [A > B],
 
-a comparison of two private 63-bit integers, one per member. Roles: member 0 is the
-receiver R (holds B), member 1 the sender S (holds A); the same roles as the OT
-provider's extension instance 0, where member 0 holds the choice bits.
+a comparison of two private 63-bit integers, one per member: member 0 is the receiver
+R (holds B) and member 1 the sender S (holds A). The roles alternate by element: on
+the second half of the elements member 1 is R, with B = 2^63 - 1 - low63(x_1) and
+A = low63(x_0) (the same carry), so that the OT traffic (and the work) is split
+evenly between the two directions and the two members; both halves travel together.
 
 1. Chunks (local): A and B are cut into q = ceil(63 / m) chunks of m bits from the low
    end, chunk j = bits [j m, (j + 1) m) (the top chunk is shorter; it is padded with zero
@@ -18,7 +20,7 @@ provider's extension instance 0, where member 0 holds the choice bits.
    eq_j = [A_j == B_j] from one 1-out-of-2^m OT with 2-bit messages, on a random OT of
    the provider's kind "rot_n" (S holds 2^m random 2-bit masks M[0..2^m), R a random
    index r and M[r]):
-   a. R -> S: e = B_j ^ r (m bits).
+   a. R -> S: e = B_j ^ r (m bits; one byte).
    b. S draws random bits (g_S, e_S) (CSPRNG), sets T[v] = (g_S ^ [A_j > v],
       e_S ^ [A_j == v]) for every v < 2^m and sends the 2^m entries T[v] ^ M[v ^ e],
       2^(m+1) bits packed in one word ("a permuted table").
@@ -47,7 +49,7 @@ matrix each: 1504 bytes), 89 for m = 5, against 362 for the bit-sliced A2B carry
 B2A adds one random bit (one COT, 24 bytes) and one word each way.
 
 "rot_n" from m random 1-out-of-2 OTs (Naor-Pinkas style; `ot_provider`): the OT
-provider's instance-0 ROTs j < m give S the strings (m_{j,0}, m_{j,1}) and R its random
+provider's ROTs j < m of the instance where R receives give S the strings (m_{j,0}, m_{j,1}) and R its random
 choice bit c_j and m_{j,c_j}; each string has 2^(m+1) bits, i.e. 2^m 2-bit slices.
 S's mask of index i (bits i_0 .. i_{m-1}) is M[i] = XOR_j slice_i(m_{j, i_j}) - slice
 number i, a position that depends on i, of every string on i's path. R's index is
@@ -73,7 +75,6 @@ from cipherray.protocols.mpc.engine import PerParty
 DEFAULT_M = 4
 MAX_M = 5  # the 2^(m+1) mask bits of a leaf fit one uint64 word
 BITS = 63
-RECEIVER, SENDER = 0, 1
 _ONE = np.uint64(1)
 _THREE = np.uint64(3)
 _LOW63 = np.uint64((1 << 63) - 1)
@@ -176,13 +177,21 @@ def rot_n_choice(choices: np.ndarray, wc: np.ndarray, m: int) -> tuple[np.ndarra
 # ------------------------------------------------------------ member-side steps
 
 
+def _halves(count: int) -> tuple[slice, slice]:
+    """Elements [0, h) have member 0 as the leaves' receiver, [h, count) member 1."""
+    h = count // 2
+    return slice(0, h), slice(h, count)
+
+
 @common.member_step
 def _inputs(i: int, x: np.ndarray, m: int) -> tuple:
-    """Step 1: member i's chunks (q, count) uint8 of B (member 0) or A (member 1), and
-    its sign bits msb(x_i) (count,) uint64."""
+    """Step 1: member i's chunks (q, count) uint8 - B = 2^63 - 1 - low63(x_i) on the
+    half where it receives, A = low63(x_i) on the other - and msb(x_i) (count,)."""
     flat = np.asarray(x, dtype=np.uint64).reshape(-1)
     low = flat & _LOW63
-    val = _LOW63 - low if i == RECEIVER else low
+    val = low.copy()
+    mine = _halves(flat.size)[i]
+    val[mine] = _LOW63 - low[mine]
     q = chunks(m)
     shifts = (np.arange(q, dtype=np.uint64) * np.uint64(m))[:, None]
     ch = ((val[None, :] >> shifts) & np.uint64((1 << m) - 1)).astype(np.uint8)
@@ -190,14 +199,16 @@ def _inputs(i: int, x: np.ndarray, m: int) -> tuple:
 
 
 @common.member_step
-def _leaf_shift(b: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Step 2a at R: e = B_j ^ r."""
-    return b.reshape(-1) ^ r
+def _leaf_shift(i: int, ch: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Step 2a as receiver (its half): e = B_j ^ r."""
+    return ch[:, _halves(ch.shape[1])[i]].reshape(-1) ^ r
 
 
 @common.member_step
-def _leaf_table(a: np.ndarray, masks: np.ndarray, e: np.ndarray, m: int) -> tuple:
-    """Step 2b at S: the permuted, masked tables and S's shares (2, q, count) uint8."""
+def _leaf_table(i: int, ch: np.ndarray, masks: np.ndarray, e: np.ndarray, m: int) -> tuple:
+    """Step 2b as sender (the other half): the permuted, masked tables and this
+    member's shares (2, q, half) uint8."""
+    a = ch[:, _halves(ch.shape[1])[1 - i]]
     flat = a.reshape(-1)
     bits = prg.fresh_ring(flat.shape)
     g, eq = bits & _ONE, (bits >> _ONE) & _ONE
@@ -209,12 +220,20 @@ def _leaf_table(a: np.ndarray, masks: np.ndarray, e: np.ndarray, m: int) -> tupl
 
 
 @common.member_step
-def _leaf_receive(b: np.ndarray, tables: np.ndarray, mask_r: np.ndarray) -> np.ndarray:
-    """Step 2c at R: entry B_j of each table, unmasked: R's shares (2, q, count) uint8."""
+def _leaf_receive(
+    i: int, ch: np.ndarray, tables: np.ndarray, mask_r: np.ndarray, s_shares: np.ndarray
+) -> np.ndarray:
+    """Step 2c as receiver: entry B_j of each table, unmasked; with this member's shares
+    as sender, its leaf shares (2, q, count) uint8 in element order."""
+    mine, other = _halves(ch.shape[1])[i], _halves(ch.shape[1])[1 - i]
+    b = ch[:, mine]
     flat = b.reshape(-1).astype(np.uint64)
     f = ((tables.astype(np.uint64) >> (np.uint64(2) * flat)) & _THREE).astype(np.uint8)
     f ^= mask_r
-    return np.stack([f & 1, f >> 1]).reshape((2,) + b.shape)
+    out = np.empty((2,) + ch.shape, dtype=np.uint8)
+    out[:, :, mine] = np.stack([f & 1, f >> 1]).reshape((2,) + b.shape)
+    out[:, :, other] = s_shares
+    return out
 
 
 @common.member_step
@@ -267,19 +286,21 @@ def msb_xor(ctx: Any, x: PerParty, *, shape: tuple, m: int | None = None) -> Per
     s = tuple(int(d) for d in shape)
     count = int(np.prod(s, dtype=np.int64))
     words = max(1, (count + 63) // 64)
-    local = engine.local
+    local, send, step = engine.local, engine.send, ctx.step("leaf")
     ch, msb = local(_inputs, x, m, num_returns=2, step=ctx.step("inputs"))  # 1
-    idx, msk = ctx.provider.request(engine, "rot_n", ((q * count, m),))
-    e = engine.run_at(RECEIVER, _leaf_shift, ch[RECEIVER], idx[RECEIVER], step=ctx.step("leaf"))
-    e = engine.send(e, RECEIVER, SENDER, step=ctx.step("leaf"))  # 2a
-    tables, s_shares = engine.run_at(
-        SENDER, _leaf_table, ch[SENDER], idx[SENDER], e, m, num_returns=2, step=ctx.step("leaf")
-    )  # 2b
-    tables = engine.send(tables, SENDER, RECEIVER, step=ctx.step("leaf"))
-    r_shares = engine.run_at(
-        RECEIVER, _leaf_receive, ch[RECEIVER], tables, msk[RECEIVER], step=ctx.step("leaf")
-    )  # 2c
-    shares = PerParty((r_shares, s_shares))
+    h0, h1 = _halves(count)
+    ots = [  # member d receives on half d: (its r, the other's masks), its M[r]
+        ctx.provider.request(engine, "rot_n", ((q * (sl.stop - sl.start), m, d),))
+        for d, sl in enumerate((h0, h1))
+    ]
+    r = PerParty((ots[0][0][0], ots[1][0][1]))
+    masks = PerParty((ots[1][0][0], ots[0][0][1]))
+    mask_r = PerParty((ots[0][1][0], ots[1][1][1]))
+    e = local(_leaf_shift, ch, r, step=step)  # 2a, both directions in one round
+    e = PerParty((send(e[1], 1, 0, step=step), send(e[0], 0, 1, step=step)))
+    tables, s_shares = local(_leaf_table, ch, masks, e, m, num_returns=2, step=step)  # 2b
+    tables = PerParty((send(tables[1], 1, 0, step=step), send(tables[0], 0, 1, step=step)))
+    shares = local(_leaf_receive, ch, tables, mask_r, s_shares, step=step)  # 2c
     g, eq = local(_pack, shares, words, num_returns=2, step=ctx.step("pack"))
     k, level = q, 0
     while k > 1:  # 3

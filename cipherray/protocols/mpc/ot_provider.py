@@ -37,8 +37,8 @@ engine under "offline/setup" (base OTs) or "offline/<kind>".
      b_S[k] = bit k of (x0 ^ x1), v_S[k] = bit k of x0 and u_R[k] = bit k of x_{a_R};
      c_i[k] = a_i b_i[k] ^ u_i[k] ^ v_i[k]. For the millionaires' tree, whose nodes
      AND one value with two others.
-   * "rot_n" ((k, m)) - k random 1-out-of-2^m OTs with 2-bit messages, member 0
-     receiving: m random OTs of instance 0 per leaf with 2^(m+1)-bit messages; the
+   * "rot_n" ((k, m, d)) - k random 1-out-of-2^m OTs with 2-bit messages, member d
+     receiving: m random OTs of instance d per OT with 2^(m+1)-bit messages; the
      sender's mask of index i XORs slice i of the strings m_{j, i_j}, the receiver's
      index is its m choice bits (`millionaire.py` explains why the unchosen masks
      stay hidden and independent). No message besides step 2.
@@ -337,7 +337,7 @@ def _words(msgs: np.ndarray) -> np.ndarray:
 
 @common.member_step
 def _rotn_recv(rb: Any, lo: int, hi: int, m: int) -> tuple:
-    """At R (member 0, "rot_n"): r from its m choice bits per leaf and M[r]."""
+    """At R (the receiver, "rot_n"): r from its m choice bits per OT and M[r]."""
     from cipherray.protocols.mpc import millionaire
 
     batch = _check_slice(rb, lo, hi, "OT receiver")
@@ -347,7 +347,7 @@ def _rotn_recv(rb: Any, lo: int, hi: int, m: int) -> tuple:
 
 @common.member_step
 def _rotn_send(sb: Any, lo: int, hi: int, m: int) -> np.ndarray:
-    """At S (member 1, "rot_n"): the 2^m masks of each leaf, one word."""
+    """At S (the sender, "rot_n"): the 2^m masks of each OT, one word."""
     from cipherray.protocols.mpc import millionaire
 
     batch = _check_slice(sb, lo, hi, "OT sender")
@@ -666,26 +666,25 @@ class OTProvider(Provider):
         return tuple(PerParty((res[0][k], res[1][k])) for k in range(3))
 
     def _rot_n(self, engine: Engine, shape: tuple, step: str) -> tuple:
-        """k random 1-out-of-2^m OTs from m ROTs each of instance 0 (member 0 receives)."""
-        k, m = shape
+        """k random 1-out-of-2^m OTs from m ROTs each of instance d (member d receives)."""
+        k, m, d = shape
+        R, S = d, 1 - d
         rs: list[Any] = []
         ms: list[Any] = []
         ws: list[Any] = []
-        for rb, sb, lo, k0, k1 in self._spans(engine, 0, k, m, k, step):
+        for rb, sb, lo, k0, k1 in self._spans(engine, d, k, m, k, step):
             hi = lo + m * (k1 - k0)
-            r, mr = engine.run_at(0, _rotn_recv, rb, lo, hi, m, num_returns=2, step=step)
-            ws.append(engine.run_at(1, _rotn_send, sb, lo, hi, m, step=step))
+            r, mr = engine.run_at(R, _rotn_recv, rb, lo, hi, m, num_returns=2, step=step)
+            ws.append(engine.run_at(S, _rotn_send, sb, lo, hi, m, step=step))
             rs.append(r)
             ms.append(mr)
-        idx = PerParty(
-            (engine.run_at(0, _concat, "u1", *rs, step=step),
-             engine.run_at(1, _concat, "u8", *ws, step=step))
-        )  # fmt: skip
-        mask = PerParty(
-            (engine.run_at(0, _concat, "u1", *ms, step=step),
-             engine.run_at(1, _concat, "u1", step=step))
-        )  # fmt: skip
-        return idx, mask
+        idx = [None, None]
+        mask = [None, None]
+        idx[R] = engine.run_at(R, _concat, "u1", *rs, step=step)
+        idx[S] = engine.run_at(S, _concat, "u8", *ws, step=step)
+        mask[R] = engine.run_at(R, _concat, "u1", *ms, step=step)
+        mask[S] = engine.run_at(S, _concat, "u1", step=step)
+        return PerParty(idx), PerParty(mask)
 
     def _bit(self, engine: Engine, shape: tuple, step: str) -> tuple:
         total = _size(shape)

@@ -19,15 +19,16 @@ kind       shapes                            what each member gets (shares mod 2
 "and_pair" (shape,)                          XOR shares of a (shape), b ((2,) + shape),
                                              c = a & b[k] ((2,) + shape): two AND
                                              triples per bit sharing their input a
-"rot_n"    ((k, m),), 1 <= m <= 5            k random 1-out-of-2^m OTs with 2-bit
-                                             messages between members 0 and 1 (not
-                                             shares): (idx, mask); member 1 (sender)
-                                             gets idx = its 2^m masks, entry i in bits
-                                             (2i, 2i+1) of a (k,) uint64 word, and an
-                                             empty mask; member 0 (receiver) gets idx
-                                             = a random index r (k,) uint8 and mask =
-                                             entry r of member 1's word (k,) uint8;
-                                             further members get empty arrays
+"rot_n"    ((k, m, d),), 1 <= m <= 5,        k random 1-out-of-2^m OTs with 2-bit
+           d in {0, 1} ((k, m): d = 0)       messages between members 0 and 1 (not
+                                             shares), member d receiving: (idx, mask);
+                                             the sender 1 - d gets idx = its 2^m masks,
+                                             entry i in bits (2i, 2i+1) of a (k,)
+                                             uint64 word, and an empty mask; the
+                                             receiver d gets idx = a random index r
+                                             (k,) uint8 and mask = entry r of the
+                                             sender's word (k,) uint8; further members
+                                             get empty arrays
 =========  ===============================  ==========================================
 
 All randomness is AES-256-CTR output of `prg` under seeds from `os.urandom`.
@@ -118,8 +119,14 @@ def normalise_request(kind: str, shapes: Sequence[Any]) -> tuple[str, tuple[Shap
         broadcast_shape(*shapes)
     elif kind == "matmul":
         matmul_shape(*shapes)
-    elif kind == "rot_n" and (len(shapes[0]) != 2 or not 1 <= shapes[0][1] <= 5):
-        raise ValueError(f"kind 'rot_n' takes one shape (k, m) with 1 <= m <= 5, got {shapes}")
+    elif kind == "rot_n":
+        sh = shapes[0]
+        if len(sh) not in (2, 3) or not 1 <= sh[1] <= 5 or (len(sh) == 3 and sh[2] > 1):
+            raise ValueError(
+                f"kind 'rot_n' takes one shape (k, m) or (k, m, receiver) with 1 <= m <= 5 "
+                f"and receiver 0 or 1, got {shapes}"
+            )
+        shapes = ((sh[0], sh[1], sh[2] if len(sh) == 3 else 0),)
     return kind, shapes
 
 
@@ -213,8 +220,9 @@ def _dealer_correction(seeds: tuple, k: int, kind: str, shapes: tuple) -> np.nda
         a = _xor_expand(seeds, shapes[0], k, 0)
         b = _xor_expand(seeds, out_shape, k, 1)
         return (a[None] & b) ^ _xor_expand(others, out_shape, k, 2)
-    if kind == "rot_n":  # member 0's mask: entry r of member 1's word
-        r, masks = _rot_n_index(seeds[0], shapes[0], k), _rot_n_masks(seeds[1], shapes[0], k)
+    if kind == "rot_n":  # the receiver d's mask: entry r of the sender's word
+        d = shapes[0][2]
+        r, masks = _rot_n_index(seeds[d], shapes[0], k), _rot_n_masks(seeds[1 - d], shapes[0], k)
         return ((masks >> (np.uint64(2) * r)) & np.uint64(3)).astype(np.uint8)
     raise ValueError(f"unknown kind {kind!r}")
 
@@ -243,21 +251,22 @@ def _member_expand(i: int, seed: bytes, corr: Any, k: int, kind: str, shapes: tu
         return a, b, (corr if i == 0 else _expand(seed, out_shape, k, 2))
     if kind == "rot_n":
         empty = np.zeros(0, dtype=np.uint8)
-        if i == 0:
+        d = shapes[0][2]
+        if i == d:
             return _rot_n_index(seed, shapes[0], k).astype(np.uint8), corr
-        if i == 1:
+        if i == 1 - d:
             return _rot_n_masks(seed, shapes[0], k), empty
         return empty, empty
     raise ValueError(f"unknown kind {kind!r}")
 
 
 def _rot_n_index(seed: bytes, shape: Shape, k: int) -> np.ndarray:
-    count, m = shape
+    count, m = shape[:2]
     return _expand(seed, (count,), k, 0) & np.uint64((1 << m) - 1)
 
 
 def _rot_n_masks(seed: bytes, shape: Shape, k: int) -> np.ndarray:
-    count, m = shape
+    count, m = shape[:2]
     return _expand(seed, (count,), k, 1) & np.uint64((1 << (2 << m)) - 1)
 
 
@@ -320,9 +329,9 @@ class Provider:
         """XOR shares of a, b (2,) + shape, c[k] = a & b[k] (two triples sharing a)."""
         return self.request(engine, "and_pair", (shape,))
 
-    def rot_n(self, engine: Engine, count: int, m: int) -> tuple[PerParty, ...]:
+    def rot_n(self, engine: Engine, count: int, m: int, receiver: int = 0) -> tuple:
         """`count` random 1-out-of-2^m OTs with 2-bit messages (the kind "rot_n")."""
-        return self.request(engine, "rot_n", ((count, m),))
+        return self.request(engine, "rot_n", ((count, m, receiver),))
 
     def supports(self, kind: str) -> bool:
         return kind in KINDS
@@ -381,8 +390,10 @@ class DealerProvider(Provider):
         corr = engine.run_at(
             DEALER, _dealer_correction, self._dealer_seeds, k, kind, shapes, step=step
         )
-        corr0 = engine.send(corr, DEALER, 0, step=step)
-        msgs = PerParty((corr0, *self._placeholders[1:]))
+        dst = shapes[0][2] if kind == "rot_n" else 0  # the receiver of a "rot_n"
+        msgs = list(self._placeholders)
+        msgs[dst] = engine.send(corr, DEALER, dst, step=step)
+        msgs = PerParty(msgs)
         return engine.local(
             _member_expand,
             self._seeds,
