@@ -35,7 +35,8 @@ evenly between the two directions and the two members; both halves travel togeth
    triples with a common first input (kind "and_pair": (a, b1, c1 = a b1),
    (a, b2, c2 = a b2), 2 random OTs per pair from the OT provider) and opens
    three words (e = eq_hi ^ a, d1, d2) instead of four. An odd range moves up as it is.
-   The root's eq is not needed (nor that of any range holding chunk 0).
+   The root's eq is not needed (nor that of any range holding chunk 0); it is made
+   anyway, as a pair of triples costs the same 2 random OTs as a single one.
 4. msb: member i's XOR share is msb(x_i) ^ its share of gt (0/1 words of x's shape).
 
 Rounds: 2 + ceil(log2 q) (6 for m = 4 or 5); `binary.ltz_bit` adds 1 (B2A): 7, one
@@ -46,11 +47,16 @@ pads to m bits) and 2 (q - 1) for the tree: 94 random OTs for m = 4 (16 bytes of
 matrix each: 1504 bytes), 89 for m = 5, against 362 for the bit-sliced A2B carry tree
 (181 AND triples). Online: q m-bit indices R -> S (one byte each), q tables S -> R
 (2^(m+1) bits each: 64 bytes for m = 4), and 3 bits per tree node each way. `ltz_bit`'s
-B2A adds one random bit (one COT, 24 bytes) and one word each way.
+B2A adds one random bit (one COT, 24 bytes) and one word each way. In all, for
+m = 4: 95 OTs x 16 + 8 + 107 online = 1,635 bytes per `x > y` (5,923 with the carry
+tree). m = 4 is the default by measurement (10^5 comparisons in process): m = 5 needs
+3% fewer bytes (1,590) at about the same time, m = 3 more bytes (1,766) and a round
+more; m <= 5 keeps a leaf's table in one word.
 
 "rot_n" from m random 1-out-of-2 OTs (Naor-Pinkas style; `ot_provider`): the OT
-provider's ROTs j < m of the instance where R receives give S the strings (m_{j,0}, m_{j,1}) and R its random
-choice bit c_j and m_{j,c_j}; each string has 2^(m+1) bits, i.e. 2^m 2-bit slices.
+provider's ROTs j < m of the instance where R receives give S the strings
+(m_{j,0}, m_{j,1}) and R its random choice bit c_j and m_{j,c_j}; each string has
+2^(m+1) bits, i.e. 2^m 2-bit slices.
 S's mask of index i (bits i_0 .. i_{m-1}) is M[i] = XOR_j slice_i(m_{j, i_j}) - slice
 number i, a position that depends on i, of every string on i's path. R's index is
 r = (c_0 .. c_{m-1}); it computes M[r] = slice_r(XOR_j m_{j, c_j}). For i != r some
