@@ -186,6 +186,18 @@ def test_random_ots_per_comparison():
             assert online == n * 16 * (1 + 4) + 2 * 3 * 8 * 15 * (n // 64)
     assert used[4] == 94 * n
     assert used[None] == 362 * n
+    # few elements: each tree level's bits share words (4 levels, one word each here)
+    for n, want in (
+        (1, 64 + 4 * 2 * 64),
+        (3, 3 * 64 + 4 * 2 * 64),
+        (100, 100 * 64 + 2 * 64 * (13 + 7 + 4 + 2)),
+    ):
+        prov = OTProvider(chunk=1 << 16)
+        ctx = _ctx(prov, False)
+        v = RNG.integers(-(2**62), 2**62, size=n, dtype=np.int64)
+        bits = binary.msb_xor(ctx, ctx.engine.share(v.view(np.uint64)), shape=(n,))
+        assert np.array_equal(bits[0].value ^ bits[1].value, (v < 0).astype(np.uint64))
+        assert sum(i.used for i in prov._inst) == want, n
 
 
 # ------------------------------------------------------- operations built on it

@@ -28,8 +28,9 @@ evenly between the two directions and the two members; both halves travel togeth
    R learns nothing beyond its output: every entry but B_j's is masked by an M[i],
    i != r, which it does not know (see "rot_n" below). S sees only e, B_j one-time
    padded by the uniform r.
-3. Tree (ceil(log2 q) rounds): bit-sliced over the elements (bit t of a word = element
-   t, one word row per chunk), ranges merged pairwise (lo = 2t, hi = 2t + 1):
+3. Tree (ceil(log2 q) rounds): ranges merged pairwise (lo = 2t, hi = 2t + 1), all
+   pairs and elements of a level at once, their bits packed densely into uint64 words
+   (ceil(pairs * count / 64) per operand, so few elements waste no triples):
    gt = gt_hi ^ (eq_hi & gt_lo) (the two terms are exclusive), eq = eq_hi & eq_lo.
    Both ANDs of a node share the input eq_hi, so each node takes ONE pair of AND
    triples with a common first input (kind "and_pair": (a, b1, c1 = a b1),
@@ -242,26 +243,41 @@ def _leaf_receive(
     return out
 
 
+def level_words(half: int, count: int) -> int:
+    """uint64 words of one tree level's operand rows: half * count bits, packed densely."""
+    return max(1, -(-half * count // 64))
+
+
+def _pack_rows(bits: np.ndarray, words: int) -> np.ndarray:
+    """(r, ...) 0/1 uint8 -> (r, words) uint64, each row's bits flat and zero-padded."""
+    flat = bits.reshape(bits.shape[0], -1)
+    pad = np.zeros((flat.shape[0], 64 * words), dtype=np.uint8)
+    pad[:, : flat.shape[1]] = flat
+    return np.packbits(pad, axis=1, bitorder="little").view("<u8")
+
+
 @common.member_step
-def _pack(i: int, shares: np.ndarray, words: int) -> tuple:
-    """Leaf shares (2, q, count) 0/1 -> bit-sliced (q, words) uint64 rows of gt and eq."""
-    two, q, count = shares.shape
-    bits = np.zeros((two, q, 64 * words), dtype=np.uint8)
-    bits[:, :, :count] = shares
-    packed = np.packbits(bits, axis=2, bitorder="little").view("<u8")
-    return packed[0], packed[1]
+def _split(i: int, shares: np.ndarray) -> tuple:
+    """Leaf shares (2, q, count) -> the rows of gt and eq, (q, count) 0/1 each."""
+    return shares[0], shares[1]
 
 
 @common.member_step
 def _tree_prepare(i: int, g: np.ndarray, e: np.ndarray) -> tuple:
-    """One level: x = eq_hi, y = (gt_lo, eq_lo) for the pairs (2t, 2t + 1)."""
+    """One level: x = eq_hi, y = (gt_lo, eq_lo) for the pairs (2t, 2t + 1), the level's
+    (pair, element) bits packed densely: (words,) and (2, words)."""
     q = g.shape[0] // 2
-    return e[1 : 2 * q : 2], np.stack([g[0 : 2 * q : 2], e[0 : 2 * q : 2]])
+    words = level_words(q, g.shape[1])
+    x = _pack_rows(e[None, 1 : 2 * q : 2], words)[0]
+    y = _pack_rows(np.stack([g[0 : 2 * q : 2], e[0 : 2 * q : 2]]), words)
+    return x, y
 
 
 @common.member_step
 def _tree_finish(i: int, g: np.ndarray, e: np.ndarray, z: np.ndarray) -> tuple:
-    q = g.shape[0] // 2
+    q, count = g.shape[0] // 2, g.shape[1]
+    bits = np.unpackbits(np.ascontiguousarray(z).view(np.uint8), axis=1, bitorder="little")
+    z = bits[:, : q * count].reshape(2, q, count)
     new_g, new_e = g[1 : 2 * q : 2] ^ z[0], z[1]
     if g.shape[0] % 2:
         new_g = np.concatenate([new_g, g[-1:]])
@@ -271,9 +287,7 @@ def _tree_finish(i: int, g: np.ndarray, e: np.ndarray, z: np.ndarray) -> tuple:
 
 @common.member_step
 def _sign(i: int, msb: np.ndarray, g: np.ndarray, shape: tuple) -> np.ndarray:
-    count = int(np.prod(shape, dtype=np.int64))
-    bits = np.unpackbits(np.ascontiguousarray(g[0]).view(np.uint8), bitorder="little")
-    return (bits[:count].astype(np.uint64) ^ msb).reshape(shape)
+    return (g[0].astype(np.uint64) ^ msb).reshape(shape)
 
 
 # ------------------------------------------------------------------ protocol
@@ -291,7 +305,6 @@ def msb_xor(ctx: Any, x: PerParty, *, shape: tuple, m: int | None = None) -> Per
     q = chunks(m)
     s = tuple(int(d) for d in shape)
     count = int(np.prod(s, dtype=np.int64))
-    words = max(1, (count + 63) // 64)
     local, send, step = engine.local, engine.send, ctx.step("leaf")
     ch, msb = local(_inputs, x, m, num_returns=2, step=ctx.step("inputs"))  # 1
     h0, h1 = _halves(count)
@@ -307,12 +320,13 @@ def msb_xor(ctx: Any, x: PerParty, *, shape: tuple, m: int | None = None) -> Per
     tables, s_shares = local(_leaf_table, ch, masks, e, m, num_returns=2, step=step)  # 2b
     tables = PerParty((send(tables[1], 1, 0, step=step), send(tables[0], 0, 1, step=step)))
     shares = local(_leaf_receive, ch, tables, mask_r, s_shares, step=step)  # 2c
-    g, eq = local(_pack, shares, words, num_returns=2, step=ctx.step("pack"))
+    g, eq = local(_split, shares, num_returns=2, step=ctx.step("tree"))
     k, level = q, 0
     while k > 1:  # 3
         half = k // 2
         xs, ys = local(_tree_prepare, g, eq, num_returns=2, step=ctx.step("tree"))
-        z = binary.and_pair(ctx.scoped(f"tree{level}"), xs, ys, shape=(half, words))
+        words = level_words(half, count)
+        z = binary.and_pair(ctx.scoped(f"tree{level}"), xs, ys, shape=(words,))
         g, eq = local(_tree_finish, g, eq, z, num_returns=2, step=ctx.step("tree"))
         k, level = k - half, level + 1
     return local(_sign, msb, g, s, step=ctx.step("sign"))  # 4
