@@ -12,7 +12,14 @@ Parts (`--parts`, comma-separated):
        median of --repeats runs after one warm-up (which pays the first-use kernel build
        and page faults of fresh buffers; its time is reported as well). Peer: libOTe's
        IKNP, 2^24 OTs in 0.6 s on one thread with an AES hash (about 28 M OTs/s, issue 23);
-       target >= 10^7 OTs/s, a third of it.
+       target >= 10^7 OTs/s, a third of it. The process's CPU affinity is restored after.
+- compare, vlr, matmul: the two-party MPC parts of bench/ot_mpc.py (its docstring):
+       dealerless `x > y` on the runtime under the LAN model (--compare-ot sizes, the
+       dealer at --compare-dealer sizes; target 10^6 in <= 10 s), vertical LR per epoch
+       against the dealer (target <= 3x), matrix triples against Paillier.
+
+    python3 bench/ot.py --parts rot,compare,vlr,matmul --out bench/results
+writes all parts into one file set, bench/results/ot.{json,md}.
 """
 
 from __future__ import annotations
@@ -45,10 +52,19 @@ def _pin_one_core() -> int | None:
 
 
 def part_rot(args: argparse.Namespace, results: dict, table: list) -> None:
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    core = _pin_one_core()
+    try:
+        _rot(args, results, table, core)
+    finally:  # the later parts (Ray workers inherit it) get every core back
+        if before is not None:
+            os.sched_setaffinity(0, before)
+
+
+def _rot(args: argparse.Namespace, results: dict, table: list, core: int | None) -> None:
     from cipherray.cpu_kernels import aes_ctr, bit_transpose, ot_hash
     from cipherray.protocols import ot
 
-    core = _pin_one_core()
     m = args.m
 
     t = time.perf_counter()
@@ -129,7 +145,47 @@ def part_rot(args: argparse.Namespace, results: dict, table: list) -> None:
     print(table[0], flush=True)
 
 
-PARTS = {"rot": part_rot}
+def _ints(text: str) -> tuple:
+    return tuple(int(v) for v in text.split(",") if v)
+
+
+def _mpc_part(name: str):
+    """bench/ot_mpc.py's part `name`, its rows in this table's columns."""
+
+    def run(args: argparse.Namespace, results: dict, table: list) -> None:
+        import ot_mpc
+
+        rows: list[dict] = []
+        if name == "compare":
+            ot_mpc.part_compare(
+                results,
+                rows,
+                _ints(args.compare_ot),
+                _ints(args.compare_dealer),
+                carry_tree=args.compare_carry_tree,
+            )
+        elif name == "vlr":
+            ot_mpc.part_vlr(results, rows, args.epochs)
+        else:
+            ot_mpc.part_matmul(results, rows, _ints(args.mm_ot), _ints(args.mm_paillier))
+        for row in rows:
+            table.append({
+                "case": row["what"], "metric": "", "cipherray": row["cipherray"],
+                "peer": row["baseline"], "target": row["target"], "met": _met(name, row, results),
+            })  # fmt: skip
+
+    return run
+
+
+def _met(name: str, row: dict, results: dict) -> str:
+    if name == "compare" and row["target"]:
+        return "yes" if results["compare"]["ot_extrapolated_1e6_s"] <= 10 else "no"
+    if name == "vlr":
+        return "yes" if results["vlr"]["ratio"] <= 3 else "no"
+    return ""
+
+
+PARTS = {"rot": part_rot, **{p: _mpc_part(p) for p in ("compare", "vlr", "matmul")}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -137,6 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parts", default="rot", help=f"comma-separated, of {sorted(PARTS)}")
     ap.add_argument("--m", type=int, default=1 << 22, help="OTs per extension (rot)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--compare-ot", default="10000,100000", help="compare: OT sizes")
+    ap.add_argument("--compare-dealer", default="10000,100000,1000000", help="compare: dealer")
+    ap.add_argument("--compare-carry-tree", action="store_true", help="compare: the old way too")
+    ap.add_argument("--epochs", type=int, default=3, help="vlr: epochs")
+    ap.add_argument("--mm-ot", default="32,64,128", help="matmul: OT sizes")
+    ap.add_argument("--mm-paillier", default="16,32", help="matmul: Paillier sizes")
     ap.add_argument("--out", default=None, help="write ot.json / ot.md into this folder")
     args = ap.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]

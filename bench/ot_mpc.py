@@ -9,8 +9,12 @@ compare  `x > y` on n shared values, two parties on the runtime (Ray backend) un
          LAN network model (0.5 ms, 1 Gbit/s), with no dealer (OTProvider, the
          randomness made on demand: offline + online) and with a dealer, in the same
          run. The OT version runs at the sizes in --compare-ot (default 10^4, 10^5) and
-         is extrapolated linearly to 10^6 (its cost is linear in n: 12 words of AND
-         triples per element); the dealer version runs at 10^6 too.
+         is extrapolated linearly to 10^6 (its cost is linear in n: the millionaires'
+         protocol, 94 random OTs per element); the dealer version runs at 10^6 too.
+         Bytes per comparison (`bytes_per_compare`, deterministic) are reported. With
+         --compare-carry-tree the OT sizes run again with the bit-sliced A2B carry tree
+         (`OTProvider(millionaire_m=None)`, the comparison before the millionaires'
+         protocol) in the same run, as "ot_carry_tree".
 vlr      the vertical logistic-regression example (breast cancer, alice 15 features,
          bob 15 and the labels) on the runtime under LAN, provider "ot" (two parties)
          and "dealer" (three): seconds per epoch and accuracy.
@@ -71,6 +75,7 @@ def _compare_once(rt: Any, mpc: Any, n: int) -> dict:
         "n": n,
         "seconds": dt,
         "bytes": total,
+        "bytes_per_compare": total / n,
         "offline_bytes": offline,
         "correct": bool(np.array_equal(got, want)),
         "mismatches_vs_float": int(np.sum(got != (synthetic(n, 1) > synthetic(n, 2)))),
@@ -83,7 +88,10 @@ def part_compare(
     ot_sizes: tuple = (10**4, 10**5),
     dealer_sizes: tuple = (10**4, 10**5, 10**6),
     network: str = "lan",
+    carry_tree: bool = False,
 ) -> None:
+    from cipherray.protocols.mpc.ot_provider import OTProvider
+
     names = ["alice", "bob", "dealer"]
     rt = cr.init(names, network=network, timeout_s=7200, driver_as=["alice", "bob"])
     rt.policy.grant(owner="bob", to="alice", allow="plaintext")  # checks the result
@@ -102,6 +110,14 @@ def part_compare(
             r = _compare_once(rt, ot_mpc, n)
             print("compare ot", r, flush=True)
             out["ot"].append(r)
+        if carry_tree:
+            out["ot_carry_tree"] = []
+            old = rt.mpc(a, b, provider=OTProvider(millionaire_m=None))
+            _compare_once(rt, old, 1000)
+            for n in ot_sizes:
+                r = _compare_once(rt, old, n)
+                print("compare ot carry tree", r, flush=True)
+                out["ot_carry_tree"].append(r)
     finally:
         rt.shutdown()
     big = out["ot"][-1]
@@ -110,16 +126,18 @@ def part_compare(
     out["ot_extrapolated_1e6_bytes"] = big["bytes"] / big["n"] * 1e6
     d6 = next((r for r in out["dealer"] if r["n"] == 10**6), out["dealer"][-1])
     results["compare"] = out
-    for r in out["ot"]:
-        table.append(
-            {
-                "what": f"x > y, {r['n']:,} values, 2 parties no dealer (OT), {network}",
-                "cipherray": f"{r['seconds']:.2f} s, {r['bytes'] / 1e6:.0f} MB "
-                f"({r['offline_bytes'] / 1e6:.0f} MB offline), correct={r['correct']}",
-                "baseline": "",
-                "target": "",
-            }
-        )
+    for key, label in (("ot", "OT, millionaires"), ("ot_carry_tree", "OT, A2B carry tree")):
+        for r in out.get(key, []):
+            table.append(
+                {
+                    "what": f"x > y, {r['n']:,} values, 2 parties no dealer ({label}), {network}",
+                    "cipherray": f"{r['seconds']:.2f} s, {r['bytes'] / 1e6:.0f} MB "
+                    f"({r['offline_bytes'] / 1e6:.0f} MB offline, "
+                    f"{r['bytes_per_compare']:.0f} B each), correct={r['correct']}",
+                    "baseline": "",
+                    "target": "",
+                }
+            )
     table.append(
         {
             "what": f"x > y, 10^6 values, no dealer (OT), {network}",
@@ -226,6 +244,7 @@ def main() -> None:
     ap.add_argument("--parts", default="compare,vlr,matmul")
     ap.add_argument("--compare-ot", default="10000,100000")
     ap.add_argument("--compare-dealer", default="10000,100000,1000000")
+    ap.add_argument("--compare-carry-tree", action="store_true")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--mm-ot", default="32,64,128")
     ap.add_argument("--mm-paillier", default="16,32")
@@ -242,7 +261,13 @@ def main() -> None:
     table: list[dict] = []
     for part in args.parts.split(","):
         if part == "compare":
-            part_compare(results, table, ints(args.compare_ot), ints(args.compare_dealer))
+            part_compare(
+                results,
+                table,
+                ints(args.compare_ot),
+                ints(args.compare_dealer),
+                carry_tree=args.compare_carry_tree,
+            )
         elif part == "vlr":
             part_vlr(results, table, args.epochs)
         elif part == "matmul":

@@ -322,7 +322,10 @@ def test_vertical_lr_two_parties_no_dealer_matches_dealer():
         acc[name] = float((((x @ w + b) > 0) == (y > 0.5)).mean())
         if name == "ot":
             steps = ctx.engine.by_step()
-            assert steps["offline/and"]["bytes"] > 0 and steps["offline/matmul"]["bytes"] > 0
+            # the sigmoid's comparisons: the millionaires' leaves (rot_n) and tree
+            # (and_pair), from OTs the extensions of matmul and the rest made
+            assert {"rot_n", "and_pair"} <= {kind for kind, _ in prov.log}
+            assert steps["offline/matmul"]["bytes"] > 0
     w_ref, b_ref = logreg.train_logreg_plaintext(x, y, epochs=3, lr=1.0)
     ref = float((((x @ w_ref + b_ref) > 0) == (y > 0.5)).mean())
     assert ref > 0.9
@@ -342,3 +345,5 @@ def test_party_that_stops_mid_extension_is_a_named_party_error(ext):
             rt.get((x * x).reveal_to(a))  # the next extension needs b
         assert info.value.party == "b"
         assert "party 'b'" in str(info.value)
+        # the offline step whose message b could not send, not a bare 'send'
+        assert info.value.step == "offline/mul"

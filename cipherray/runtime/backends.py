@@ -55,9 +55,10 @@ class Backend:
         future of the step's `Receipt`."""
         raise NotImplementedError
 
-    def emit(self, worker: Worker, key: int, guards: list) -> Any:
+    def emit(self, worker: Worker, key: int, guards: list, step: str = "send") -> Any:
         """A future of the message form of value `key` held by `worker`, once the
-        `guards` (receipts of the step that made it) are ready."""
+        `guards` (receipts of the step that made it) are ready; a failure names `step`
+        (the message's tag)."""
         raise NotImplementedError
 
     def fetch(self, worker: Worker, key: int) -> Any:
@@ -139,14 +140,14 @@ class InlineBackend(Backend):
         except CipherrayError as e:
             return InlineFuture(error=e)
 
-    def emit(self, worker: Worker, key: int, guards: list) -> Any:
+    def emit(self, worker: Worker, key: int, guards: list, step: str = "send") -> Any:
         if (worker.party, worker.index) in self._dead:
-            return InlineFuture(error=self._dead_error(worker, "send"))
+            return InlineFuture(error=self._dead_error(worker, step))
         for g in guards:
             if g.error is not None:
                 return InlineFuture(error=g.error)
         try:
-            return InlineFuture(worker.handle.emit(key))
+            return InlineFuture(worker.handle.emit(key, step=step))
         except CipherrayError as e:
             return InlineFuture(error=e)
 
@@ -205,10 +206,10 @@ def _ray_worker_class():
             super().__init__(*args, **kwargs)
             keep_freed_memory()  # this is the actor's own process
 
-        def emit(self, key: int, guards: list) -> list:
+        def emit(self, key: int, guards: list, step: str = "send") -> list:
             if guards:
                 ray.get(guards)  # re-raises the failure of the step that made the value
-            return [ray.put(self._load(key, "send"))]
+            return [ray.put(self._load(key, step))]
 
         def resolve(self, call: Call, deps: tuple) -> tuple:
             # the dependencies travel nested, so that Ray starts the step at once and the
@@ -357,8 +358,8 @@ class RayBackend(Backend):
     def submit(self, worker: Worker, call: Call, deps: list) -> Any:
         return worker.handle.run.remote(call, list(deps))
 
-    def emit(self, worker: Worker, key: int, guards: list) -> Any:
-        return worker.handle.emit.remote(key, list(guards))
+    def emit(self, worker: Worker, key: int, guards: list, step: str = "send") -> Any:
+        return worker.handle.emit.remote(key, list(guards), step)
 
     def fetch(self, worker: Worker, key: int) -> Any:
         return worker.handle.fetch.remote(key)

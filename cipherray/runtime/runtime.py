@@ -451,18 +451,19 @@ class Runtime:
                 raise LocationError("a channel message must go to another party")
             msg_id = next(self._ids)
             if h.id not in emitted:
-                emitted[h.id] = self._emit(h)
+                emitted[h.id] = self._emit(h, tag)
             out.append(Message(h, dst, tag, msg_id, rnd, emitted[h.id]))
             edges.append((msg_id, h.party, dst, rnd))
         self.ledger.add_messages(tag, edges)
         return out
 
-    def _emit(self, h: Handle) -> Any:
+    def _emit(self, h: Handle, step: str = "send") -> Any:
         """The sending worker puts the value into the object store (it owns that copy;
-        it goes when the receiving steps are done with it)."""
+        it goes when the receiving steps are done with it). `step`: the message's tag,
+        which a failure of the sender names."""
         fut, _ = self._receipt(h)  # the value must still be named
         worker = self._backend.workers(h.party)[h.worker]
-        return self._backend.emit(worker, h.id, [fut] if h.guarded else [])
+        return self._backend.emit(worker, h.id, [fut] if h.guarded else [], step)
 
     def _deliver(
         self, ref: PartyRef, dst: Party, tag: str, meta: Meta, worker: int | None = None

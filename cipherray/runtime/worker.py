@@ -105,9 +105,10 @@ class PartyWorker:
         self._dropped = 0
 
     # -- how messages travel (the Ray backend overrides these)
-    def emit(self, key: int, *guards: Any) -> Any:
-        """The message form of a stored value (inline: the value; Ray: an object ref)."""
-        return self._load(key, "send")
+    def emit(self, key: int, *guards: Any, step: str = "send") -> Any:
+        """The message form of a stored value (inline: the value; Ray: an object ref);
+        `step` names the message's tag in errors."""
+        return self._load(key, step)
 
     def open_message(self, msg: Any, inbox: Inbox, call: Call) -> Any:
         return msg

@@ -15,6 +15,8 @@ engine stays cheap):
 - `overflow`    the optional domain check of products (`check_overflow=True`)
 - `binary`      XOR-shared AND, A2B sign extraction (Kogge-Stone, or a bit-sliced
                 carry tree where AND triples are costly), B2A
+- `millionaire` the sign bit for two members by CrypTFlow2's millionaires' protocol
+                (1-of-2^m OT leaves, a tree of paired ANDs), where OTs are the cost
 - `compare`     `relation` (`lt`, `gt`, `le`, `ge`, `eq`), `ltz`, `relu`, `maximum`,
                 `minimum`, `where`
 - `functions`   `sigmoid`, `tanh`, `exp`, `reciprocal`, `inv_sqrt`, `sqrt`, `div_public`

@@ -29,6 +29,11 @@ The sign of an additively shared x (its bit 63) is extracted without revealing x
    step 3, but 63 + 118 = 181 AND planes per 64 elements (2.8 words per element
    instead of 12). Used from `BITSLICE_MIN` elements on.
 
+1'-4'. Two members whose provider sets `millionaire_m` (the OTProvider: 4) take the
+   millionaires' protocol of `millionaire.py` instead of steps 1-4: 1-out-of-2^m OTs
+   at the leaves and a tree of paired ANDs, 94 random OTs per element (m = 4) instead
+   of the carry tree's 362; 6 rounds instead of 7 (`millionaire.rounds`).
+
 Rounds of `ltz_bit`: L(n) + 7 + 1 (8 for 2 members, 9 for 3). Bytes: an AND of w
 words opens 2w words (16w bytes) from every member to every other; per element the
 adder ANDs 1 + 5 * 2 + 1 = 12 words, the carry-save levels one word per compressor,
@@ -79,8 +84,13 @@ def msb_rounds(n: int) -> int:
     return csa_levels(n) + 1 + len(_KS_SHIFTS)
 
 
-def ltz_rounds(n: int) -> int:
-    """Rounds of `ltz_bit`: A2B sign + B2A."""
+def ltz_rounds(n: int, provider: Any = None) -> int:
+    """Rounds of `ltz_bit`: A2B sign + B2A (with `provider`: its millionaires' path)."""
+    mill = getattr(provider, "millionaire_m", None)
+    if mill and n == 2:
+        from cipherray.protocols.mpc import millionaire
+
+        return millionaire.rounds(mill) + 1
     return msb_rounds(n) + 1
 
 
@@ -180,6 +190,35 @@ def and_(ctx: MPCContext, x: PerParty, y: PerParty, *, shape: Any) -> PerParty:
     return engine.local(_beaver_and, opened, a, b, c, step=ctx.step("combine"))
 
 
+@common.member_step
+def _xmask_pair(i: int, x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple:
+    return (x ^ a, y ^ b)
+
+
+@common.member_step
+def _beaver_and_pair(
+    i: int, opened: tuple, a: np.ndarray, b: np.ndarray, c: np.ndarray
+) -> np.ndarray:
+    """z_i[k] = c_i[k] ^ (e & b_i[k]) ^ (d[k] & a_i) (^ e & d[k] at member 0)."""
+    e, d = opened
+    z = c ^ (e[None] & b) ^ (d & a[None])
+    if i == 0:
+        z = z ^ (e[None] & d)
+    return z
+
+
+def and_pair(ctx: MPCContext, x: PerParty, y: PerParty, *, shape: Any) -> PerParty:
+    """(x & y[0], x & y[1]) on XOR-shared uint64 words, x of public `shape`, y of
+    (2,) + shape: 1 round (default tag "and2"), three words opened per position instead
+    of four. Uses the provider's "and_pair": (a, b, c) with c[k] = a & b[k]."""
+    ctx = ctx.with_default_tag("and2")
+    engine = ctx.engine
+    a, b, c = ctx.provider.request(engine, "and_pair", (shape,))
+    masked = engine.local(_xmask_pair, x, y, a, b, step=ctx.step("mask"))
+    opened = engine.open(masked, step=ctx.step("open"), op="xor")
+    return engine.local(_beaver_and_pair, opened, a, b, c, step=ctx.step("combine"))
+
+
 def _carry_save(ctx: MPCContext, w: PerParty, s: tuple) -> PerParty:
     """Step 2: 3:2 compressors, one batched AND per level, until two words remain."""
     m, level = ctx.n, 0
@@ -269,6 +308,11 @@ def msb_xor(ctx: MPCContext, x: PerParty, *, shape: Any = None) -> PerParty:
     Default tag "a2b"."""
     ctx = ctx.with_default_tag("a2b")
     s = common.shape_of(ctx.engine, x, shape, "x")
+    mill = getattr(ctx.provider, "millionaire_m", None)
+    if mill and ctx.n == 2:
+        from cipherray.protocols.mpc import millionaire
+
+        return millionaire.msb_xor(ctx, x, shape=s, m=mill)  # 1'-4'
     w = ctx.engine.local(_a2b_inputs, x, ctx.n, step=ctx.step("inputs"))  # 1
     w = _carry_save(ctx, w, s)  # 2
     count = int(np.prod(s, dtype=np.int64))

@@ -1,11 +1,13 @@
 """Comparisons on shared fixed-point values, ReLU, select, max/min.
 
 Every comparison reduces to the sign of a shared difference (`binary.ltz_bit`:
-A2B of the sign bit by a Kogge-Stone adder on XOR shares, then B2A). Results are
+A2B of the sign bit by a Kogge-Stone adder on XOR shares, or for two members with the
+OT provider the millionaires' comparison of `millionaire.py`, then B2A). Results are
 shared 0/1 values in fixed point (1 -> 2^f), exact. Valid while the difference stays
 inside the signed ring: |x - y| < 2^(63 - f) (always true for encoded inputs).
 
-Rounds (R = binary.ltz_rounds(n): 8 for 2 members, 9 for 3, 10 for 4):
+Rounds (R = binary.ltz_rounds(n, provider): 8 for 2 members, 9 for 3, 10 for 4; 7 for
+2 members whose provider sets `millionaire_m`, as the OTProvider does):
 
 =====================  ===================================================
 ltz, lt, gt, le, ge    R

@@ -34,6 +34,16 @@ engine under "offline/setup" (base OTs) or "offline/<kind>".
      cross term: in instance d, R's choice bit is a_R, S's messages (x0, x1) give
      b_S = lsb(x0) ^ lsb(x1) and v_S = lsb(x0); R gets u_R = lsb(x_{a_R}), and
      u_R ^ v_S = a_R b_S. c_i = a_i b_i ^ u_i ^ v_i. No message besides step 2.
+   * "and_pair" (shape) - two AND triples per bit sharing the input a, from the same
+     two random OTs as one "and" triple: the ROT messages carry 2 bits, bit k giving
+     b_S[k] = bit k of (x0 ^ x1), v_S[k] = bit k of x0 and u_R[k] = bit k of x_{a_R};
+     c_i[k] = a_i b_i[k] ^ u_i[k] ^ v_i[k]. For the millionaires' tree, whose nodes
+     AND one value with two others.
+   * "rot_n" ((k, m, d)) - k random 1-out-of-2^m OTs with 2-bit messages, member d
+     receiving: m random OTs of instance d per OT with 2^(m+1)-bit messages; the
+     sender's mask of index i XORs slice i of the strings m_{j, i_j}, the receiver's
+     index is its m choice bits (`millionaire.py` explains why the unchosen masks
+     stay hidden and independent). No message besides step 2.
    * "bit" (shape) - r = r_0 ^ r_1 with r_0 R's choice bit (instance 0) and r_1 from
      member 1's CSPRNG; the product r_0 r_1 by one COT (correlation r_1, 1 word), so
      the arithmetic shares are r_i - 2 (r_0 r_1)_i.
@@ -47,11 +57,16 @@ engine under "offline/setup" (base OTs) or "offline/<kind>".
 Costs per element (IKNP, 16 bytes of u per OT, plus 8 bytes per COT word):
 "mul"/"matmul" 2 * 64 COTs (2 * 64 * (16 + 8 L) bytes), "square" 64 COTs, "and"
 2 ROTs per triple (2 * 64 * 16 = 2048 bytes per word), "bit" 1 COT (24 bytes),
-"wrap" one A2B circuit (bit-sliced, 181 AND gates) + 4 AND gates + 2 bits. With
-SoftSpoken every 16 bytes of u above become 16 / k (4 for k = 4). The base
-OTs of step 1 are a fixed cost per instance. The provider sets `bitsliced_a2b`, so the
-comparisons that consume its AND triples use the bit-sliced carry tree of
-`binary.py` (step 3'): 181 AND gates per element instead of 768.
+"and_pair" 2 ROTs per pair of triples, "rot_n" m ROTs per OT (16 m bytes), "wrap" one
+millionaires' comparison (94 ROTs for m = 4) + 4 AND gates + 2 bits. The base OTs of
+step 1 are a fixed cost per instance. The provider sets `millionaire_m` (default 4),
+so the comparisons of its two members take the millionaires' protocol of
+`millionaire.py`: per comparison 4 * 16 = 64 ROTs for the leaves' 1-of-16 OTs and
+2 * 15 for the tree's paired ANDs, 94 random OTs in all (about 1.5 KB of IKNP matrix)
+instead of the 362 of the bit-sliced A2B carry tree (`binary.py` step 3', still used
+with `millionaire_m=None`), itself down from the per-element adder's 1536.
+With SoftSpoken (`extension="softspoken"`) every 16 bytes of u above become 16 / k (4 for
+k = 4).
 """
 
 from __future__ import annotations
@@ -289,6 +304,76 @@ def _and_finish(shape: tuple, counts: list, *parts: np.ndarray) -> tuple:
 
 
 @common.member_step
+def _and2_recv(rb: Any, lo: int, hi: int) -> tuple:
+    """At R ("and_pair"): a_R (choice bits) and u_R = the 2 low bits of the chosen ROT
+    message, (2, words)."""
+    batch = _check_slice(rb, lo, hi, "OT receiver")
+    mc = ot.rot_receiver(batch, nbytes=1)[:, 0]
+    return _pack_bits(batch.choices), np.stack([_pack_bits(mc & 1), _pack_bits((mc >> 1) & 1)])
+
+
+@common.member_step
+def _and2_send(sb: Any, lo: int, hi: int) -> tuple:
+    """At S ("and_pair"): b_S[k] = bit k of m0 ^ m1 and v_S[k] = bit k of m0, (2, words)."""
+    batch = _check_slice(sb, lo, hi, "OT sender")
+    m0, m1 = ot.rot_sender(batch, nbytes=1)
+    m0, x = m0[:, 0], m0[:, 0] ^ m1[:, 0]
+    b = np.stack([_pack_bits(x & 1), _pack_bits((x >> 1) & 1)])
+    return b, np.stack([_pack_bits(m0 & 1), _pack_bits((m0 >> 1) & 1)])
+
+
+@common.member_step
+def _and2_finish(shape: tuple, counts: list, *parts: np.ndarray) -> tuple:
+    """c_i[k] = a_i b_i[k] ^ u_i[k] ^ v_i[k] (as `_and_finish`; u, b, v are (2, words))."""
+    edges = np.cumsum([0, *counts])
+    a = np.concatenate(parts[edges[0] : edges[1]])
+    u, b, v = (np.concatenate(parts[edges[k] : edges[k + 1]], axis=1) for k in (1, 2, 3))
+    c = (a[None] & b) ^ u ^ v
+    pair = (2, *shape)
+    return a.reshape(shape), b.reshape(pair), c.reshape(pair)
+
+
+def _rot_bytes(m: int) -> int:
+    """ROT message bytes for "rot_n": 2^(m+1) bits (at least one byte)."""
+    return max(1, (2 << m) // 8)
+
+
+def _words(msgs: np.ndarray) -> np.ndarray:
+    """(N, nbytes <= 8) uint8 -> (N,) uint64 (little-endian, zero-padded)."""
+    nb = msgs.shape[1]
+    if nb in (1, 2, 4, 8):
+        return np.ascontiguousarray(msgs).view(f"<u{nb}")[:, 0].astype(np.uint64)
+    out = np.zeros((msgs.shape[0], 8), dtype=np.uint8)
+    out[:, : msgs.shape[1]] = msgs
+    return out.view("<u8")[:, 0]
+
+
+@common.member_step
+def _rotn_recv(rb: Any, lo: int, hi: int, m: int) -> tuple:
+    """At R (the receiver, "rot_n"): r from its m choice bits per OT and M[r]."""
+    from cipherray.protocols.mpc import millionaire
+
+    batch = _check_slice(rb, lo, hi, "OT receiver")
+    wc = _words(ot.rot_receiver(batch, nbytes=_rot_bytes(m))).reshape(-1, m)
+    return millionaire.rot_n_choice(batch.choices.reshape(-1, m), wc, m)
+
+
+@common.member_step
+def _rotn_send(sb: Any, lo: int, hi: int, m: int) -> np.ndarray:
+    """At S (the sender, "rot_n"): the 2^m masks of each OT, one word."""
+    from cipherray.protocols.mpc import millionaire
+
+    batch = _check_slice(sb, lo, hi, "OT sender")
+    m0, m1 = ot.rot_sender(batch, nbytes=_rot_bytes(m))
+    return millionaire.rot_n_masks(_words(m0).reshape(-1, m), _words(m1).reshape(-1, m), m)
+
+
+@common.member_step
+def _concat(dtype: str, *parts: np.ndarray) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+@common.member_step
 def _bit_send(sb: Any, lo: int, hi: int) -> tuple:
     """At member 1 (S of instance 0): r_1 from its CSPRNG; COT with correlation r_1."""
     batch = _check_slice(sb, lo, hi, "OT sender")
@@ -393,6 +478,7 @@ class _Inner(Provider):
     bitsliced_a2b = True
 
     def __init__(self, outer: OTProvider):
+        self.millionaire_m = outer.millionaire_m
         super().__init__(strict=False)
         self.outer = outer
 
@@ -421,8 +507,9 @@ class _Instance:
 class OTProvider(Provider):
     """Two-member correlated randomness from OT extension, no dealer (module docstring)."""
 
-    # AND triples cost OTs here: comparisons use the bit-sliced carry tree (binary.py,
-    # step 3'), 2.8 words of AND triples per element instead of 12, same rounds
+    # AND triples cost OTs here: comparisons of two members take the millionaires'
+    # protocol (millionaire.py: 94 random OTs per element for m = 4); with
+    # millionaire_m = None the bit-sliced carry tree (binary.py, step 3': 362)
     bitsliced_a2b = True
 
     def __init__(
@@ -431,8 +518,14 @@ class OTProvider(Provider):
         chunk: int = DEFAULT_CHUNK,
         extension: str = "iknp",
         softspoken_k: int = ot.softspoken.DEFAULT_K,
+        millionaire_m: int | None = 4,
     ):
         super().__init__(strict)
+        if millionaire_m is not None:
+            from cipherray.protocols.mpc import millionaire
+
+            millionaire_m = millionaire.check_m(millionaire_m)
+        self.millionaire_m = millionaire_m
         if int(chunk) < 128:
             raise ValueError(f"chunk must be >= 128 OTs, got {chunk}")
         if extension not in EXTENSIONS:
@@ -513,8 +606,10 @@ class OTProvider(Provider):
             return self._product(engine, kind, shapes, step)
         if kind == "square":
             return self._square(engine, shapes, step)
-        if kind == "and":
-            return self._and(engine, shapes[0], step)
+        if kind in ("and", "and_pair"):
+            return self._and(engine, shapes[0], step, pair=kind == "and_pair")
+        if kind == "rot_n":
+            return self._rot_n(engine, shapes[0], step)
         if kind == "bit":
             return self._bit(engine, shapes[0], step)
         return self._wrap(engine, shapes[0], step)
@@ -574,15 +669,17 @@ class OTProvider(Provider):
         )
         return a, c
 
-    def _and(self, engine: Engine, shape: tuple, step: str) -> tuple:
+    def _and(self, engine: Engine, shape: tuple, step: str, pair: bool = False) -> tuple:
         words = _size(shape)
+        recv, send, finish = (_and2_recv, _and2_send, _and2_finish) if pair else (
+            _and_recv, _and_send, _and_finish)  # fmt: skip
         parts: list[list[list[Any]]] = [[[], [], [], []], [[], [], [], []]]  # a, u, b, v
         for d in (0, 1):
             R, S = d, 1 - d
             for rb, sb, lo, w0, w1 in self._spans(engine, d, words, 64, words, step):
                 hi = lo + 64 * (w1 - w0)
-                a, u = engine.run_at(R, _and_recv, rb, lo, hi, num_returns=2, step=step)
-                b, v = engine.run_at(S, _and_send, sb, lo, hi, num_returns=2, step=step)
+                a, u = engine.run_at(R, recv, rb, lo, hi, num_returns=2, step=step)
+                b, v = engine.run_at(S, send, sb, lo, hi, num_returns=2, step=step)
                 parts[R][0].append(a)
                 parts[R][1].append(u)
                 parts[S][2].append(b)
@@ -591,10 +688,29 @@ class OTProvider(Provider):
         for i in (0, 1):
             counts = [len(lst) for lst in parts[i]]
             flat = [h for lst in parts[i] for h in lst]
-            res.append(
-                engine.run_at(i, _and_finish, shape, counts, *flat, num_returns=3, step=step)
-            )
+            res.append(engine.run_at(i, finish, shape, counts, *flat, num_returns=3, step=step))
         return tuple(PerParty((res[0][k], res[1][k])) for k in range(3))
+
+    def _rot_n(self, engine: Engine, shape: tuple, step: str) -> tuple:
+        """k random 1-out-of-2^m OTs from m ROTs each of instance d (member d receives)."""
+        k, m, d = shape
+        R, S = d, 1 - d
+        rs: list[Any] = []
+        ms: list[Any] = []
+        ws: list[Any] = []
+        for rb, sb, lo, k0, k1 in self._spans(engine, d, k, m, k, step):
+            hi = lo + m * (k1 - k0)
+            r, mr = engine.run_at(R, _rotn_recv, rb, lo, hi, m, num_returns=2, step=step)
+            ws.append(engine.run_at(S, _rotn_send, sb, lo, hi, m, step=step))
+            rs.append(r)
+            ms.append(mr)
+        idx = [None, None]
+        mask = [None, None]
+        idx[R] = engine.run_at(R, _concat, "u1", *rs, step=step)
+        idx[S] = engine.run_at(S, _concat, "u8", *ws, step=step)
+        mask[R] = engine.run_at(R, _concat, "u1", *ms, step=step)
+        mask[S] = engine.run_at(S, _concat, "u1", step=step)
+        return PerParty(idx), PerParty(mask)
 
     def _bit(self, engine: Engine, shape: tuple, step: str) -> tuple:
         total = _size(shape)

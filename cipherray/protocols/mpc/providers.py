@@ -16,6 +16,19 @@ kind       shapes                            what each member gets (shares mod 2
                                              summed as exact integers
 "bit"      (shape,)                          r in arithmetic form (additive shares of 0/1)
                                              and in XOR form (low bit of each word)
+"and_pair" (shape,)                          XOR shares of a (shape), b ((2,) + shape),
+                                             c = a & b[k] ((2,) + shape): two AND
+                                             triples per bit sharing their input a
+"rot_n"    ((k, m, d),), 1 <= m <= 5,        k random 1-out-of-2^m OTs with 2-bit
+           d in {0, 1} ((k, m): d = 0)       messages between members 0 and 1 (not
+                                             shares), member d receiving: (idx, mask);
+                                             the sender 1 - d gets idx = its 2^m masks,
+                                             entry i in bits (2i, 2i+1) of a (k,)
+                                             uint64 word, and an empty mask; the
+                                             receiver d gets idx = a random index r
+                                             (k,) uint8 and mask = entry r of the
+                                             sender's word (k,) uint8; further members
+                                             get empty arrays
 =========  ===============================  ==========================================
 
 All randomness is AES-256-CTR output of `prg` under seeds from `os.urandom`.
@@ -76,8 +89,9 @@ from cipherray.protocols.mpc.ring import broadcast_shape, matmul_shape, matmul_u
 STAT_SECURITY = 40
 
 Shape = tuple[int, ...]
-KINDS = ("mul", "square", "matmul", "and", "wrap", "bit")
-_RETURNS = {"mul": 3, "square": 2, "matmul": 3, "and": 3, "wrap": 2, "bit": 2}
+KINDS = ("mul", "square", "matmul", "and", "wrap", "bit", "and_pair", "rot_n")
+_RETURNS = {"mul": 3, "square": 2, "matmul": 3, "and": 3, "wrap": 2, "bit": 2, "and_pair": 3,
+            "rot_n": 2}  # fmt: skip
 _STREAMS_PER_REQUEST = 8
 
 
@@ -105,6 +119,14 @@ def normalise_request(kind: str, shapes: Sequence[Any]) -> tuple[str, tuple[Shap
         broadcast_shape(*shapes)
     elif kind == "matmul":
         matmul_shape(*shapes)
+    elif kind == "rot_n":
+        sh = shapes[0]
+        if len(sh) not in (2, 3) or not 1 <= sh[1] <= 5 or (len(sh) == 3 and sh[2] > 1):
+            raise ValueError(
+                f"kind 'rot_n' takes one shape (k, m) or (k, m, receiver) with 1 <= m <= 5 "
+                f"and receiver 0 or 1, got {shapes}"
+            )
+        shapes = ((sh[0], sh[1], sh[2] if len(sh) == 3 else 0),)
     return kind, shapes
 
 
@@ -113,6 +135,10 @@ def _result_shape(kind: str, shapes: tuple[Shape, ...]) -> Shape:
         return broadcast_shape(*shapes)
     if kind == "matmul":
         return matmul_shape(*shapes)
+    if kind == "and_pair":
+        return (2, *shapes[0])
+    if kind == "rot_n":
+        return shapes[0][:1]
     return shapes[0]
 
 
@@ -190,6 +216,14 @@ def _dealer_correction(seeds: tuple, k: int, kind: str, shapes: tuple) -> np.nda
     if kind == "bit":
         r = _xor_expand(seeds, shapes[0], k, 0) & np.uint64(1)
         return r - _sum_expand(others, out_shape, k, 1)
+    if kind == "and_pair":
+        a = _xor_expand(seeds, shapes[0], k, 0)
+        b = _xor_expand(seeds, out_shape, k, 1)
+        return (a[None] & b) ^ _xor_expand(others, out_shape, k, 2)
+    if kind == "rot_n":  # the receiver d's mask: entry r of the sender's word
+        d = shapes[0][2]
+        r, masks = _rot_n_index(seeds[d], shapes[0], k), _rot_n_masks(seeds[1 - d], shapes[0], k)
+        return ((masks >> (np.uint64(2) * r)) & np.uint64(3)).astype(np.uint8)
     raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -211,7 +245,29 @@ def _member_expand(i: int, seed: bytes, corr: Any, k: int, kind: str, shapes: tu
     if kind == "bit":
         rb = _expand(seed, shapes[0], k, 0) & np.uint64(1)
         return (corr if i == 0 else _expand(seed, out_shape, k, 1)), rb
+    if kind == "and_pair":
+        a = _expand(seed, shapes[0], k, 0)
+        b = _expand(seed, out_shape, k, 1)
+        return a, b, (corr if i == 0 else _expand(seed, out_shape, k, 2))
+    if kind == "rot_n":
+        empty = np.zeros(0, dtype=np.uint8)
+        d = shapes[0][2]
+        if i == d:
+            return _rot_n_index(seed, shapes[0], k).astype(np.uint8), corr
+        if i == 1 - d:
+            return _rot_n_masks(seed, shapes[0], k), empty
+        return empty, empty
     raise ValueError(f"unknown kind {kind!r}")
+
+
+def _rot_n_index(seed: bytes, shape: Shape, k: int) -> np.ndarray:
+    count, m = shape[:2]
+    return _expand(seed, (count,), k, 0) & np.uint64((1 << m) - 1)
+
+
+def _rot_n_masks(seed: bytes, shape: Shape, k: int) -> np.ndarray:
+    count, m = shape[:2]
+    return _expand(seed, (count,), k, 1) & np.uint64((1 << (2 << m)) - 1)
 
 
 # ------------------------------------------------------------------- providers
@@ -268,6 +324,14 @@ class Provider:
     def random_bit(self, engine: Engine, shape: Any) -> tuple[PerParty, ...]:
         """(arithmetic shares of r, XOR shares of r) for a random bit r per element."""
         return self.request(engine, "bit", (shape,))
+
+    def and_pair(self, engine: Engine, shape: Any) -> tuple[PerParty, ...]:
+        """XOR shares of a, b (2,) + shape, c[k] = a & b[k] (two triples sharing a)."""
+        return self.request(engine, "and_pair", (shape,))
+
+    def rot_n(self, engine: Engine, count: int, m: int, receiver: int = 0) -> tuple:
+        """`count` random 1-out-of-2^m OTs with 2-bit messages (the kind "rot_n")."""
+        return self.request(engine, "rot_n", ((count, m, receiver),))
 
     def supports(self, kind: str) -> bool:
         return kind in KINDS
@@ -326,8 +390,10 @@ class DealerProvider(Provider):
         corr = engine.run_at(
             DEALER, _dealer_correction, self._dealer_seeds, k, kind, shapes, step=step
         )
-        corr0 = engine.send(corr, DEALER, 0, step=step)
-        msgs = PerParty((corr0, *self._placeholders[1:]))
+        dst = shapes[0][2] if kind == "rot_n" else 0  # the receiver of a "rot_n"
+        msgs = list(self._placeholders)
+        msgs[dst] = engine.send(corr, DEALER, dst, step=step)
+        msgs = PerParty(msgs)
         return engine.local(
             _member_expand,
             self._seeds,
