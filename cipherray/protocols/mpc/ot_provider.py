@@ -516,7 +516,7 @@ class OTProvider(Provider):
         self,
         strict: bool = False,
         chunk: int = DEFAULT_CHUNK,
-        extension: str = "iknp",
+        extension: str = "softspoken",
         softspoken_k: int = ot.softspoken.DEFAULT_K,
         millionaire_m: int | None = 4,
     ):
