@@ -8,17 +8,19 @@ Parts (each a function `part_<name>(results, table, ...)` that adds its figures 
 compare  `x > y` on n shared values, two parties on the runtime (Ray backend) under the
          LAN network model (0.5 ms, 1 Gbit/s), with no dealer (OTProvider, the
          randomness made on demand: offline + online) and with a dealer, in the same
-         run. The OT version runs at the sizes in --compare-ot (default 10^4, 10^5) and
-         is extrapolated linearly to 10^6 (its cost is linear in n: the millionaires'
-         protocol, 94 random OTs per element); the dealer version runs at 10^6 too.
-         Bytes per comparison (`bytes_per_compare`, deterministic) are reported. With
-         --compare-carry-tree the OT sizes run again with the bit-sliced A2B carry tree
-         (`OTProvider(millionaire_m=None)`, the comparison before the millionaires'
-         protocol) in the same run, as "ot_carry_tree".
+         run. The OT version (the default provider: SoftSpokenOT k = 4, millionaires'
+         protocol, 94 random OTs per element) runs at the sizes in --compare-ot
+         (default 10^4, 10^5; the 10^6 figure is measured when 10^6 is among them, else
+         extrapolated linearly); the dealer version runs at 10^6 too. The same sizes
+         run again with IKNP instead of SoftSpoken ("ot_iknp"), and with
+         --compare-carry-tree with IKNP and the bit-sliced A2B carry tree
+         (`OTProvider(extension="iknp", millionaire_m=None)`, the comparison before the
+         millionaires' protocol), as "ot_carry_tree". Bytes per comparison
+         (`bytes_per_compare`, deterministic) are reported.
 vlr      the vertical logistic-regression example (breast cancer, alice 15 features,
          bob 15 and the labels) on the runtime under LAN, provider "ot" (two parties)
          and "dealer" (three): seconds per epoch and accuracy.
-matmul   one matrix triple (m, m) @ (m, m): OTProvider (Gilboa over IKNP COT) against
+matmul   one matrix triple (m, m) @ (m, m): OTProvider (Gilboa over correlated OT) against
          PaillierProvider (2048-bit n), on the in-process engine (both members' work in
          this process, one after the other: the sum of their compute), time and bytes.
          1024^3 is out of reach for both here; the sizes in --mm-ot / --mm-paillier are
@@ -110,14 +112,17 @@ def part_compare(
             r = _compare_once(rt, ot_mpc, n)
             print("compare ot", r, flush=True)
             out["ot"].append(r)
+        others = [("ot_iknp", OTProvider(extension="iknp"))]  # SoftSpoken is the default
         if carry_tree:
-            out["ot_carry_tree"] = []
-            old = rt.mpc(a, b, provider=OTProvider(millionaire_m=None))
+            others.append(("ot_carry_tree", OTProvider(extension="iknp", millionaire_m=None)))
+        for key, prov in others:
+            out[key] = []
+            old = rt.mpc(a, b, provider=prov)
             _compare_once(rt, old, 1000)
             for n in ot_sizes:
                 r = _compare_once(rt, old, n)
-                print("compare ot carry tree", r, flush=True)
-                out["ot_carry_tree"].append(r)
+                print("compare", key, r, flush=True)
+                out[key].append(r)
     finally:
         rt.shutdown()
     big = out["ot"][-1]
@@ -126,7 +131,12 @@ def part_compare(
     out["ot_extrapolated_1e6_bytes"] = big["bytes"] / big["n"] * 1e6
     d6 = next((r for r in out["dealer"] if r["n"] == 10**6), out["dealer"][-1])
     results["compare"] = out
-    for key, label in (("ot", "OT, millionaires"), ("ot_carry_tree", "OT, A2B carry tree")):
+    labels = (
+        ("ot", "OT: SoftSpoken k=4, millionaires"),
+        ("ot_iknp", "OT: IKNP, millionaires"),
+        ("ot_carry_tree", "OT: IKNP, A2B carry tree"),
+    )
+    for key, label in labels:
         for r in out.get(key, []):
             table.append(
                 {
@@ -141,9 +151,9 @@ def part_compare(
     table.append(
         {
             "what": f"x > y, 10^6 values, no dealer (OT), {network}",
-            "cipherray": f"{out['ot_extrapolated_1e6_s']:.0f} s, "
-            f"{out['ot_extrapolated_1e6_bytes'] / 1e9:.1f} GB (extrapolated from "
-            f"{big['n']:,})",
+            "cipherray": f"{out['ot_extrapolated_1e6_s']:.2f} s, "
+            f"{out['ot_extrapolated_1e6_bytes'] / 1e9:.2f} GB"
+            + ("" if big["n"] == 10**6 else f" (extrapolated from {big['n']:,})"),
             "baseline": f"dealer {d6['seconds']:.2f} s, {d6['bytes'] / 1e6:.0f} MB "
             f"({d6['n']:,} values)",
             "target": "<= 10 s",
@@ -214,7 +224,7 @@ def part_matmul(
         out[f"{kind}_1024_s"] = last["seconds"] * scale
         out[f"{kind}_1024_bytes"] = last["bytes"] * bscale
     results["matmul"] = out
-    for kind, label in (("ot", "OTProvider (IKNP + Gilboa COT)"), ("paillier", "PaillierProvider")):
+    for kind, label in (("ot", "OTProvider (SoftSpoken + Gilboa COT)"), ("paillier", "PaillierProvider")):
         for r in out[kind]:
             table.append(
                 {
