@@ -154,9 +154,11 @@ class HolderTable:
 
     def _entries(self, keys: Sequence[Any], labels: Any, mapper: Any) -> tuple:
         keys = oprf._as_bytes(keys)
-        labels = _check_labels(labels, len(keys), self.width)
+        return self._encrypt(oprf.evaluate_own_chunked(keys, self.key, mapper), labels)
+
+    def _encrypt(self, z: np.ndarray, labels: Any) -> tuple:
+        labels = _check_labels(labels, len(z), self.width)
         self.generation += 1
-        z = oprf.evaluate_own_chunked(keys, self.key, mapper)
         tags = tags_of(z, self.tag_bytes)
         enc = labels ^ pads_of(z, self.generation, self.width)
         tags, enc = _sort_by_tag(tags, enc)
@@ -169,6 +171,14 @@ class HolderTable:
         if self.generation >= 0:
             raise ValueError("setup was already done; use update()")
         tags, enc = self._entries(keys, labels, mapper)
+        return TableMessage(self.generation, self.width, self.tag_bytes, tags, enc)
+
+    def setup_from_seeds(self, seeds: np.ndarray, labels: Any) -> TableMessage:
+        """Step 1 from F_s seeds computed elsewhere (``oprf.evaluate_own`` on chunks of the
+        keys, e.g. on several workers), in the order of ``labels``."""
+        if self.generation >= 0:
+            raise ValueError("setup was already done; use update()")
+        tags, enc = self._encrypt(seeds, labels)
         return TableMessage(self.generation, self.width, self.tag_bytes, tags, enc)
 
     def update(
