@@ -95,11 +95,11 @@ QUERY_MESSAGES = {
     "setup": "the holder's table: tags and labels encrypted under keys from its OPRF",
     "blinded": "the querier's keys hashed to the curve times fresh random scalars: uniform",
     "evaluated": "the holder's OPRF key times the blinded points",
-    "joint/blinded": "a holder's own keys, blinded, to another holder (joint OPRF key)",
-    "joint/evaluated": "a holder's key share times another holder's blinded points",
-    "joint/bag_key": "the querier's random key sealing the holders' tags",
-    "joint/sealed": "a holder's tags sealed under the querier's bag key, to the combiner",
-    "joint/bag": "all holders' sealed tags, shuffled by the combiner",
+    "joint_blinded": "a holder's own keys, blinded, to another holder (joint OPRF key)",
+    "joint_evaluated": "a holder's key share times another holder's blinded points",
+    "bag_key": "the querier's random key sealing the holders' tags",
+    "sealed": "a holder's tags sealed under the querier's bag key, to the combiner",
+    "bag": "all holders' sealed tags, shuffled by the combiner",
 }
 
 
@@ -192,9 +192,9 @@ def _joint(rt: Any, cfg: QueryConfig, bar: Any) -> dict:
         for o in hs:
             if o is p:
                 continue
-            msg = _send(rt, own[p.name][1], o, "joint/blinded")
+            msg = _send(rt, own[p.name][1], o, "joint_blinded")
             rep = o(steps.joint_evaluate)(jh[o.name], msg)
-            replies[p.name].append(_send(rt, rep, p, "joint/evaluated"))
+            replies[p.name].append(_send(rt, rep, p, "joint_evaluated"))
     for p in hs:
         jh[p.name] = p(steps.joint_finish_own)(jh[p.name], *replies[p.name])
     bar.update()
@@ -203,10 +203,10 @@ def _joint(rt: Any, cfg: QueryConfig, bar: Any) -> dict:
     combiner = hs[0]
     bags = []
     for p in hs:
-        sealed = p(steps.joint_seal)(jh[p.name], _send(rt, bag_key, p, "joint/bag_key"))
-        bags.append(sealed if p is combiner else _send(rt, sealed, combiner, "joint/sealed"))
+        sealed = p(steps.joint_seal)(jh[p.name], _send(rt, bag_key, p, "bag_key"))
+        bags.append(sealed if p is combiner else _send(rt, sealed, combiner, "sealed"))
     bag = combiner(steps.joint_combine)(*bags)
-    jq = q(steps.joint_open)(jq, _send(rt, bag, q, "joint/bag"))
+    jq = q(steps.joint_open)(jq, _send(rt, bag, q, "bag"))
     bar.update()
     # online 8-10
     state, blinded = q(steps.blind, num_returns=2)(qrows)
