@@ -2,18 +2,23 @@
 
 ``F_s(x) = H2(x, u(s * H1(x)))`` where
 
-- ``H1(x) = from_uniform(BLAKE2b-256(x; person="cipherray/qry/h1"))``: libsodium's
-  ``crypto_core_ed25519_from_uniform`` (Elligator 2, then the cofactor cleared), a point of
-  the order-l subgroup;
-- ``s`` is the holder's secret: 32 CSPRNG bytes used as an X25519 private key, i.e. the
-  clamped integer ``s = 2^254 + 8m``; on Edwards points it acts as ``s mod l``;
+- ``H1(x) = from_uniform(h(x))`` with ``h(x) = BLAKE2b-256(x; person="cipherray/qry/h1")``:
+  libsodium's ``crypto_core_ed25519_from_uniform``, i.e. ``8 * M(x)`` where ``M(x)`` is the
+  Elligator 2 image of ``h(x)`` (RFC 9380's map with Z = 2): a point of the order-l subgroup;
+- ``s`` is the holder's secret, an Edwards scalar derived from 32 CSPRNG bytes used as an
+  X25519 private key: with ``c = 2^254 + 8m`` the clamped key, ``s = c / 8 mod l``;
 - ``u(P) = (1 + y) / (1 - y) mod p``, the Montgomery u-coordinate of the Edwards point
-  ``P = (x, y)``: what an X25519 ladder outputs, so the holder can evaluate its *own* rows
-  with the batched X25519 kernel (:mod:`cipherray.cpu_kernels.x25519`, AVX-512 IFMA) or
-  ``cryptography``'s X25519 instead of one libsodium call per row, and the querier, who
-  works on Edwards points, gets the same bytes;
+  ``P = (x, y)``;
 - ``H2`` (BLAKE2b over a length-prefixed ``x`` and ``u``) gives a 32-byte seed from which
   :mod:`.table` derives the row's tag and label pad.
+
+Two ways to the same value. The querier works on Edwards points (libsodium), as the
+oblivious protocol needs. The holder, evaluating its *own* N rows, computes the Elligator 2
+u-coordinate of ``M(x)`` directly (gmpy2, one Legendre symbol and a batch inversion) and
+one X25519 ladder with ``c`` -- the batched IFMA kernel of
+:mod:`cipherray.cpu_kernels.x25519` where the CPU has it, ``cryptography`` otherwise:
+``X25519(c, u(M)) = u(c * M) = u(s * 8 * M) = u(s * H1(x))``, as c is a multiple of 8 (it
+removes M's small-order part) and c = 8s mod l. A test checks both ways agree bit for bit.
 
 Oblivious evaluation (Jarecki-Kiayias-Krawczyk-Xu, 2HashDH; semi-honest querier and holder):
 1. querier: for each key x, a fresh scalar r <- Z_l (CSPRNG), sends B = r * H1(x);
@@ -33,6 +38,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import gmpy2
 import numpy as np
 from nacl import bindings as sodium
 from nacl.exceptions import RuntimeError as SodiumRuntimeError
@@ -43,6 +49,8 @@ POINT_BYTES = 32
 SEED_BYTES = 32
 L = 2**252 + 27742317777372353535851937790883648493  # the order of the prime subgroup
 _P = 2**255 - 19
+_A = 486662  # Curve25519's Montgomery coefficient
+_INV8 = pow(8, -1, L)
 _H1 = b"cipherray/qry/h1"  # BLAKE2b personalisations (16 bytes at most)
 _H2 = b"cipherray/qry/h2"
 
@@ -67,7 +75,8 @@ class OprfKey:
         k[0] &= 248
         k[31] &= 127
         k[31] |= 64
-        self._ed = (int.from_bytes(k, "little") % L).to_bytes(32, "little")
+        c = int.from_bytes(k, "little")
+        self._ed = (c * _INV8 % L).to_bytes(32, "little")  # s = c / 8 mod l
 
     @classmethod
     def generate(cls) -> OprfKey:
@@ -90,7 +99,40 @@ def _as_bytes(keys: Sequence[Any]) -> list[bytes]:
 def hash_to_group(keys: Sequence[bytes]) -> list[bytes]:
     """H1 of each key: 32-byte Edwards encodings of points of the order-l subgroup."""
     fu = sodium.crypto_core_ed25519_from_uniform
-    return [fu(hashlib.blake2b(x, digest_size=32, person=_H1).digest()) for x in keys]
+    return [fu(h) for h in _h(keys)]
+
+
+def _h(keys: Sequence[bytes]) -> list[bytes]:
+    return [hashlib.blake2b(x, digest_size=32, person=_H1).digest() for x in keys]
+
+
+def elligator_u(keys: Sequence[bytes]) -> np.ndarray:
+    """u-coordinates of M(x), the Elligator 2 images before the cofactor is cleared,
+    (n, 32) uint8 (``8 * M(x)`` is :func:`hash_to_group`'s point, up to sign)."""
+    n = len(keys)
+    out = np.empty((n, 32), dtype=np.uint8)
+    if n == 0:
+        return out
+    mask = (1 << 255) - 1  # libsodium clears bit 255 (the sign) and reads the rest mod p
+    rs = [gmpy2.mpz(int.from_bytes(h, "little") & mask) for h in _h(keys)]
+    den = [(1 + 2 * r * r) % _P for r in rs]  # 1 + Z r^2 (Z = 2)
+    prefix = [gmpy2.mpz(0)] * n
+    acc = gmpy2.mpz(1)
+    for i, d in enumerate(den):
+        acc = acc * d % _P
+        prefix[i] = acc
+    inv = gmpy2.invert(acc, _P)
+    us = [0] * n
+    for i in range(n - 1, -1, -1):
+        di = inv * prefix[i - 1] % _P if i else inv
+        inv = inv * den[i] % _P
+        x = (-_A * di) % _P  # x1 = -A / (1 + 2 r^2)
+        if gmpy2.legendre(x * (x * x + _A * x + 1) % _P, _P) == -1:
+            x = (-x - _A) % _P  # not on the curve: the other candidate
+        us[i] = int(x)
+    blob = b"".join(u.to_bytes(32, "little") for u in us)
+    out[:] = np.frombuffer(blob, dtype=np.uint8).reshape(n, 32)
+    return out
 
 
 def edwards_to_u(points: Sequence[bytes]) -> np.ndarray:
@@ -132,10 +174,11 @@ def seeds(keys: Sequence[bytes], us: np.ndarray) -> np.ndarray:
 
 # -- the holder's own rows -------------------------------------------------------------------
 def evaluate_own(keys: Sequence[bytes], key: OprfKey) -> np.ndarray:
-    """F_s seeds of the holder's own keys, (n, 32) uint8: H1, u, then one X25519 per key
-    (the batched IFMA kernel where the CPU has it, ``cryptography`` otherwise)."""
+    """F_s seeds of the holder's own keys, (n, 32) uint8: Elligator 2 u-coordinates, then
+    one X25519 per key (the batched IFMA kernel where the CPU has it, ``cryptography``
+    otherwise)."""
     keys = _as_bytes(keys)
-    us = edwards_to_u(hash_to_group(keys))
+    us = elligator_u(keys)
     if len(keys) >= _x25519.MIN_BATCH and _x25519.available():
         blob, zeros = _x25519.x25519_batch(key._raw, us)
         if zeros:  # impossible for points of the order-l subgroup
