@@ -50,8 +50,9 @@ def _cfg(data, **kw):
     )  # fmt: skip
 
 
-def test_lookup_writes_the_queriers_rows_with_labels(data):
-    report = run(_cfg(data))
+@pytest.mark.parametrize("backend", ["inline", "ray"])
+def test_lookup_writes_the_queriers_rows_with_labels(data, backend):
+    report = run(replace(_cfg(data), backend=backend))
     got = pd.read_csv(report["file"], dtype=str, keep_default_na=False)
     bureau = pd.read_csv(data["bureau"], dtype=str).drop_duplicates("id", keep="first")
     want = {r.id: (r.flag, r.score) for r in bureau.itertuples()}
@@ -86,10 +87,11 @@ def test_only_declared_messages_cross_and_no_plaintext_row(data):
     assert b"P0299" not in to_bureau and b"X1" not in to_bureau
 
 
-def test_joint_blacklist_counts_and_threshold(data):
+@pytest.mark.parametrize("backend", ["inline", "ray"])
+def test_joint_blacklist_counts_and_threshold(data, backend):
     cfg = QueryConfig(
         holders={"a": data["h0"], "b": data["h1"], "c": data["h2"]}, querier=("bank", data["q2"]),
-        keys=["id"], threshold=2, out=data["out"], backend="inline", progress=False,
+        keys=["id"], threshold=2, out=data["out"], backend=backend, progress=False, workers=1,
     )  # fmt: skip
     report = run(cfg)
     got = pd.read_csv(report["file"], dtype=str)
