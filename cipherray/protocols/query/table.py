@@ -158,12 +158,13 @@ class HolderTable:
 
     def _encrypt(self, z: np.ndarray, labels: Any) -> tuple:
         labels = _check_labels(labels, len(z), self.width)
-        self.generation += 1
+        gen = self.generation + 1
         tags = tags_of(z, self.tag_bytes)
-        enc = labels ^ pads_of(z, self.generation, self.width)
+        enc = labels ^ pads_of(z, gen, self.width)
         tags, enc = _sort_by_tag(tags, enc)
         if len(tags) > 1 and np.any(np.all(tags[1:] == tags[:-1], axis=1)):
             raise DuplicateKeyError("two rows have the same key (deduplicate before setup)")
+        self.generation = gen
         return tags, enc
 
     def setup(self, keys: Sequence[Any], labels: Any, mapper: Any = None) -> TableMessage:
