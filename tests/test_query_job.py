@@ -134,3 +134,32 @@ def test_cli_runs_the_example(data, tmp_path):
     bad = subprocess.run(cmd[:-3] + ["--threshold", "2", "--backend", "inline", "--no-progress"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "--threshold needs several holders" in bad.stderr
+
+
+def test_service_sets_up_once_then_queries_and_updates():
+    """The offline/online split on the runtime: one setup, several queries, an update that
+    ships only the changes; the ledger counts each message."""
+    from cipherray.workloads.query.service import QueryService
+
+    rt = cr.init(["bureau", "bank"], backend="inline", driver_as="bank")
+    try:
+        keys = [f"K{i}" for i in range(500)]
+        labels = [f"L{i}".encode() for i in range(500)]
+        bureau = rt.party("bureau")
+        svc = QueryService(rt, "bureau", "bank", width=8)
+        svc.setup(bureau(lambda: keys)(), bureau(lambda: labels)())
+        setup_bytes = rt.ledger.total_bytes
+        asked = rt.party("bank")(lambda: ["K1", "nope", "K499"])()
+        for _ in range(2):
+            found, got = rt.get(list(svc.query(asked)))
+            assert found.tolist() == [True, False, True]
+            assert bytes(got[0]).rstrip(b"\0") == b"L1"
+        before = rt.ledger.total_bytes
+        svc.update(bureau(lambda: ["K1", "nope"])(), bureau(lambda: [b"new", b"x"])(),
+                   bureau(lambda: ["K499"])())  # fmt: skip
+        assert rt.ledger.total_bytes - before < setup_bytes / 50  # only the changes
+        found, got = rt.get(list(svc.query(asked)))
+        assert found.tolist() == [True, True, False]
+        assert bytes(got[0]).rstrip(b"\0") == b"new"
+    finally:
+        rt.shutdown()
