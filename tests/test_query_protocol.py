@@ -143,7 +143,10 @@ def test_bad_messages_and_inputs_are_named():
     assert "secret" in repr(key) and key._raw.hex() not in repr(key)
 
 
-def test_joint_counts_equal_plaintext_counts():
+@pytest.mark.parametrize("kernel", [True, False])
+def test_joint_counts_equal_plaintext_counts(kernel, monkeypatch):
+    if not kernel:  # the sealing's X25519 through `cryptography`
+        monkeypatch.setattr(x25519, "available", lambda: False)
     universe = [f"u{i}" for i in range(120)]
     lists = [[u for u in universe if secrets.randbelow(2)] + [universe[0]] * 2 for _ in range(3)]
     holders = [JointHolder(lst) for lst in lists]
@@ -151,7 +154,7 @@ def test_joint_counts_equal_plaintext_counts():
     for j, h in enumerate(holders):
         h.finish_own(*(o.evaluate(msgs[j]) for i, o in enumerate(holders) if i != j))
     q = JointQuerier(3)
-    size = q.open(combine(*(h.seal(q.bag_key) for h in holders)))
+    size = q.open(combine(*(h.seal(q.public_key) for h in holders)))
     assert size == sum(len(set(lst)) for lst in lists)
     asked = universe + ["nobody"]
     state, msg = q.blind(asked)
@@ -169,8 +172,15 @@ def test_joint_bag_hides_the_holders():
     holders[0].finish_own(holders[1].evaluate(msgs[0]))
     holders[1].finish_own(holders[0].evaluate(msgs[1]))
     q = JointQuerier(2)
-    b0, b1 = (h.seal(q.bag_key) for h in holders)
+    b0, b1 = (h.seal(q.public_key) for h in holders)
     assert not np.array_equal(b0[1], b1[1])  # same keys, different sealed tags
     nonces, _ = combine(b0, b1)
     first = {bytes(n) for n in b0[0]}
     assert [bytes(n) in first for n in nonces] != [True] * 50 + [False] * 50
+    other = JointQuerier(2)  # a key other than the querier's opens nothing
+    other.open(combine(b0, b1))
+    state, msg = other.blind(["x1"])
+    assert other.counts(state, *(h.evaluate(msg) for h in holders)).tolist() == [0]
+    state, msg = q.blind(["x1"])
+    q.open(combine(b0, b1))
+    assert q.counts(state, *(h.evaluate(msg) for h in holders)).tolist() == [2]

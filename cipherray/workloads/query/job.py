@@ -12,7 +12,7 @@ One holder (`--holder bureau=blacklist.csv`), protocol of :mod:`cipherray.protoc
    the label columns). The holder learns the number of keys only.
 
 Several holders (`--holders a=..,b=..,c=.. --threshold t`), protocol of
-:mod:`cipherray.protocols.query.joint`: joint OPRF key, each holder's tags sealed under the
+:mod:`cipherray.protocols.query.joint`: joint OPRF key, each holder's tags sealed to the
 querier's bag key and shuffled by the first holder; the querier writes `found`
 (listed by >= t holders) and `count`, and learns nothing about which holders list a key.
 """
@@ -97,8 +97,8 @@ QUERY_MESSAGES = {
     "evaluated": "the holder's OPRF key times the blinded points",
     "joint_blinded": "a holder's own keys, blinded, to another holder (joint OPRF key)",
     "joint_evaluated": "a holder's key share times another holder's blinded points",
-    "bag_key": "the querier's random key sealing the holders' tags",
-    "sealed": "a holder's tags sealed under the querier's bag key, to the combiner",
+    "querier_pk": "the querier's X25519 public key, to seal the holders' tags to",
+    "sealed": "a holder's tags sealed to the querier's public key, to the combiner",
     "bag": "all holders' sealed tags, shuffled by the combiner",
 }
 
@@ -199,11 +199,11 @@ def _joint(rt: Any, cfg: QueryConfig, bar: Any) -> dict:
         jh[p.name] = p(steps.joint_finish_own)(jh[p.name], *replies[p.name])
     bar.update()
     # offline 4-7: sealed, shuffled bag to the querier
-    jq, bag_key = q(steps.new_joint_querier, num_returns=2)(len(hs))
+    jq, q_pk = q(steps.new_joint_querier, num_returns=2)(len(hs))
     combiner = hs[0]
     bags = []
     for p in hs:
-        sealed = p(steps.joint_seal)(jh[p.name], _send(rt, bag_key, p, "bag_key"))
+        sealed = p(steps.joint_seal)(jh[p.name], _send(rt, q_pk, p, "querier_pk"))
         bags.append(sealed if p is combiner else _send(rt, sealed, combiner, "sealed"))
     bag = combiner(steps.joint_combine)(*bags)
     jq = q(steps.joint_open)(jq, _send(rt, bag, q, "bag"))

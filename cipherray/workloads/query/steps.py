@@ -249,8 +249,8 @@ def joint_finish_own(h: joint.JointHolder, *replies: bytes) -> joint.JointHolder
     return h
 
 
-def joint_seal(h: joint.JointHolder, bag_key: bytes) -> tuple:
-    return h.seal(bag_key)
+def joint_seal(h: joint.JointHolder, querier_pk: bytes) -> tuple:
+    return h.seal(querier_pk)
 
 
 def joint_combine(*bags: tuple) -> tuple:
@@ -259,7 +259,7 @@ def joint_combine(*bags: tuple) -> tuple:
 
 def new_joint_querier(holders: int) -> tuple:
     q = joint.JointQuerier(holders)
-    return q, q.bag_key
+    return q, q.public_key
 
 
 def joint_open(q: joint.JointQuerier, bag: tuple) -> joint.JointQuerier:
