@@ -114,6 +114,10 @@ def test_bad_inputs_are_named(data, tmp_path):
         run(_cfg(data, duplicates="error"))
     with pytest.raises(cr.InputError, match=r"party 'bureau'.*LabelWidthError.*declared width 8"):
         run(_cfg(data, label_bytes=8))
+    nokey = tmp_path / "nokey.csv"
+    pd.DataFrame({"phone": ["1"]}).to_csv(nokey, index=False)
+    with pytest.raises(cr.InputError, match=r"party 'bank'.*nokey\.csv.*key column 'id'"):
+        run(replace(_cfg(data), querier=("bank", str(nokey))))
     with pytest.raises(QueryInputError, match="party 'a' is given twice"):
         parse_parties(["a=x.csv,a=y.csv"], "--holders")
     with pytest.raises(QueryInputError, match="--threshold"):
