@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, write  # noqa: E402
-from cipherray.protocols.query import HolderTable, Querier, QuerierTable, oprf  # noqa: E402
+from cipherray.protocols.query import HolderTable, Querier, QuerierTable  # noqa: E402
 
 # Published figure (not measured here): SecretFlow's APSI benchmark, one query against
 # 10^6 items with 32-byte labels, LAN, sender on 32 cores.
@@ -45,8 +45,7 @@ def one_size(n: int, ks: list[int], width: int, pool: ProcessPoolExecutor | None
     mapper = pool.map if pool is not None else None
     chunk = max(1024, -(-n // (8 * (pool._max_workers if pool else 1))))
     t0 = time.perf_counter()
-    z = oprf.evaluate_own_chunked(keys, holder.key, mapper, chunk=chunk)
-    msg = holder.setup_from_seeds(z, labels)
+    msg = holder.setup(keys, labels, mapper, chunk=chunk)
     setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     querier = Querier(QuerierTable(msg))

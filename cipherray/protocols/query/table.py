@@ -135,6 +135,13 @@ class TableMessage:
         return len(self.tags)
 
 
+def _material(item: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(tags, pads) of a chunk of the holder's keys (runs in a worker process)."""
+    keys, key, gen, width, tag_bytes = item
+    z = oprf.evaluate_own(keys, key)
+    return tags_of(z, tag_bytes), pads_of(z, gen, width)
+
+
 class HolderTable:
     """The holder's side: its OPRF key and the table's generation number. The plaintext
     rows are not kept here: an update names its rows again."""
@@ -152,26 +159,40 @@ class HolderTable:
     def __repr__(self) -> str:
         return f"<HolderTable width={self.width} generation={self.generation} (secret key)>"
 
-    def _entries(self, keys: Sequence[Any], labels: Any, mapper: Any) -> tuple:
+    def _entries(self, keys: Sequence[Any], labels: Any, mapper: Any, chunk: int) -> tuple:
         keys = oprf._as_bytes(keys)
-        return self._encrypt(oprf.evaluate_own_chunked(keys, self.key, mapper), labels)
+        labels = _check_labels(labels, len(keys), self.width)
+        gen = self.generation + 1
+        args = (self.key, gen, self.width, self.tag_bytes)
+        parts = [(keys[i : i + chunk], *args) for i in range(0, len(keys), chunk)]
+        outs = list((mapper or map)(_material, parts))
+        if not outs:
+            none = np.empty((0, self.tag_bytes), np.uint8)
+            return self._seal(none, np.empty((0, self.width), np.uint8), labels, gen)
+        tags = np.concatenate([o[0] for o in outs])
+        pads = np.concatenate([o[1] for o in outs])
+        return self._seal(tags, pads, labels, gen)
 
     def _encrypt(self, z: np.ndarray, labels: Any) -> tuple:
         labels = _check_labels(labels, len(z), self.width)
         gen = self.generation + 1
-        tags = tags_of(z, self.tag_bytes)
-        enc = labels ^ pads_of(z, gen, self.width)
-        tags, enc = _sort_by_tag(tags, enc)
+        return self._seal(tags_of(z, self.tag_bytes), pads_of(z, gen, self.width), labels, gen)
+
+    def _seal(self, tags: np.ndarray, pads: np.ndarray, labels: np.ndarray, gen: int) -> tuple:
+        tags, enc = _sort_by_tag(tags, labels ^ pads)
         if len(tags) > 1 and np.any(np.all(tags[1:] == tags[:-1], axis=1)):
             raise DuplicateKeyError("two rows have the same key (deduplicate before setup)")
         self.generation = gen
         return tags, enc
 
-    def setup(self, keys: Sequence[Any], labels: Any, mapper: Any = None) -> TableMessage:
-        """Step 1: the whole table, encrypted (``mapper`` spreads the OPRF over processes)."""
+    def setup(
+        self, keys: Sequence[Any], labels: Any, mapper: Any = None, chunk: int = 65536
+    ) -> TableMessage:
+        """Step 1: the whole table, encrypted. ``mapper`` (e.g. ``ProcessPoolExecutor.map``)
+        spreads the OPRF, tags and pads over processes, ``chunk`` rows at a time."""
         if self.generation >= 0:
             raise ValueError("setup was already done; use update()")
-        tags, enc = self._entries(keys, labels, mapper)
+        tags, enc = self._entries(keys, labels, mapper, chunk)
         return TableMessage(self.generation, self.width, self.tag_bytes, tags, enc)
 
     def setup_from_seeds(self, seeds: np.ndarray, labels: Any) -> TableMessage:
@@ -188,6 +209,7 @@ class HolderTable:
         labels: Any = None,
         deletes: Sequence[Any] = (),
         mapper: Any = None,
+        chunk: int = 65536,
     ) -> TableMessage:
         """New or changed rows (``upserts`` with ``labels``) and deleted keys: a message of
         size ~ (changes) * (T + W), under a fresh generation number."""
@@ -195,8 +217,8 @@ class HolderTable:
             raise ValueError("update() before setup()")
         if labels is None:
             labels = np.zeros((len(upserts), self.width), dtype=np.uint8)
-        tags, enc = self._entries(upserts, labels, mapper)
-        dz = oprf.evaluate_own_chunked(oprf._as_bytes(deletes), self.key, mapper)
+        tags, enc = self._entries(upserts, labels, mapper, chunk)
+        dz = oprf.evaluate_own_chunked(oprf._as_bytes(deletes), self.key, mapper, chunk)
         return TableMessage(
             self.generation, self.width, self.tag_bytes, tags, enc, tags_of(dz, self.tag_bytes)
         )
