@@ -46,6 +46,10 @@ WORKLOADS: dict[str, Workload] = {
         "cipherray.workloads.vfl.job",
         "vertical FL on Paillier: hetero logistic regression or SecureBoost (PSI-aligned)",
     ),
+    "query": Workload(
+        "cipherray.workloads.query.job",
+        "hidden query: keyword lookups the holder never sees; joint blacklists",
+    ),
     "deid": Workload(
         "cipherray.workloads.analytics.deid_job",
         "de-identify a table: pseudonyms, Mondrian k-anonymity with l / t, risk report",

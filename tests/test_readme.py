@@ -45,3 +45,24 @@ def test_readme_hfl_example_runs_inline(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     included, degree = map(int, out.stdout.split())
     assert included == 900 and degree >= 2  # 10% of 1000 dropped before their input
+
+
+def test_readme_query_example_runs_inline(tmp_path):
+    """The hidden-query section's commands, on the inline backend (same code path)."""
+    import os
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Hidden query", 1)[1]
+    block = re.findall(r"```bash\n(.*?)```", section, re.S)[0]
+    block = block.replace("cipherray run query", f"{sys.executable} -m cipherray run query")
+    block = re.sub(r"--out (\S+)", r"--out \1 --backend inline --no-progress", block)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        ["bash", "-ec", block], capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    hits = (tmp_path / "hits" / "bank.csv").read_text().splitlines()
+    assert hits == ["id,amount,found,flag,score", "P2,100,True,grey,455", "X9,250,False,,",
+                    "P3,75,True,black,802"]  # fmt: skip
+    joint = (tmp_path / "joint" / "bank.csv").read_text().splitlines()
+    assert joint == ["id,amount,found,count", "P2,100,True,3", "X9,250,False,0", "P3,75,False,1"]

@@ -1,0 +1,1 @@
+"""`cipherray run query`: hidden query and joint blacklists (see job.py)."""
