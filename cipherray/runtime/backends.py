@@ -22,7 +22,9 @@ from cipherray.runtime.errors import (
     PartyError,
     PartyTimeoutError,
     PlacementError,
+    StepError,
 )
+from cipherray.runtime.payload import payload_nbytes
 from cipherray.runtime.worker import PartyWorker, keep_freed_memory
 
 PARTY_RESOURCE = "party:{}"
@@ -82,6 +84,84 @@ class Backend:
     def shutdown(self) -> None:
         raise NotImplementedError
 
+    # -- cross-silo: this process's endpoint towards the other organisations' processes
+    def start_silo(self, silo: SiloSpec) -> None:
+        raise ConfigError(f"the {self.name} backend does not run in cross-silo mode yet")
+
+    def silo_send(self, dst: str, tag: str, future: Any) -> int:
+        """Send the value of `future` (emitted by a local worker) to party `dst`'s
+        process under `tag`; returns its size as the ledger counts it."""
+        raise NotImplementedError
+
+    def silo_recv(self, src: str, tag: str) -> Any:
+        """A future of the value party `src`'s process sends under `tag` (a dependency
+        of the receiving step: it fails with PartyTimeoutError naming `src` if late)."""
+        raise NotImplementedError
+
+    def silo_fail(self, error: PartyError) -> None:
+        """Tell the other organisations' processes that this job failed."""
+
+    def silo_close(self) -> None:
+        """Say goodbye to the other processes (waiting for theirs) and close."""
+
+
+class SiloSpec:
+    """This process's place in a cross-silo job (see `runtime.init(party=...)`)."""
+
+    __slots__ = ("party", "addresses", "tls", "job", "timeout_s")
+
+    def __init__(self, party: str, addresses: dict, tls: Any, job: str, timeout_s: float):
+        self.party = party
+        self.addresses = dict(addresses)
+        self.tls = tls
+        self.job = job
+        self.timeout_s = timeout_s
+
+
+class SiloEndpoint:
+    """The transport of one process, with the runtime's typed value encoding: values are
+    packed with `wire.pack_value` (never pickled) and checked on arrival."""
+
+    CLOSE = "cipherray/close"
+
+    def __init__(self, silo: SiloSpec):
+        from cipherray.runtime.silo.transport import Transport
+
+        self.transport = Transport(
+            silo.party, silo.addresses, silo.tls, job=silo.job, timeout_s=silo.timeout_s
+        ).start()
+
+    def send(self, dst: str, tag: str, value: Any) -> int:
+        from cipherray.runtime.silo import wire
+
+        try:
+            packed = wire.pack_value(value)
+        except TypeError as e:
+            raise StepError(self.transport.party, tag, f"cannot send to '{dst}': {e}") from None
+        self.transport.send(dst, tag, packed)
+        return payload_nbytes(value)
+
+    def recv(self, src: str, tag: str) -> Any:
+        from cipherray.runtime.silo import wire
+
+        return wire.unpack_value(self.transport.recv(src, tag), src, tag)
+
+    def fail(self, error: PartyError) -> None:
+        self.transport.broadcast_failure(error)
+
+    def close(self) -> None:
+        t = self.transport
+        try:
+            if t.failure is None:
+                for p in t.peers:
+                    t.send(p, self.CLOSE, b"")
+                for p in t.peers:
+                    t.recv(p, self.CLOSE)
+        except CipherrayError:
+            pass  # a peer that failed or left: nothing more to wait for
+        finally:
+            t.close()
+
 
 # ---------------------------------------------------------------- inline
 
@@ -96,6 +176,38 @@ class InlineFuture:
         self.error = error
 
 
+class Arrival:
+    """A message from another organisation's process, received when the step that
+    needs it runs (an `InlineFuture` whose value or error comes from the transport)."""
+
+    __slots__ = ("_get", "_done", "_value", "_error")
+
+    def __init__(self, get: Any):
+        self._get = get
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def _resolve(self) -> None:
+        if not self._done:
+            try:
+                self._value = self._get()
+            except CipherrayError as e:
+                self._error = e
+            self._done = True
+            self._get = None
+
+    @property
+    def value(self) -> Any:
+        self._resolve()
+        return self._value
+
+    @property
+    def error(self) -> BaseException | None:
+        self._resolve()
+        return self._error
+
+
 class InlineBackend(Backend):
     """Runs every step at once in the calling process; deterministic, for debugging."""
 
@@ -105,6 +217,28 @@ class InlineBackend(Backend):
         self._workers: dict[str, list[Worker]] = {}
         self._dead: set[tuple[str, int]] = set()
         self.recorder: list | None = None  # see Runtime.record_messages
+        self._silo: SiloEndpoint | None = None
+
+    def start_silo(self, silo: SiloSpec) -> None:
+        self._silo = SiloEndpoint(silo)
+
+    def silo_send(self, dst: str, tag: str, future: Any) -> int:
+        if future.error is not None:
+            raise future.error
+        return self._silo.send(dst, tag, future.value)
+
+    def silo_recv(self, src: str, tag: str) -> Any:
+        silo = self._silo
+        return Arrival(lambda: silo.recv(src, tag))
+
+    def silo_fail(self, error: PartyError) -> None:
+        if self._silo is not None:
+            self._silo.fail(error)
+
+    def silo_close(self) -> None:
+        if self._silo is not None:
+            silo, self._silo = self._silo, None
+            silo.close()
 
     def start(self, specs: Sequence[PartySpec], network: NetworkModel | None) -> None:
         for spec in specs:

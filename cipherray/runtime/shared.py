@@ -767,7 +767,7 @@ class SharedRef(Ref):
     def shape(self) -> tuple:
         """The public shape (from the first member's step receipt; cached)."""
         if self._shape is None:
-            m = self._rt._meta_of(self._shares[0])
+            m = self._rt._meta_of_any(self._shares)
             self._shape = tuple(m[0]) if m is not None else ()
         return self._shape
 

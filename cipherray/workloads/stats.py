@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cipherray.workloads import silo_options
+
 DIAGNOSES = [
     "I10 hypertension",
     "E11 type-2 diabetes",
@@ -55,6 +57,10 @@ class StatsConfig:
     timeout_s: float = 120.0
     progress: bool = True
     graph: str | None = None  # write the task graph here (.dot, or .json)
+    # cross-silo: this process runs one hospital; the others run the same job
+    party: str | None = None
+    addresses: dict | None = None  # {hospital: "host:port"} for every hospital
+    tls: Any = None  # cr.TLS or the directory `cipherray certs` wrote
 
 
 def hospital_table(hospital_index: int, diagnoses: int, seed: int) -> pd.DataFrame:
@@ -99,6 +105,7 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
             network=cfg.network,
             timeout_s=cfg.timeout_s,
             driver_as=cfg.hospitals[0],  # this script acts for the first hospital
+            **silo_options(cfg),
         )
     t_init = time.perf_counter() - t0
     steps = tqdm(total=5, desc="stats", disable=not cfg.progress, leave=False)
@@ -130,11 +137,14 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
         steps.update()
         # 5. the first hospital formats the result (for the driver, which acts for it)
         result_ref = first(_result_table)(total_at_first, mean_at_first, cfg.diagnoses)
-        result = rt.get(result_ref)
+        result = rt.get(result_ref) if rt.is_local(first) else None  # cross-silo: at first
         steps.update()
         elapsed = time.perf_counter() - t0
         report = {
-            "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "graph")},
+            "config": {
+                k: v for k, v in asdict(cfg).items() if k not in ("progress", "graph", "tls")
+            },
+            "party": rt.here,
             "result": result,
             "ledger": rt.ledger.summary(),
             "ledger_text": rt.ledger.report(),

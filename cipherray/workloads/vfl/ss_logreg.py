@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from cipherray.workloads import silo_options
+
 
 @dataclass
 class VflLogregConfig:
@@ -36,6 +38,10 @@ class VflLogregConfig:
     network: Any = None
     provider: str = "dealer"  # or "ot" (two parties, no dealer, oblivious transfer)
     timeout_s: float = 600.0
+    # cross-silo: this process runs one party; the others run the same job
+    party: str | None = None
+    addresses: dict | None = None  # {party: "host:port"} for every party
+    tls: Any = None  # cr.TLS or the directory `cipherray certs` wrote
 
 
 def load_columns(part: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -102,6 +108,7 @@ def run(cfg: VflLogregConfig | None = None, rt: Any = None) -> dict:
             backend=cfg.backend,
             network=cfg.network,
             timeout_s=cfg.timeout_s,
+            **silo_options(cfg),
         )
     try:
         alice, bob = rt.party("alice"), rt.party("bob")
@@ -124,15 +131,18 @@ def run(cfg: VflLogregConfig | None = None, rt: Any = None) -> dict:
         # 5. accuracy on shares, revealed to the label holder; model to both
         with rt.scope("evaluate"):
             correct = ((x @ w + b) > 0) == y
-            accuracy = float(rt.get(correct.mean().reveal_to(bob)))
+            acc = correct.mean().reveal_to(bob)
+            accuracy = float(rt.get(acc)) if rt.is_local(bob) else None
         t_train = time.perf_counter() - t1
-        w_alice = rt.get(w.reveal_to(alice))
-        b_alice = rt.get(b.reveal_to(alice))
+        w_at, b_at = w.reveal_to(alice), b.reveal_to(alice)
+        # cross-silo: each process reads what was revealed to its own party
+        w_alice = rt.get(w_at) if rt.is_local(alice) else None
+        b_alice = rt.get(b_at) if rt.is_local(alice) else None
         ledger = rt.ledger
         return {
             "accuracy": accuracy,
             "w": w_alice,
-            "b": float(b_alice[0]),
+            "b": None if b_alice is None else float(b_alice[0]),
             "samples": n,
             "features": d,
             "epochs": cfg.epochs,
