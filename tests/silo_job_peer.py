@@ -20,7 +20,7 @@ def stats(cfg: dict) -> dict:
     from cipherray.workloads import stats as job
 
     c = job.StatsConfig(
-        hospitals=cfg["parties"], backend="inline", progress=False, timeout_s=cfg["timeout"],
+        hospitals=cfg["parties"], backend=cfg.get("backend", "inline"), progress=False, timeout_s=cfg["timeout"],
         party=cfg["party"], addresses=cfg["addresses"], tls=cfg["tls"],
     )  # fmt: skip
     report = job.run(c)

@@ -107,6 +107,56 @@ def test_quickstart_two_parties(pki):
     assert edges(got["h1"]["ledger"]) == edges(got["h2"]["ledger"])
 
 
+def test_quickstart_on_ray_two_organisations(pki):
+    """Each organisation runs its own embedded Ray; a gateway actor holds its transport."""
+    got = run_parties("stats", ["h1", "h2"], pki, backend="ray")
+    for p in ("h1", "h2"):
+        assert "error" not in got[p], got[p]
+    inline = run_parties("stats", ["h1", "h2"], pki)
+    assert got["h1"]["result"] == inline["h1"]["result"]
+    assert got["h2"]["result"] is None
+    for p in ("h1", "h2"):
+        assert edges(got[p]["ledger"]) == edges(inline[p]["ledger"])
+
+
+def test_cli_runs_one_party_of_the_quickstart(pki):
+    addrs = addresses(["h1", "h2"])
+    flag = ",".join(f"{p}={a}" for p, a in addrs.items())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE", "TQDM_DISABLE": "1"}
+    procs = {
+        p: subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cipherray",
+                "run",
+                "quickstart",
+                "--backend",
+                "inline",
+                "--party",
+                p,
+                "--addresses",
+                flag,
+                "--tls",
+                pki,
+                "--no-progress",
+                "--timeout",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for p in addrs
+    }
+    out = {p: proc.communicate(timeout=120) for p, proc in procs.items()}
+    for p, proc in procs.items():
+        assert proc.returncode == 0, out[p]
+    assert "I10 hypertension" in out["h1"][0]
+    assert "this process runs h2; the result is at h1" in out["h2"][0]
+
+
 # -- PSI --------------------------------------------------------------------------------------
 def test_psi_two_parties_as_in_simulation(pki, tmp_path):
     from cipherray.workloads.psi import job

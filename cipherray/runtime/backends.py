@@ -98,6 +98,10 @@ class Backend:
         of the receiving step: it fails with PartyTimeoutError naming `src` if late)."""
         raise NotImplementedError
 
+    def silo_get(self, src: str, tag: str) -> Any:
+        """The value party `src`'s process sends under `tag`, for the driver."""
+        raise NotImplementedError
+
     def silo_fail(self, error: PartyError) -> None:
         """Tell the other organisations' processes that this job failed."""
 
@@ -230,6 +234,9 @@ class InlineBackend(Backend):
     def silo_recv(self, src: str, tag: str) -> Any:
         silo = self._silo
         return Arrival(lambda: silo.recv(src, tag))
+
+    def silo_get(self, src: str, tag: str) -> Any:
+        return self._silo.recv(src, tag)
 
     def silo_fail(self, error: PartyError) -> None:
         if self._silo is not None:
@@ -391,6 +398,49 @@ def _ray_worker_class():
     return ray.remote(RayPartyWorker)
 
 
+def _gateway_class():
+    """This organisation's endpoint on Ray (as RayFed's proxy actor): one actor holds the
+    transport; a message to another organisation is the value a local worker emitted,
+    sent by the gateway; a message from one is received by the gateway and put into
+    this Ray's object store for the receiving step (the same form as `emit`'s)."""
+    import ray
+
+    class Gateway:
+        def __init__(self, silo: SiloSpec):
+            self.party = silo.party
+            self.endpoint = SiloEndpoint(silo)
+
+        def send(self, dst: str, tag: str, nested: list) -> int:
+            try:
+                (msg,) = ray.get(nested[0])
+                value = ray.get(msg)
+            except ray.exceptions.RayTaskError as e:
+                cause = getattr(e, "cause", None)
+                err = cause if isinstance(cause, PartyError) else None
+                self.endpoint.fail(
+                    err or PartyError(self.party, tag, f"the value to send failed ({e})")
+                )
+                raise
+            except ray.exceptions.RayError as e:
+                self.endpoint.fail(PartyError(self.party, tag, f"{type(e).__name__}"))
+                raise
+            return self.endpoint.send(dst, tag, value)
+
+        def recv(self, src: str, tag: str) -> list:
+            return [ray.put(self.endpoint.recv(src, tag))]
+
+        def get(self, src: str, tag: str) -> Any:
+            return self.endpoint.recv(src, tag)
+
+        def fail(self, party: str, step: str, reason: str) -> None:
+            self.endpoint.fail(PartyError(party, step, reason))
+
+        def close(self) -> None:
+            self.endpoint.close()
+
+    return ray.remote(Gateway)
+
+
 class RayBackend(Backend):
     """Party actor groups on Ray: embedded single node, or a running cluster."""
 
@@ -405,6 +455,8 @@ class RayBackend(Backend):
         self._workers: dict[str, list[Worker]] = {}
         self._actor_party: dict[str, tuple[str, int]] = {}
         self._started_ray = False
+        self._silo: SiloSpec | None = None
+        self._gateway: Any = None
 
     # -- start
     def _init_ray(self, specs: Sequence[PartySpec]) -> None:
@@ -484,6 +536,49 @@ class RayBackend(Backend):
                 raise PartyTimeoutError(
                     party, "start", f"actor did not start within {self.timeout_s:.0f} s"
                 ) from e
+        if self._silo is not None:
+            opts = {
+                "resources": {PARTY_RESOURCE.format(self._silo.party): 0.001},
+                "num_cpus": 0.01,
+                "max_restarts": 0,
+                "max_concurrency": 256,  # receives wait in threads while sends go on
+            }
+            self._gateway = _gateway_class().options(**opts).remote(self._silo)
+
+    # -- cross-silo
+    def start_silo(self, silo: SiloSpec) -> None:
+        self._silo = silo  # the gateway starts with the workers, once Ray is up
+
+    def silo_send(self, dst: str, tag: str, future: Any) -> Any:
+        return self._gateway.send.remote(dst, tag, [future])
+
+    def silo_recv(self, src: str, tag: str) -> Any:
+        return self._gateway.recv.remote(src, tag)
+
+    def silo_get(self, src: str, tag: str) -> Any:
+        ref = self._gateway.get.remote(src, tag)
+        return self.get([ref], self.timeout_s + 5, lambda _f: (src, tag))[0]
+
+    def silo_fail(self, error: PartyError) -> None:
+        if self._gateway is not None:
+            try:
+                ref = self._gateway.fail.remote(error.party, error.step, error.reason)
+                self.ray.get(ref, timeout=10)
+            except Exception:
+                pass
+
+    def silo_close(self) -> None:
+        if self._gateway is None:
+            return
+        gateway, self._gateway = self._gateway, None
+        try:
+            self.ray.get(gateway.close.remote(), timeout=self.timeout_s + 5)
+        except Exception:
+            pass
+        try:
+            self.ray.kill(gateway, no_restart=True)
+        except Exception:
+            pass
 
     def workers(self, party: str) -> list[Worker]:
         return self._workers[party]

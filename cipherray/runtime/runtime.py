@@ -34,6 +34,7 @@ from cipherray.runtime.config import (
 )
 from cipherray.runtime.encrypted import HE
 from cipherray.runtime.errors import (
+    CipherrayError,
     ConfigError,
     DisclosureError,
     LocationError,
@@ -120,6 +121,7 @@ class Runtime:
         self._closed = False
         self._tables: Any = None
         self._published: dict[int, tuple[str, str]] = {}  # remote value id -> (owner, tag)
+        self._sending: list[tuple[int, Any]] = []  # (msg_id, future of its size)
         self._public_values: dict[int, Any] = {}
         self._backend: Backend = make_backend(backend, address, self.timeout_s)
         local_specs = [s for s in specs if self._is_local(s.name)]
@@ -545,10 +547,7 @@ class Runtime:
         when its step ran (see `_publish`), received here once."""
         if h.id not in self._public_values:
             owner, tag = self._published[h.id]
-            self._public_values[h.id] = self._backend.get(
-                [self._backend.silo_recv(owner, tag)], self.timeout_s,
-                lambda _f: (owner, self._step_name(h)),
-            )[0]  # fmt: skip
+            self._public_values[h.id] = self._backend.silo_get(owner, tag)
         return self._public_values[h.id]
 
     def _publish(self, handles: Sequence[Handle]) -> None:
@@ -624,7 +623,10 @@ class Runtime:
                 edges.append((msg_id, h.party, dst, rnd))
         self.ledger.add_messages(tag, edges)
         for msg_id, nbytes in sent:
-            self.ledger.merge(msg_id, nbytes)
+            if isinstance(nbytes, int):
+                self.ledger.merge(msg_id, nbytes)
+            else:  # a future (Ray: the gateway sends): counted when stats are pulled
+                self._sending.append((msg_id, nbytes))
         return out
 
     def _emit(self, h: Handle) -> Any:
@@ -821,6 +823,14 @@ class Runtime:
     def _pull_stats(self) -> None:
         if self._closed:
             return
+        if self._sending:  # messages to other organisations, counted by the sender
+            sending, self._sending = self._sending, []
+            for msg_id, fut in sending:
+                try:
+                    (nbytes,) = self._backend.get([fut], self.timeout_s, lambda _f: ("", "send"))
+                except CipherrayError:
+                    continue  # not sent: the failure was broadcast and is raised elsewhere
+                self.ledger.merge(msg_id, nbytes)
         for party in self._parties.values():
             if not self._is_local(party.name):
                 continue

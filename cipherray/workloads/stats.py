@@ -169,7 +169,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--parties", default="h1,h2,h3", help="comma-separated hospital names (h1,h2,h3)"
     )
-    add_runtime_arguments(parser, workers=1)
+    add_runtime_arguments(parser, workers=1, silo=True)
     from cipherray.workloads.analytics import stats_job
 
     stats_job.add_arguments(parser)
@@ -179,15 +179,24 @@ def main(args: argparse.Namespace) -> int:
     from cipherray.cli import runtime_options, write_json
 
     if args.input:  # joint statistics over the parties' files
+        if args.party is not None:
+            raise SystemExit("cross-silo mode runs the synthetic job (no --input) for now")
         from cipherray.workloads.analytics import stats_job
 
         return stats_job.main(args)
 
-    cfg = StatsConfig(hospitals=args.parties.split(","), graph=args.graph, **runtime_options(args))
+    options = runtime_options(args)
+    # cross-silo: the hospitals are the parties of --addresses, in its order (the same
+    # command line at every hospital)
+    hospitals = list(options["addresses"]) if "party" in options else args.parties.split(",")
+    cfg = StatsConfig(hospitals=hospitals, graph=args.graph, **options)
     report = run(cfg)
     first = cfg.hospitals[0]
     print(f"Joint statistics of {len(cfg.hospitals)} hospitals, revealed to {first} only:\n")
-    print(report["result"].to_string(index=False))
+    if report["result"] is None:
+        print(f"(this process runs {report['party']}; the result is at {first})")
+    else:
+        print(report["result"].to_string(index=False))
     print("\nLedger (what crossed between parties):")
     print(report["ledger_text"])
     print(
@@ -200,7 +209,9 @@ def main(args: argparse.Namespace) -> int:
         write_json(
             args.json,
             {
-                "result": report["result"].to_dict(orient="records"),
+                "result": None
+                if report["result"] is None
+                else report["result"].to_dict(orient="records"),
                 "ledger": report["ledger"].to_dict(orient="records"),
                 "seconds_total": report["seconds_total"],
                 "seconds_init": report["seconds_init"],

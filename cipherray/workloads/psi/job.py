@@ -369,7 +369,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--normalize", action="append", help="strip, casefold, digits: OPS or KEY=OPS (repeat)"
     )
     parser.add_argument("--strict", action="store_true", help="missing key values are an error")
-    add_runtime_arguments(parser, workers=2)
+    add_runtime_arguments(parser, workers=2, silo=True)
 
 
 def parse_normalize(items: list[str] | None) -> Any:

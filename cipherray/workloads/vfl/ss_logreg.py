@@ -19,6 +19,7 @@ Steps:
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -174,3 +175,47 @@ def plaintext_reference(cfg: VflLogregConfig | None = None) -> dict:
     secs = time.perf_counter() - t
     acc = float((((x @ w + b) > 0) == (y > 0.5)).mean())
     return {"accuracy": acc, "w": w, "b": float(b), "seconds": secs}
+
+
+# -- `cipherray run mpc-logreg` -----------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from cipherray.cli import add_runtime_arguments, positive_int
+
+    parser.add_argument("--epochs", type=positive_int, default=10, help="epochs (10)")
+    parser.add_argument("--lr", type=float, default=1.0, help="learning rate (1.0)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="(full batch)")
+    parser.add_argument(
+        "--provider",
+        default="dealer",
+        choices=["dealer", "ot"],
+        help="correlated randomness: a dealer party, or oblivious transfer between the two",
+    )
+    add_runtime_arguments(parser, workers=1, graph=False, silo=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    from cipherray.cli import runtime_options, write_json
+
+    options = runtime_options(args)
+    options.pop("workers")
+    options.pop("progress")
+    cfg = VflLogregConfig(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, provider=args.provider,
+        **options,
+    )  # fmt: skip
+    r = run(cfg)
+    print(
+        f"logistic regression on shares ({r['samples']} rows, {r['features']} features, "
+        f"{r['epochs']} epochs, provider {cfg.provider})"
+    )
+    if r["accuracy"] is not None:
+        print(f"accuracy (revealed to bob): {r['accuracy']:.4f}")
+    if r["w"] is not None:
+        print(f"model (revealed to alice): w = {np.round(r['w'], 4).tolist()}, b = {r['b']:.4f}")
+    print(f"time per epoch: {r['seconds_per_epoch']:.3f} s")
+    print("\nLedger (what crossed between parties):")
+    print(r["ledger_text"])
+    if args.json:
+        keep = ("accuracy", "w", "b", "samples", "features", "epochs", "seconds_per_epoch")
+        write_json(args.json, {k: r[k] for k in keep} | {"bytes": r["bytes"]})
+    return 0
