@@ -27,14 +27,16 @@ PEER = Path(__file__).resolve().parent / "silo_job_peer.py"
 NAMES = ["h1", "h2", "h3", "alice", "bob", "bank", "insurer"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def addresses(parties) -> dict[str, str]:
-    return {p: f"127.0.0.1:{free_port()}" for p in parties}
+    """Distinct free ports (each socket stays bound until all are chosen)."""
+    socks = [socket.socket() for _ in parties]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return {p: f"127.0.0.1:{s.getsockname()[1]}" for p, s in zip(parties, socks)}
+    finally:
+        for s in socks:
+            s.close()
 
 
 @pytest.fixture(scope="module")

@@ -134,16 +134,34 @@ class SiloEndpoint:
         self.transport = Transport(
             silo.party, silo.addresses, silo.tls, job=silo.job, timeout_s=silo.timeout_s
         ).start()
+        self._sending: list = []  # sends under way (the step after a send need not wait)
 
-    def send(self, dst: str, tag: str, value: Any) -> int:
+    def send(self, dst: str, tag: str, value: Any, wait: bool = False) -> int:
+        """Send `value` to `dst`; returns its size as the ledger counts it. The send goes
+        on in the transport's threads unless `wait`; a send that failed raises at the
+        next send (a peer that did not answer was already broadcast as failed)."""
         from cipherray.runtime.silo import wire
 
+        self._check_sent()
         try:
             packed = wire.pack_value(value)
         except TypeError as e:
             raise StepError(self.transport.party, tag, f"cannot send to '{dst}': {e}") from None
-        self.transport.send(dst, tag, packed)
+        if wait:
+            self.transport.send(dst, tag, packed)
+        else:
+            self._sending.append(self.transport.send_async(dst, tag, packed))
         return payload_nbytes(value)
+
+    def _check_sent(self, wait: bool = False) -> None:
+        if wait:
+            for f in self._sending:
+                f.exception()  # waits
+        done = [f for f in self._sending if f.done()]
+        self._sending = [f for f in self._sending if not f.done()]
+        for f in done:
+            if f.exception() is not None:
+                raise f.exception()
 
     def recv(self, src: str, tag: str) -> Any:
         from cipherray.runtime.silo import wire
@@ -156,6 +174,7 @@ class SiloEndpoint:
     def close(self) -> None:
         t = self.transport
         try:
+            self._check_sent(wait=True)
             if t.failure is None:
                 for p in t.peers:
                     t.send(p, self.CLOSE, b"")
@@ -271,7 +290,9 @@ class InlineBackend(Backend):
             values.append(f.value)
         for src in call.sources:  # a message is a copy, never an alias of the sender's data
             if isinstance(src, Inbox):
-                v = pickle.loads(pickle.dumps(values[src.dep], protocol=5))
+                v = values[src.dep]
+                if not isinstance(deps[src.dep], Arrival):  # (one from the wire is a copy)
+                    v = pickle.loads(pickle.dumps(v, protocol=5))
                 values[src.dep] = v
                 if self.recorder is not None and src.counted:
                     self.recorder.append((src.src, worker.party, src.tag, v))
@@ -424,7 +445,7 @@ def _gateway_class():
             except ray.exceptions.RayError as e:
                 self.endpoint.fail(PartyError(self.party, tag, f"{type(e).__name__}"))
                 raise
-            return self.endpoint.send(dst, tag, value)
+            return self.endpoint.send(dst, tag, value, wait=True)
 
         def recv(self, src: str, tag: str) -> list:
             return [ray.put(self.endpoint.recv(src, tag))]

@@ -551,9 +551,9 @@ def unpack_value(value: Any, peer: str, tag: str) -> Any:
         type(value) is tuple and len(value) == 2 and type(value[0]) is bytes
         and type(value[1]) is bytes
     ):  # fmt: skip
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
             return np.array(value)  # a writable copy, owned by the receiving step
-        return value
+        return value  # (an array over the message's own buffer is already that)
     skeleton, blob = value
     head = unpack_meta(skeleton, peer, tag)
     if type(head) is not list or len(head) != 2 or head[0] != STRUCT:
