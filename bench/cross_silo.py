@@ -191,8 +191,24 @@ def job_party(cfg: dict) -> dict:
     return {k: r[k] for k in ("seconds_per_epoch", "accuracy", "bytes")}
 
 
+def _silo_port() -> int:
+    """A free port below the ephemeral range, where Ray (which each party starts in
+    its own process) picks none of its own."""
+    import random
+    import socket
+
+    while True:
+        port = random.randrange(20000, 30000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 def _cross_silo(cfg: dict, parties: list[str]) -> dict:
-    addrs = {p: f"127.0.0.1:{_free_port()}" for p in parties}
+    addrs = {p: f"127.0.0.1:{_silo_port()}" for p in parties}
     procs = [
         subprocess.Popen(
             [

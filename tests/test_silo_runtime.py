@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -28,11 +29,18 @@ NAMES = ["h1", "h2", "h3", "alice", "bob", "bank", "insurer"]
 
 
 def addresses(parties) -> dict[str, str]:
-    """Distinct free ports (each socket stays bound until all are chosen)."""
-    socks = [socket.socket() for _ in parties]
+    """Distinct free ports below the ephemeral range (where Ray, started by a party's
+    process, picks its own), each bound until all are chosen."""
+    socks: list[socket.socket] = []
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
+        while len(socks) < len(parties):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", random.randrange(20000, 30000)))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
         return {p: f"127.0.0.1:{s.getsockname()[1]}" for p, s in zip(parties, socks)}
     finally:
         for s in socks:

@@ -429,7 +429,15 @@ def _gateway_class():
     class Gateway:
         def __init__(self, silo: SiloSpec):
             self.party = silo.party
-            self.endpoint = SiloEndpoint(silo)
+            self.error: CipherrayError | None = None
+            try:
+                self.endpoint = SiloEndpoint(silo)
+            except CipherrayError as e:  # told by `ready` (an actor that dies says less)
+                self.error = e
+
+        def ready(self) -> None:
+            if self.error is not None:
+                raise self.error
 
         def send(self, dst: str, tag: str, nested: list) -> int:
             try:
@@ -457,7 +465,8 @@ def _gateway_class():
             self.endpoint.fail(PartyError(party, step, reason))
 
         def close(self) -> None:
-            self.endpoint.close()
+            if self.error is None:
+                self.endpoint.close()
 
     return ray.remote(Gateway)
 
@@ -565,6 +574,8 @@ class RayBackend(Backend):
                 "max_concurrency": 256,  # receives wait in threads while sends go on
             }
             self._gateway = _gateway_class().options(**opts).remote(self._silo)
+            party = self._silo.party
+            self.get([self._gateway.ready.remote()], self.timeout_s, lambda _f: (party, "start"))
 
     # -- cross-silo
     def start_silo(self, silo: SiloSpec) -> None:

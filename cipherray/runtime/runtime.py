@@ -11,6 +11,17 @@ The public message API is `rt.send(ref, to=party, tag=...)` (policy-checked:
 declared protocol messages pass, anything else needs the owners' grants); reveals go
 through `ref.reveal_to(party)`, conversions through `ref.to(location)` (one table:
 conversions.py).
+
+Cross-silo mode (`init(party=..., addresses=..., tls=...)`): every organisation runs the
+same script, and this process runs only its own party's steps. A step of another party
+submits nothing but takes the same ids as in that party's process, so a message between
+two parties has the same number in both: the sender's process sends it over the silo
+transport under `TAG#NUMBER` (a typed value, `silo.wire.pack_value`), the receiver's
+process receives it when the step that needs it runs; a message between two other
+parties is not this process's business. Hence the rule: a script's control flow may
+depend only on what every party knows (configuration, `rt.here`, published values,
+public shapes). Each process checks the disclosures of values that leave its own party,
+against its own grants; the ledger counts the messages this party sent and received.
 """
 
 from __future__ import annotations
@@ -121,7 +132,7 @@ class Runtime:
         self._closed = False
         self._tables: Any = None
         self._published: dict[int, tuple[str, str]] = {}  # remote value id -> (owner, tag)
-        self._sending: list[tuple[int, Any]] = []  # (msg_id, future of its size)
+        self._sending: list[tuple[int | None, Any]] = []  # (msg_id, future of its size)
         self._public_values: dict[int, Any] = {}
         self._backend: Backend = make_backend(backend, address, self.timeout_s)
         local_specs = [s for s in specs if self._is_local(s.name)]
@@ -563,12 +574,22 @@ class Runtime:
                 if p != h.party and not self._parties[p].clients:
                     self._silo_send(p, tag, fut, h)
 
-    def _silo_send(self, dst: str, tag: str, fut: Any, h: Handle) -> int:
+    def _silo_send(
+        self, dst: str, tag: str, fut: Any, h: Handle, msg_id: int | None = None
+    ) -> None:
+        """Send a value of this process's party to `dst`'s process; message `msg_id` is
+        counted in the ledger with the size the backend reports (now, or for Ray when the
+        gateway has sent it: every send is waited for before the job ends)."""
         try:
-            return self._backend.silo_send(dst, tag, fut)
+            nbytes = self._backend.silo_send(dst, tag, fut)
         except PartyError as e:
             self._fail(e)
             raise
+        if isinstance(nbytes, int):
+            if msg_id is not None:
+                self.ledger.merge(msg_id, nbytes)
+        else:
+            self._sending.append((msg_id, nbytes))
 
     def _meta_of_any(self, handles: Sequence[Handle]) -> tuple | None:
         """(shape, dtype) from the first of `handles` held in this process (the shares
@@ -614,19 +635,15 @@ class Runtime:
             if src_here and dst_here:
                 fut = emitted[h.id]
             elif src_here:  # to another organisation's process, over the transport
-                nbytes = self._silo_send(dst, f"{tag}#{msg_id}", emitted[h.id], h)
-                sent.append((msg_id, nbytes))
+                sent.append((dst, f"{tag}#{msg_id}", emitted[h.id], h, msg_id))
             elif dst_here:  # from another organisation: received when the step runs
                 fut = self._backend.silo_recv(h.party, f"{tag}#{msg_id}")
             out.append(Message(h, dst, tag, msg_id, rnd, fut))
             if src_here or dst_here:  # each process counts what it sends and receives
                 edges.append((msg_id, h.party, dst, rnd))
         self.ledger.add_messages(tag, edges)
-        for msg_id, nbytes in sent:
-            if isinstance(nbytes, int):
-                self.ledger.merge(msg_id, nbytes)
-            else:  # a future (Ray: the gateway sends): counted when stats are pulled
-                self._sending.append((msg_id, nbytes))
+        for send in sent:
+            self._silo_send(*send)
         return out
 
     def _emit(self, h: Handle) -> Any:
@@ -830,7 +847,8 @@ class Runtime:
                     (nbytes,) = self._backend.get([fut], self.timeout_s, lambda _f: ("", "send"))
                 except CipherrayError:
                     continue  # not sent: the failure was broadcast and is raised elsewhere
-                self.ledger.merge(msg_id, nbytes)
+                if msg_id is not None:
+                    self.ledger.merge(msg_id, nbytes)
         for party in self._parties.values():
             if not self._is_local(party.name):
                 continue
