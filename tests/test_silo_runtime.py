@@ -195,6 +195,35 @@ def test_psi_two_parties_as_in_simulation(pki, tmp_path):
         assert edges(got[p]["ledger"]) == sim
 
 
+def test_psi_three_parties_as_in_simulation(pki, tmp_path):
+    from cipherray.workloads.psi import job
+
+    parties = ["h1", "h2", "h3"]
+    inputs = {}
+    for k, p in enumerate(parties):
+        inputs[p] = str(tmp_path / f"{p}.csv")
+        ids = [f"u{i}" for i in range(0, 240, k + 2)]  # multiples of 2, 3 and 4
+        pd.DataFrame({"id": ids}).to_csv(inputs[p], index=False)
+    got = run_parties("psi", parties, pki, inputs=inputs, out=str(tmp_path / "silo"))
+    cfg = job.PsiConfig(
+        inputs=inputs, keys=["id"], out=str(tmp_path / "sim"), backend="inline", workers=1,
+        progress=False,
+    )  # fmt: skip
+    rt = cr.init(parties, backend="inline")
+    try:
+        want = job.run(cfg, rt=rt)
+        sim = sim_ledger(rt)
+    finally:
+        rt.shutdown()
+    assert want["size"] == 20  # multiples of 12 below 240
+    for p in parties:
+        assert "error" not in got[p], got[p]
+        assert got[p]["size"] == want["size"]
+        mine = pd.read_csv(got[p]["files"][p])
+        assert sorted(mine["id"]) == sorted(pd.read_csv(want["files"][p])["id"])
+        assert edges(got[p]["ledger"]) == own_edges(sim, p)
+
+
 # -- MPC logistic regression (OT provider, no dealer) -----------------------------------------
 def test_mpc_logistic_regression_with_ot_as_in_simulation(pki):
     from cipherray.workloads.vfl import ss_logreg
@@ -261,6 +290,39 @@ def test_each_party_enforces_its_own_grants(pki):
     assert isinstance(out["bank"], cr.DisclosureError), out
     assert isinstance(out["insurer"], cr.PartyError) and out["insurer"].party == "bank", out
     assert time.monotonic() - t0 < 15
+
+
+def _bad_rows() -> np.ndarray:
+    raise ValueError("the input file has no rows")
+
+
+def test_a_step_that_fails_at_one_party_ends_the_others_waits(pki):
+    addrs = addresses(["bank", "insurer"])
+    out: dict = {}
+
+    def party(name: str) -> None:
+        try:
+            with cr.init(
+                party=name, addresses=addrs, tls=pki, backend="inline", timeout_s=30
+            ) as rt:
+                bank, insurer = rt.party("bank"), rt.party("insurer")
+                mpc = rt.mpc(bank, insurer)
+                x = bank(_bad_rows)().to(mpc)  # bank's step fails before its seed leaves
+                y = insurer(np.ones)(3).to(mpc)
+                rt.get((x + y).sum().reveal_to(insurer))
+        except cr.CipherrayError as e:
+            out[name] = e
+
+    threads = [threading.Thread(target=party, args=(p,)) for p in ("bank", "insurer")]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert isinstance(out["bank"], cr.InputError) and out["bank"].party == "bank"
+    assert isinstance(out["insurer"], cr.PartyError) and out["insurer"].party == "bank"
+    assert "no rows" in str(out["insurer"])  # the reason travels with the failure
+    assert time.monotonic() - t0 < 15  # not the 30 s timeout
 
 
 def test_a_remote_value_cannot_be_read_here(pki):
