@@ -52,7 +52,7 @@ def logreg(cfg: dict) -> dict:
     from cipherray.workloads.vfl import ss_logreg
 
     c = ss_logreg.VflLogregConfig(
-        epochs=cfg.get("epochs", 2), backend="inline", provider="ot", timeout_s=cfg["timeout"],
+        epochs=cfg.get("epochs", 2), backend="inline", provider=cfg.get("provider", "ot"), timeout_s=cfg["timeout"],
         party=cfg["party"], addresses=cfg["addresses"], tls=cfg["tls"],
     )  # fmt: skip
     r = ss_logreg.run(c)

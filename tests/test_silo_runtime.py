@@ -25,7 +25,7 @@ from cipherray.runtime.silo import make_dev_pki
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = Path(__file__).resolve().parent / "silo_job_peer.py"
-NAMES = ["h1", "h2", "h3", "alice", "bob", "bank", "insurer"]
+NAMES = ["h1", "h2", "h3", "alice", "bob", "dealer", "bank", "insurer"]
 
 
 def addresses(parties) -> dict[str, str]:
@@ -240,6 +240,27 @@ def test_mpc_logistic_regression_with_ot_as_in_simulation(pki):
     assert abs(bob["accuracy"] - want["accuracy"]) < 0.01
     assert alice["accuracy"] is None and bob["w"] is None
     assert alice["bytes"] == bob["bytes"] == want["bytes"]  # two parties: every message
+
+
+def test_mpc_logistic_regression_with_a_dealer_in_its_own_process(pki):
+    """The dealer holds no share: it learns each shared value's public shape from the
+    first member's process, and sends its triples over the transport."""
+    from cipherray.workloads.vfl import ss_logreg
+
+    parties = ["alice", "bob", "dealer"]
+    got = run_parties("logreg", parties, pki, timeout=120, epochs=1, provider="dealer")
+    for p in parties:
+        assert "error" not in got[p], got[p]
+    rt = cr.init(parties, backend="inline")
+    try:
+        want = ss_logreg.run(ss_logreg.VflLogregConfig(epochs=1, backend="inline"), rt=rt)
+        sim = sim_ledger(rt)
+    finally:
+        rt.shutdown()
+    np.testing.assert_allclose(got["alice"]["w"], want["w"], atol=2e-3)
+    assert abs(got["bob"]["accuracy"] - want["accuracy"]) < 0.01
+    for p in parties:  # what each party sent and received, as simulation counts it
+        assert got[p]["bytes"] == sum(b for _, b in own_edges(sim, p).values())
 
 
 # -- failures ---------------------------------------------------------------------------------

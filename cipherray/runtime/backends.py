@@ -102,6 +102,10 @@ class Backend:
         """The value party `src`'s process sends under `tag`, for the driver."""
         raise NotImplementedError
 
+    def silo_send_value(self, dst: str, tag: str, value: Any) -> None:
+        """Send public metadata the driver holds (a shape) to party `dst`'s process."""
+        raise NotImplementedError
+
     def silo_fail(self, error: PartyError) -> None:
         """Tell the other organisations' processes that this job failed."""
 
@@ -256,6 +260,9 @@ class InlineBackend(Backend):
 
     def silo_get(self, src: str, tag: str) -> Any:
         return self._silo.recv(src, tag)
+
+    def silo_send_value(self, dst: str, tag: str, value: Any) -> None:
+        self._silo.send(dst, tag, value)
 
     def silo_fail(self, error: PartyError) -> None:
         if self._silo is not None:
@@ -461,6 +468,9 @@ def _gateway_class():
         def get(self, src: str, tag: str) -> Any:
             return self.endpoint.recv(src, tag)
 
+        def send_value(self, dst: str, tag: str, value: Any) -> None:
+            self.endpoint.send(dst, tag, value, wait=True)
+
         def fail(self, party: str, step: str, reason: str) -> None:
             self.endpoint.fail(PartyError(party, step, reason))
 
@@ -590,6 +600,10 @@ class RayBackend(Backend):
     def silo_get(self, src: str, tag: str) -> Any:
         ref = self._gateway.get.remote(src, tag)
         return self.get([ref], self.timeout_s + 5, lambda _f: (src, tag))[0]
+
+    def silo_send_value(self, dst: str, tag: str, value: Any) -> None:
+        ref = self._gateway.send_value.remote(dst, tag, value)
+        self.get([ref], self.timeout_s + 5, lambda _f: (dst, tag))
 
     def silo_fail(self, error: PartyError) -> None:
         if self._gateway is not None:

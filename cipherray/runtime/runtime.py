@@ -591,13 +591,26 @@ class Runtime:
         else:
             self._sending.append((msg_id, nbytes))
 
-    def _meta_of_any(self, handles: Sequence[Handle]) -> tuple | None:
-        """(shape, dtype) from the first of `handles` held in this process (the shares
-        of one value have one shape)."""
-        for h in handles:
-            if self._is_local(h.party):
-                return self._meta_of(h)
-        return self._meta_of(handles[0])
+    def _shared_shape(self, shares: Sequence[Handle]) -> tuple:
+        """The public shape of a shared value, from a share held here. Cross-silo, a
+        process that holds none (a dealer's) gets it from the first member's process,
+        which sends it to every such party when the script asks (every process asks at
+        the same point of the same script)."""
+        local = [h for h in shares if self._is_local(h.party)]
+        first = shares[0]
+        if local:
+            m = self._meta_of(local[0])
+            shape = tuple(m[0]) if m is not None else ()
+            if self._here is not None and self._is_local(first.party):
+                holders = {h.party for h in shares}
+                for p, party in self._parties.items():
+                    if p not in holders and not party.clients:
+                        self._backend.silo_send_value(p, f"shape#{first.id}", list(shape))
+            return shape
+        got = self._backend.silo_get(first.party, f"shape#{first.id}")
+        if type(got) is not list or not all(type(n) is int and n >= 0 for n in got):
+            raise PartyError(first.party, f"shape#{first.id}", "sent a malformed shape")
+        return tuple(got)
 
     def _meta_of(self, h: Handle) -> tuple | None:
         """(shape, dtype) of a value, from its step's receipt (waits for the step)."""
