@@ -35,7 +35,7 @@ def psi(cfg: dict) -> dict:
     from cipherray.workloads.psi import job
 
     c = job.PsiConfig(
-        inputs=cfg["inputs"], keys=["id"], out=cfg["out"], backend="inline", progress=False,
+        inputs=cfg["inputs"], keys=["id"], out=cfg["out"], backend=cfg.get("backend", "inline"), progress=False,
         workers=1, timeout_s=cfg["timeout"], party=cfg["party"], addresses=cfg["addresses"],
         tls=cfg["tls"],
     )  # fmt: skip
@@ -52,7 +52,7 @@ def logreg(cfg: dict) -> dict:
     from cipherray.workloads.vfl import ss_logreg
 
     c = ss_logreg.VflLogregConfig(
-        epochs=cfg.get("epochs", 2), backend="inline", provider=cfg.get("provider", "ot"), timeout_s=cfg["timeout"],
+        epochs=cfg.get("epochs", 2), backend=cfg.get("backend", "inline"), provider=cfg.get("provider", "ot"), timeout_s=cfg["timeout"],
         party=cfg["party"], addresses=cfg["addresses"], tls=cfg["tls"],
     )  # fmt: skip
     r = ss_logreg.run(c)

@@ -242,6 +242,19 @@ def test_mpc_logistic_regression_with_ot_as_in_simulation(pki):
     assert alice["bytes"] == bob["bytes"] == want["bytes"]  # two parties: every message
 
 
+def test_mpc_logistic_regression_on_ray_two_organisations(pki):
+    """Large messages through the gateway actors (OT extension: ~100 MB per epoch)."""
+    from cipherray.workloads.vfl import ss_logreg
+
+    got = run_parties("logreg", ["alice", "bob"], pki, timeout=120, epochs=1, backend="ray")
+    for p in ("alice", "bob"):
+        assert "error" not in got[p], got[p]
+    want = ss_logreg.run(ss_logreg.VflLogregConfig(epochs=1, backend="inline", provider="ot"))
+    np.testing.assert_allclose(got["alice"]["w"], want["w"], atol=2e-3)
+    assert abs(got["bob"]["accuracy"] - want["accuracy"]) < 0.01
+    assert got["alice"]["bytes"] == got["bob"]["bytes"] == want["bytes"]
+
+
 def test_mpc_logistic_regression_with_a_dealer_in_its_own_process(pki):
     """The dealer holds no share: it learns each shared value's public shape from the
     first member's process, and sends its triples over the transport."""

@@ -446,6 +446,7 @@ def _gateway_class():
             if self.error is not None:
                 raise self.error
 
+        @ray.method(concurrency_group="send")
         def send(self, dst: str, tag: str, nested: list) -> int:
             try:
                 (msg,) = ray.get(nested[0])
@@ -462,9 +463,11 @@ def _gateway_class():
                 raise
             return self.endpoint.send(dst, tag, value, wait=True)
 
+        @ray.method(concurrency_group="recv")
         def recv(self, src: str, tag: str) -> list:
             return [ray.put(self.endpoint.recv(src, tag))]
 
+        @ray.method(concurrency_group="recv")
         def get(self, src: str, tag: str) -> Any:
             return self.endpoint.recv(src, tag)
 
@@ -478,7 +481,10 @@ def _gateway_class():
             if self.error is None:
                 self.endpoint.close()
 
-    return ray.remote(Gateway)
+    # receives wait in their own threads, in the order the driver asked for them (each
+    # needs only older messages to have arrived); sends wait for their values in others,
+    # so a send can never hold the thread a receive it depends on needs
+    return ray.remote(concurrency_groups={"recv": 512, "send": 64})(Gateway)
 
 
 class RayBackend(Backend):
@@ -581,7 +587,7 @@ class RayBackend(Backend):
                 "resources": {PARTY_RESOURCE.format(self._silo.party): 0.001},
                 "num_cpus": 0.01,
                 "max_restarts": 0,
-                "max_concurrency": 256,  # receives wait in threads while sends go on
+                "max_concurrency": 8,  # ready, fail, close (recv and send: their groups)
             }
             self._gateway = _gateway_class().options(**opts).remote(self._silo)
             party = self._silo.party
