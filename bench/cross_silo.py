@@ -15,8 +15,15 @@
    receiving step gets a contiguous array), are reported for context. The receiving process keeps freed memory for reuse as a
    party actor does (`keep_freed_memory`; `--no-keep-freed` to measure without).
 
-The issue's PSI 10^6 and MPC LR epoch targets (<= 1.2x simulation) need the SPMD
-runtime on this transport; they are not measured here yet.
+With `--jobs` instead: the cross-silo runtime against simulation on the same backend
+and the same network model (`--network`, default lan): PSI of `--psi-n` identifiers per
+party (generated CSV files, 50% overlap, both learn the intersection; reading, all steps,
+writing) and the epoch of the vertical logistic regression on shares with the OT
+provider (`--epochs`), each party in its own process with its own runtime (`--backend`,
+default ray: one Ray per organisation) against one runtime running both parties. The
+time of a cross-silo job is its slower party's.
+
+    python bench/cross_silo.py --jobs [--psi-n 1000000] [--epochs 2] [--backend ray]
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -132,13 +140,134 @@ def main() -> int:
         help="receiver without keep_freed_memory (party actors have it)",
     )
     ap.add_argument("--out", default=None)
+    ap.add_argument("--jobs", action="store_true", help="jobs: cross-silo vs simulation")
+    ap.add_argument("--psi-n", type=int, default=1_000_000)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--network", default="lan")
+    ap.add_argument("--backend", default="ray", choices=["ray", "inline"])
     ap.add_argument("--serve", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--job-party", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         return serve(json.loads(args.serve))
+    if args.job_party:
+        print(json.dumps(job_party(json.loads(args.job_party))), flush=True)
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="cipherray-bench-pki-") as d:
-        return measure(args, Path(d))
+        return measure_jobs(args, Path(d)) if args.jobs else measure(args, Path(d))
+
+
+# -- jobs: the cross-silo runtime against simulation ---------------------------------------
+def _psi_config(cfg: dict, **kw: Any):
+    from cipherray.workloads.psi.job import PsiConfig
+
+    return PsiConfig(
+        inputs=cfg["inputs"], keys=["phone"], out=cfg["out"], backend=cfg["backend"],
+        network=cfg["network"], workers=2, progress=False, timeout_s=3600, **kw,
+    )  # fmt: skip
+
+
+def _lr_config(cfg: dict, **kw: Any):
+    from cipherray.workloads.vfl.ss_logreg import VflLogregConfig
+
+    return VflLogregConfig(
+        epochs=cfg["epochs"], backend=cfg["backend"], network=cfg["network"], provider="ot",
+        timeout_s=3600, **kw,
+    )  # fmt: skip
+
+
+def job_party(cfg: dict) -> dict:
+    """One party of a cross-silo job (this script, in its own process)."""
+    silo = {"party": cfg["party"], "addresses": cfg["addresses"], "tls": cfg["pki"]}
+    if cfg["job"] == "psi":
+        from cipherray.workloads.psi.job import run
+
+        r = run(_psi_config(cfg, **silo))
+        return {"seconds": r["seconds"], "size": r["size"], "bytes": r["bytes"]}
+    from cipherray.workloads.vfl.ss_logreg import run
+
+    r = run(_lr_config(cfg, **silo))
+    return {k: r[k] for k in ("seconds_per_epoch", "accuracy", "bytes")}
+
+
+def _silo_port() -> int:
+    """A free port below the ephemeral range, where Ray (which each party starts in
+    its own process) picks none of its own."""
+    import random
+    import socket
+
+    while True:
+        port = random.randrange(20000, 30000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def _cross_silo(cfg: dict, parties: list[str]) -> dict:
+    addrs = {p: f"127.0.0.1:{_silo_port()}" for p in parties}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--job-party",
+                json.dumps({**cfg, "party": p, "addresses": addrs}),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for p in parties
+    ]
+    out = {}
+    for p, proc in zip(parties, procs):
+        stdout, _ = proc.communicate(timeout=7200)
+        out[p] = json.loads(stdout.strip().splitlines()[-1])
+    return out
+
+
+def measure_jobs(args: argparse.Namespace, pki: Path) -> int:
+    from psi_runtime import make_files
+
+    from cipherray.workloads.psi.job import run as run_psi
+    from cipherray.workloads.vfl.ss_logreg import run as run_lr
+
+    parties = ["alice", "bob"]
+    make_dev_pki(parties, pki)
+    base = {"backend": args.backend, "network": args.network, "pki": str(pki)}
+    rows, data = [], {"machine": common.machine(), "args": vars(args)}
+    with tempfile.TemporaryDirectory(prefix="cipherray-bench-psi-") as d:
+        a, b, overlap = make_files(args.psi_n, Path(d))
+        psi = {**base, "job": "psi", "inputs": {"alice": a, "bob": b}, "out": f"{d}/out"}
+        sim = run_psi(_psi_config(psi))
+        silo = _cross_silo(psi, parties)
+    assert sim["size"] == overlap and all(r["size"] == overlap for r in silo.values())
+    psi_silo = max(r["seconds"] for r in silo.values())
+    data["psi"] = {"simulation_s": sim["seconds"], "cross_silo_s": psi_silo, "parties": silo}
+    rows.append({
+        "job": f"PSI {args.psi_n:,} per party, {args.network}, {args.backend}",
+        "simulation": f"{sim['seconds']:.2f} s", "cross-silo": f"{psi_silo:.2f} s",
+        "ratio": f"{psi_silo / sim['seconds']:.2f}x", "target": "<= 1.2x",
+    })  # fmt: skip
+    lr = {**base, "job": "lr", "epochs": args.epochs}
+    sim = run_lr(_lr_config(lr))
+    silo = _cross_silo(lr, parties)
+    lr_silo = max(r["seconds_per_epoch"] for r in silo.values())
+    data["lr"] = {"simulation_s": sim["seconds_per_epoch"], "cross_silo_s": lr_silo,
+                  "accuracy": [sim["accuracy"], silo["bob"]["accuracy"]], "parties": silo}  # fmt: skip
+    rows.append({
+        "job": f"MPC LR epoch (OT), {args.network}, {args.backend}",
+        "simulation": f"{sim['seconds_per_epoch']:.2f} s", "cross-silo": f"{lr_silo:.2f} s",
+        "ratio": f"{lr_silo / sim['seconds_per_epoch']:.2f}x", "target": "<= 1.2x",
+    })  # fmt: skip
+    for r in rows:
+        print(" | ".join(r.values()))
+    if args.out:
+        common.write(args.out, "cross_silo_jobs", data, rows, list(rows[0]))
+    return 0
 
 
 def measure(args: argparse.Namespace, pki: Path) -> int:

@@ -38,6 +38,10 @@ WORKLOADS: dict[str, Workload] = {
         "cipherray.workloads.psi.job",
         "private set intersection of the parties' files",
     ),
+    "mpc-logreg": Workload(
+        "cipherray.workloads.vfl.ss_logreg",
+        "vertical logistic regression on secret shares (MPC: dealer or OT provider)",
+    ),
     "hfl": Workload(
         "cipherray.workloads.hfl.job",
         "horizontal federated learning (populations or silos; SecAgg+, DP)",
@@ -75,11 +79,17 @@ def positive_int(value: str) -> int:
 
 
 def add_runtime_arguments(
-    parser: argparse.ArgumentParser, *, workers: int, graph: bool = True, report: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    workers: int,
+    graph: bool = True,
+    report: bool = True,
+    silo: bool = False,
 ) -> None:
     """The options of the runtime a workload runs on: --backend, --address, --network,
     --workers (default ``workers`` per party), --timeout, --no-progress, and where the
-    workload writes them, --graph (``graph``) and --json (``report``)."""
+    workload writes them, --graph (``graph``) and --json (``report``); with ``silo``
+    (a workload that runs in cross-silo mode) --party, --addresses and --tls."""
     g = parser.add_argument_group("runtime")
     g.add_argument("--backend", default="ray", choices=["ray", "inline"])
     g.add_argument("--address", default=None, help="None: embedded Ray; 'auto' or ray://...")
@@ -93,6 +103,15 @@ def add_runtime_arguments(
         g.add_argument("--graph", default=None, help="write the task graph (.dot or .json)")
     if report:
         g.add_argument("--json", default=None, help="write the report as JSON")
+    if silo:
+        s = parser.add_argument_group(
+            "cross-silo (each organisation runs the same command with its own --party)"
+        )
+        s.add_argument("--party", default=None, help="the party this process runs")
+        s.add_argument(
+            "--addresses", default=None, help="every party's endpoint: bank=HOST:PORT,..."
+        )
+        s.add_argument("--tls", default=None, help="directory of ca.crt, PARTY.crt, PARTY.key")
 
 
 def runtime_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,7 +123,22 @@ def runtime_options(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "timeout_s": args.timeout,
         "progress": not args.no_progress,
+        **silo_options(args),
     }
+
+
+def silo_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--party, --addresses, --tls as config fields (none unless --party is given)."""
+    party = getattr(args, "party", None)
+    if party is None:
+        if getattr(args, "addresses", None) or getattr(args, "tls", None):
+            raise SystemExit("--addresses and --tls need --party (cross-silo mode)")
+        return {}
+    if not args.addresses or not args.tls:
+        raise SystemExit("cross-silo mode needs --party, --addresses and --tls")
+    from cipherray.runtime.silo.transport import parse_addresses
+
+    return {"party": party, "addresses": parse_addresses(args.addresses), "tls": args.tls}
 
 
 def write_json(path: str, report: dict) -> None:

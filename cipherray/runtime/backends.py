@@ -22,7 +22,9 @@ from cipherray.runtime.errors import (
     PartyError,
     PartyTimeoutError,
     PlacementError,
+    StepError,
 )
+from cipherray.runtime.payload import payload_nbytes
 from cipherray.runtime.worker import PartyWorker, keep_freed_memory
 
 PARTY_RESOURCE = "party:{}"
@@ -83,6 +85,111 @@ class Backend:
     def shutdown(self) -> None:
         raise NotImplementedError
 
+    # -- cross-silo: this process's endpoint towards the other organisations' processes
+    def start_silo(self, silo: SiloSpec) -> None:
+        raise ConfigError(f"the {self.name} backend does not run in cross-silo mode yet")
+
+    def silo_send(self, dst: str, tag: str, future: Any) -> int:
+        """Send the value of `future` (emitted by a local worker) to party `dst`'s
+        process under `tag`; returns its size as the ledger counts it."""
+        raise NotImplementedError
+
+    def silo_recv(self, src: str, tag: str) -> Any:
+        """A future of the value party `src`'s process sends under `tag` (a dependency
+        of the receiving step: it fails with PartyTimeoutError naming `src` if late)."""
+        raise NotImplementedError
+
+    def silo_get(self, src: str, tag: str) -> Any:
+        """The value party `src`'s process sends under `tag`, for the driver."""
+        raise NotImplementedError
+
+    def silo_send_value(self, dst: str, tag: str, value: Any) -> None:
+        """Send public metadata the driver holds (a shape) to party `dst`'s process."""
+        raise NotImplementedError
+
+    def silo_fail(self, error: PartyError) -> None:
+        """Tell the other organisations' processes that this job failed."""
+
+    def silo_close(self) -> None:
+        """Say goodbye to the other processes (waiting for theirs) and close."""
+
+
+class SiloSpec:
+    """This process's place in a cross-silo job (see `runtime.init(party=...)`)."""
+
+    __slots__ = ("party", "addresses", "tls", "job", "timeout_s")
+
+    def __init__(self, party: str, addresses: dict, tls: Any, job: str, timeout_s: float):
+        self.party = party
+        self.addresses = dict(addresses)
+        self.tls = tls
+        self.job = job
+        self.timeout_s = timeout_s
+
+
+class SiloEndpoint:
+    """The transport of one process, with the runtime's typed value encoding: values are
+    packed with `wire.pack_value` (never pickled) and checked on arrival."""
+
+    CLOSE = "cipherray/close"
+
+    def __init__(self, silo: SiloSpec):
+        from cipherray.runtime.silo.transport import Transport
+
+        self.transport = Transport(
+            silo.party, silo.addresses, silo.tls, job=silo.job, timeout_s=silo.timeout_s
+        ).start()
+        self._sending: list = []  # sends under way (the step after a send need not wait)
+
+    def send(self, dst: str, tag: str, value: Any, wait: bool = False) -> int:
+        """Send `value` to `dst`; returns its size as the ledger counts it. The send goes
+        on in the transport's threads unless `wait`; a send that failed raises at the
+        next send (a peer that did not answer was already broadcast as failed)."""
+        from cipherray.runtime.silo import wire
+
+        self._check_sent()
+        try:
+            packed = wire.pack_value(value)
+        except TypeError as e:
+            raise StepError(self.transport.party, tag, f"cannot send to '{dst}': {e}") from None
+        if wait:
+            self.transport.send(dst, tag, packed)
+        else:
+            self._sending.append(self.transport.send_async(dst, tag, packed))
+        return payload_nbytes(value)
+
+    def _check_sent(self, wait: bool = False) -> None:
+        if wait:
+            for f in self._sending:
+                f.exception()  # waits
+        done = [f for f in self._sending if f.done()]
+        self._sending = [f for f in self._sending if not f.done()]
+        for f in done:
+            if f.exception() is not None:
+                raise f.exception()
+
+    def recv(self, src: str, tag: str) -> Any:
+        from cipherray.runtime.silo import wire
+
+        return wire.unpack_value(self.transport.recv(src, tag), src, tag)
+
+    def fail(self, error: PartyError) -> None:
+        self.transport.broadcast_failure(error)
+
+    def close(self) -> None:
+        t = self.transport
+        try:
+            self._check_sent(wait=True)
+            if t.failure is None:
+                for p in t.peers:
+                    t.send(p, self.CLOSE, b"")
+                for p in t.peers:
+                    t.recv(p, self.CLOSE)
+        except CipherrayError:
+            pass  # a peer that failed or left: nothing more to wait for
+        finally:
+            t.close()
+
 
 # ---------------------------------------------------------------- inline
 
@@ -97,6 +204,38 @@ class InlineFuture:
         self.error = error
 
 
+class Arrival:
+    """A message from another organisation's process, received when the step that
+    needs it runs (an `InlineFuture` whose value or error comes from the transport)."""
+
+    __slots__ = ("_get", "_done", "_value", "_error")
+
+    def __init__(self, get: Any):
+        self._get = get
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def _resolve(self) -> None:
+        if not self._done:
+            try:
+                self._value = self._get()
+            except CipherrayError as e:
+                self._error = e
+            self._done = True
+            self._get = None
+
+    @property
+    def value(self) -> Any:
+        self._resolve()
+        return self._value
+
+    @property
+    def error(self) -> BaseException | None:
+        self._resolve()
+        return self._error
+
+
 class InlineBackend(Backend):
     """Runs every step at once in the calling process; deterministic, for debugging."""
 
@@ -106,6 +245,34 @@ class InlineBackend(Backend):
         self._workers: dict[str, list[Worker]] = {}
         self._dead: set[tuple[str, int]] = set()
         self.recorder: list | None = None  # see Runtime.record_messages
+        self._silo: SiloEndpoint | None = None
+
+    def start_silo(self, silo: SiloSpec) -> None:
+        self._silo = SiloEndpoint(silo)
+
+    def silo_send(self, dst: str, tag: str, future: Any) -> int:
+        if future.error is not None:
+            raise future.error
+        return self._silo.send(dst, tag, future.value)
+
+    def silo_recv(self, src: str, tag: str) -> Any:
+        silo = self._silo
+        return Arrival(lambda: silo.recv(src, tag))
+
+    def silo_get(self, src: str, tag: str) -> Any:
+        return self._silo.recv(src, tag)
+
+    def silo_send_value(self, dst: str, tag: str, value: Any) -> None:
+        self._silo.send(dst, tag, value)
+
+    def silo_fail(self, error: PartyError) -> None:
+        if self._silo is not None:
+            self._silo.fail(error)
+
+    def silo_close(self) -> None:
+        if self._silo is not None:
+            silo, self._silo = self._silo, None
+            silo.close()
 
     def start(self, specs: Sequence[PartySpec], network: NetworkModel | None) -> None:
         for spec in specs:
@@ -131,7 +298,9 @@ class InlineBackend(Backend):
             values.append(f.value)
         for src in call.sources:  # a message is a copy, never an alias of the sender's data
             if isinstance(src, Inbox):
-                v = pickle.loads(pickle.dumps(values[src.dep], protocol=5))
+                v = values[src.dep]
+                if not isinstance(deps[src.dep], Arrival):  # (one from the wire is a copy)
+                    v = pickle.loads(pickle.dumps(v, protocol=5))
                 values[src.dep] = v
                 if self.recorder is not None and src.counted:
                     self.recorder.append((src.src, worker.party, src.tag, v))
@@ -258,6 +427,67 @@ def _ray_worker_class():
     return ray.remote(RayPartyWorker)
 
 
+def _gateway_class():
+    """This organisation's endpoint on Ray (as RayFed's proxy actor): one actor holds the
+    transport; a message to another organisation is the value a local worker emitted,
+    sent by the gateway; a message from one is received by the gateway and put into
+    this Ray's object store for the receiving step (the same form as `emit`'s)."""
+    import ray
+
+    class Gateway:
+        def __init__(self, silo: SiloSpec):
+            self.party = silo.party
+            self.error: CipherrayError | None = None
+            try:
+                self.endpoint = SiloEndpoint(silo)
+            except CipherrayError as e:  # told by `ready` (an actor that dies says less)
+                self.error = e
+
+        def ready(self) -> None:
+            if self.error is not None:
+                raise self.error
+
+        @ray.method(concurrency_group="send")
+        def send(self, dst: str, tag: str, nested: list) -> int:
+            try:
+                (msg,) = ray.get(nested[0])
+                value = ray.get(msg)
+            except ray.exceptions.RayTaskError as e:
+                cause = getattr(e, "cause", None)
+                err = cause if isinstance(cause, PartyError) else None
+                self.endpoint.fail(
+                    err or PartyError(self.party, tag, f"the value to send failed ({e})")
+                )
+                raise
+            except ray.exceptions.RayError as e:
+                self.endpoint.fail(PartyError(self.party, tag, f"{type(e).__name__}"))
+                raise
+            return self.endpoint.send(dst, tag, value, wait=True)
+
+        @ray.method(concurrency_group="recv")
+        def recv(self, src: str, tag: str) -> list:
+            return [ray.put(self.endpoint.recv(src, tag))]
+
+        @ray.method(concurrency_group="recv")
+        def get(self, src: str, tag: str) -> Any:
+            return self.endpoint.recv(src, tag)
+
+        def send_value(self, dst: str, tag: str, value: Any) -> None:
+            self.endpoint.send(dst, tag, value, wait=True)
+
+        def fail(self, party: str, step: str, reason: str) -> None:
+            self.endpoint.fail(PartyError(party, step, reason))
+
+        def close(self) -> None:
+            if self.error is None:
+                self.endpoint.close()
+
+    # receives wait in their own threads, in the order the driver asked for them (each
+    # needs only older messages to have arrived); sends wait for their values in others,
+    # so a send can never hold the thread a receive it depends on needs
+    return ray.remote(concurrency_groups={"recv": 512, "send": 64})(Gateway)
+
+
 class RayBackend(Backend):
     """Party actor groups on Ray: embedded single node, or a running cluster."""
 
@@ -272,6 +502,8 @@ class RayBackend(Backend):
         self._workers: dict[str, list[Worker]] = {}
         self._actor_party: dict[str, tuple[str, int]] = {}
         self._started_ray = False
+        self._silo: SiloSpec | None = None
+        self._gateway: Any = None
 
     # -- start
     def _init_ray(self, specs: Sequence[PartySpec]) -> None:
@@ -351,6 +583,55 @@ class RayBackend(Backend):
                 raise PartyTimeoutError(
                     party, "start", f"actor did not start within {self.timeout_s:.0f} s"
                 ) from e
+        if self._silo is not None:
+            opts = {
+                "resources": {PARTY_RESOURCE.format(self._silo.party): 0.001},
+                "num_cpus": 0.01,
+                "max_restarts": 0,
+                "max_concurrency": 8,  # ready, fail, close (recv and send: their groups)
+            }
+            self._gateway = _gateway_class().options(**opts).remote(self._silo)
+            party = self._silo.party
+            self.get([self._gateway.ready.remote()], self.timeout_s, lambda _f: (party, "start"))
+
+    # -- cross-silo
+    def start_silo(self, silo: SiloSpec) -> None:
+        self._silo = silo  # the gateway starts with the workers, once Ray is up
+
+    def silo_send(self, dst: str, tag: str, future: Any) -> Any:
+        return self._gateway.send.remote(dst, tag, [future])
+
+    def silo_recv(self, src: str, tag: str) -> Any:
+        return self._gateway.recv.remote(src, tag)
+
+    def silo_get(self, src: str, tag: str) -> Any:
+        ref = self._gateway.get.remote(src, tag)
+        return self.get([ref], self.timeout_s + 5, lambda _f: (src, tag))[0]
+
+    def silo_send_value(self, dst: str, tag: str, value: Any) -> None:
+        ref = self._gateway.send_value.remote(dst, tag, value)
+        self.get([ref], self.timeout_s + 5, lambda _f: (dst, tag))
+
+    def silo_fail(self, error: PartyError) -> None:
+        if self._gateway is not None:
+            try:
+                ref = self._gateway.fail.remote(error.party, error.step, error.reason)
+                self.ray.get(ref, timeout=10)
+            except Exception:
+                pass
+
+    def silo_close(self) -> None:
+        if self._gateway is None:
+            return
+        gateway, self._gateway = self._gateway, None
+        try:
+            self.ray.get(gateway.close.remote(), timeout=self.timeout_s + 5)
+        except Exception:
+            pass
+        try:
+            self.ray.kill(gateway, no_restart=True)
+        except Exception:
+            pass
 
     def workers(self, party: str) -> list[Worker]:
         return self._workers[party]

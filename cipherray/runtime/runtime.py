@@ -11,19 +11,31 @@ The public message API is `rt.send(ref, to=party, tag=...)` (policy-checked:
 declared protocol messages pass, anything else needs the owners' grants); reveals go
 through `ref.reveal_to(party)`, conversions through `ref.to(location)` (one table:
 conversions.py).
+
+Cross-silo mode (`init(party=..., addresses=..., tls=...)`): every organisation runs the
+same script, and this process runs only its own party's steps. A step of another party
+submits nothing but takes the same ids as in that party's process, so a message between
+two parties has the same number in both: the sender's process sends it over the silo
+transport under `TAG#NUMBER` (a typed value, `silo.wire.pack_value`), the receiver's
+process receives it when the step that needs it runs; a message between two other
+parties is not this process's business. Hence the rule: a script's control flow may
+depend only on what every party knows (configuration, `rt.here`, published values,
+public shapes). Each process checks the disclosures of values that leave its own party,
+against its own grants; the ledger counts the messages this party sent and received.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from cipherray.runtime import conversions
-from cipherray.runtime.backends import Backend, InlineBackend, make_backend
+from cipherray.runtime.backends import Backend, InlineBackend, SiloSpec, make_backend
 from cipherray.runtime.call import Call, Inbox, Key, identity, pack, refs_in
 from cipherray.runtime.config import (
     NetworkModel,
@@ -33,6 +45,7 @@ from cipherray.runtime.config import (
 )
 from cipherray.runtime.encrypted import HE
 from cipherray.runtime.errors import (
+    CipherrayError,
     ConfigError,
     DisclosureError,
     LocationError,
@@ -69,6 +82,16 @@ class Message:
         raise TypeError("a message cannot be pickled: pass it to a step of its receiver")
 
 
+class _Remote:
+    """The receipt of a step that runs in another organisation's process (cross-silo)."""
+
+    def __repr__(self) -> str:
+        return "<remote>"
+
+
+REMOTE = _Remote()
+
+
 class Runtime:
     """A running cipherray job: use `cipherray.init(...)` to make one."""
 
@@ -81,19 +104,45 @@ class Runtime:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         driver_as: str | Sequence[str] | None = None,
         populations: Any = None,
+        party: str | None = None,
+        addresses: dict[str, str] | None = None,
+        tls: Any = None,
+        job: str = "cipherray",
     ):
+        silo = None
+        if party is not None or addresses is not None or tls is not None:
+            parties, silo = _parse_silo(parties, party, addresses, tls, job, timeout_s)
         specs = parse_parties(parties)
         specs += parse_populations(populations, {s.name for s in specs})
         if not isinstance(timeout_s, int | float) or timeout_s <= 0:
             raise ConfigError(f"timeout_s must be a positive number, got {timeout_s!r}")
         names = [s.name for s in specs]
+        if silo is not None:
+            if set(names) != set(silo.addresses):
+                raise ConfigError(
+                    f"cross-silo: the parties {names} and the addresses "
+                    f"{sorted(silo.addresses)} must name the same parties"
+                )
+            driver_as = silo.party  # this process acts for its own organisation only
+        # the parties whose steps run in this process (None: all, simulation mode)
+        self._here: frozenset[str] | None = None if silo is None else frozenset([silo.party])
         self.driver_as = _parse_driver_as(driver_as, names)
         self.network: NetworkModel | None = parse_network(network)
         self.timeout_s = float(timeout_s)
         self._closed = False
         self._tables: Any = None
+        self._published: dict[int, tuple[str, str]] = {}  # remote value id -> (owner, tag)
+        self._sending: list[tuple[int | None, Any]] = []  # (msg_id, future of its size)
+        self._public_values: dict[int, Any] = {}
         self._backend: Backend = make_backend(backend, address, self.timeout_s)
-        self._backend.start(specs, self.network)
+        local_specs = [s for s in specs if self._is_local(s.name)]
+        if silo is not None:
+            self._backend.start_silo(silo)
+        try:
+            self._backend.start(local_specs, self.network)
+        except BaseException:
+            self._backend.silo_close()
+            raise
         self._parties = {s.name: Party(self, s) for s in specs}
         self.ledger = Ledger()
         self.ledger._refresh = self._pull_stats
@@ -111,6 +160,18 @@ class Runtime:
     @property
     def backend(self) -> str:
         return self._backend.name
+
+    @property
+    def here(self) -> str | None:
+        """Cross-silo mode: the party this process runs (None in simulation, where this
+        process runs every party)."""
+        return None if self._here is None else next(iter(self._here))
+
+    def is_local(self, party: str | Party) -> bool:
+        """Whether `party`'s steps run in this process (always, in simulation). In
+        cross-silo mode a script may branch on it: which process runs which party is
+        public."""
+        return self._is_local(self.party(party).name)
 
     @property
     def parties(self) -> list[Party]:
@@ -204,7 +265,11 @@ class Runtime:
         refs = [ref] if single else list(ref)
         for r in refs:
             self._check_driver_reads(r)
-        values = self._read([r._h for r in refs], timeout)
+        try:
+            values = self._read([r._h for r in refs], timeout)
+        except PartyError as e:
+            self._fail(e)
+            raise
         return values[0] if single else type(ref)(values) if isinstance(ref, tuple) else values
 
     def wait(self, *refs: Ref, timeout: float | None = None) -> None:
@@ -218,8 +283,12 @@ class Runtime:
                 continue
             if not isinstance(r, Ref):
                 raise TypeError(f"rt.wait expects refs, got {type(r).__name__}")
-            handles.extend(r._handles())
-        self._receipts_for(handles, timeout)
+            handles.extend(h for h in r._handles() if self._is_local(h.party))
+        try:
+            self._receipts_for(handles, timeout)
+        except PartyError as e:
+            self._fail(e)
+            raise
 
     def send(self, ref: PartyRef, to: Party | str, tag: str, worker: int | None = None) -> PartyRef:
         """Send a party's value to another party as a protocol message (counted in the
@@ -282,11 +351,11 @@ class Runtime:
 
     def kill_worker(self, party: str | Party, index: int = 0) -> None:
         """Fault injection: kill one worker of a party (tests, chaos drills)."""
-        self._backend.kill(self.party(party).name, index)
+        self._backend.kill(self._local_party(party).name, index)
 
     def where(self, party: str | Party) -> list[dict]:
         """Where each worker of a party runs (node id, host, pid)."""
-        p = self.party(party)
+        p = self._local_party(party)
         return [
             self._backend.call_worker(w, "where", self.timeout_s)
             for w in self._backend.workers(p.name)
@@ -294,7 +363,7 @@ class Runtime:
 
     def held(self, party: str | Party) -> int:
         """How many values the workers of `party` hold now (freed values are gone)."""
-        self._flush_free(self.party(party).name)
+        self._flush_free(self._local_party(party).name)
         return sum(
             self._backend.call_worker(w, "held", self.timeout_s)
             for w in self._backend.workers(self.party(party).name)
@@ -307,9 +376,20 @@ class Runtime:
             self._pull_stats()
         except Exception:
             pass
+        if self._here is not None:
+            import sys
+
+            exc = sys.exc_info()[1]  # the script is unwinding from an error: say so
+            if isinstance(exc, PartyError):
+                self._fail(exc)
+            elif exc is not None:
+                self._fail(PartyError(self.here, "script", type(exc).__name__))
         self._closed = True
         self._receipts.clear()
-        self._backend.shutdown()
+        try:
+            self._backend.silo_close()
+        finally:
+            self._backend.shutdown()
 
     def __enter__(self) -> Runtime:
         return self
@@ -323,6 +403,26 @@ class Runtime:
 
     # ------------------------------------------------------------ internals
     # (used by the runtime's own modules only: refs, locations, conversions, engine)
+    def _is_local(self, party: str) -> bool:
+        return self._here is None or party in self._here
+
+    def _local_party(self, party: str | Party) -> Party:
+        p = self.party(party)
+        if not self._is_local(p.name):
+            raise LocationError(
+                f"party '{p.name}' runs in another organisation's process, not in this one "
+                f"('{self.here}')"
+            )
+        return p
+
+    def _fail(self, error: PartyError) -> None:
+        """Cross-silo: tell the other processes that the job failed (once)."""
+        if self._here is not None:
+            try:
+                self._backend.silo_fail(error)
+            except Exception:  # pragma: no cover - best effort
+                pass
+
     def _check_open(self) -> None:
         if self._closed:
             raise ShutdownError("this cipherray runtime was shut down; call cipherray.init again")
@@ -335,6 +435,14 @@ class Runtime:
         return node.step if node else f"step{h.step_id}"
 
     def _check_driver_reads(self, r: Any) -> None:
+        if isinstance(r, PartyRef) and not self._is_local(r.party.name):
+            if r._h.id in self._published:
+                return
+            raise DisclosureError(
+                f"rt.get: {r.meta.describe()} at party '{r.party.name}' (step "
+                f"'{self._step_name(r._h)}') lives in that organisation's process; this "
+                f"process ('{self.here}') reads its own party's values and published ones"
+            )
         if isinstance(r, PartyRef):
             m = r.meta
             if m.revealed_to is not None or r.party.name in self.driver_as:
@@ -353,6 +461,12 @@ class Runtime:
         raise TypeError(f"rt.get expects PartyRefs, got {type(r).__name__}")
 
     def _authorise(self, d: Disclosure) -> str:
+        if self._here is not None and not set(d.members) & self._here:
+            # cross-silo: the value leaves another organisation, whose process checks
+            # its own grants; nothing this script declares can allow or stop that
+            rule = "checked by " + ", ".join(d.members)
+            self.audit.record(d, rule)
+            return rule
         rule = self.policy.check(d)
         self.audit.record(d, rule)
         return rule
@@ -363,9 +477,12 @@ class Runtime:
         if self._closed:
             return
         self._receipts.pop(h.id, None)
-        self._free[(h.party, h.worker)].append(h.id)
+        if self._is_local(h.party):
+            self._free[(h.party, h.worker)].append(h.id)
 
     def _flush_free(self, party: str) -> None:
+        if not self._is_local(party):
+            return
         for i in range(len(self._backend.workers(party))):
             if self._free.get((party, i)):
                 self._step(self._parties[party], _nothing, (), step="free", worker=i)
@@ -392,6 +509,13 @@ class Runtime:
         """(receipt, result index) of the steps that made `handles`: waits for them, and
         a failed step raises its error naming its party and step."""
         steps: dict[int, tuple[Any, tuple[str, str]]] = {}
+        for h in handles:
+            if not self._is_local(h.party):
+                raise LocationError(
+                    f"the value of step '{self._step_name(h)}' lives at party '{h.party}', "
+                    f"which runs in another organisation's process (this one runs "
+                    f"'{self.here}')"
+                )
         recs = [self._receipt(h) for h in handles]
         for (fut, _), h in zip(recs, handles):
             steps.setdefault(id(fut), (fut, (h.party, self._step_name(h))))
@@ -407,8 +531,14 @@ class Runtime:
         """The values behind `handles`, for the driver (callers check the policy)."""
         names = [(h.party, self._step_name(h)) for h in handles]
         out: list[Any] = [None] * len(handles)
+        public = [k for k, h in enumerate(handles) if not self._is_local(h.party)]
+        for k in public:
+            out[k] = self._public_value(handles[k])
+        handles = [h if k not in public else None for k, h in enumerate(handles)]
+        mine = [(k, h) for k, h in enumerate(handles) if h is not None]
         fetch, fetch_at = [], []
-        for k, (h, (rec, idx)) in enumerate(zip(handles, self._receipts_for(handles, timeout))):
+        receipts = self._receipts_for([h for _, h in mine], timeout)
+        for (k, h), (rec, idx) in zip(mine, receipts):
             if rec.values is not None:
                 out[k] = rec.values[idx]
             else:
@@ -423,12 +553,73 @@ class Runtime:
                 out[k] = v
         return out
 
+    def _public_value(self, h: Handle) -> Any:
+        """A value its owner in another organisation published: sent to every party
+        when its step ran (see `_publish`), received here once."""
+        if h.id not in self._public_values:
+            owner, tag = self._published[h.id]
+            self._public_values[h.id] = self._backend.silo_get(owner, tag)
+        return self._public_values[h.id]
+
+    def _publish(self, handles: Sequence[Handle]) -> None:
+        """Cross-silo: a published value (`declare="public"`) goes to every party's
+        process as its step finishes, so every copy of the script can read it."""
+        for h in handles:
+            tag = f"publish#{h.id}"
+            if not self._is_local(h.party):
+                self._published[h.id] = (h.party, tag)
+                continue
+            fut = self._emit(h)
+            for p in self._parties:
+                if p != h.party and not self._parties[p].clients:
+                    self._silo_send(p, tag, fut, h)
+
+    def _silo_send(
+        self, dst: str, tag: str, fut: Any, h: Handle, msg_id: int | None = None
+    ) -> None:
+        """Send a value of this process's party to `dst`'s process; message `msg_id` is
+        counted in the ledger with the size the backend reports (now, or for Ray when the
+        gateway has sent it: every send is waited for before the job ends)."""
+        try:
+            nbytes = self._backend.silo_send(dst, tag, fut)
+        except PartyError as e:
+            self._fail(e)
+            raise
+        if isinstance(nbytes, int):
+            if msg_id is not None:
+                self.ledger.merge(msg_id, nbytes)
+        else:
+            self._sending.append((msg_id, nbytes))
+
+    def _shared_shape(self, shares: Sequence[Handle]) -> tuple:
+        """The public shape of a shared value, from a share held here. Cross-silo, a
+        process that holds none (a dealer's) gets it from the first member's process,
+        which sends it to every such party when the script asks (every process asks at
+        the same point of the same script)."""
+        local = [h for h in shares if self._is_local(h.party)]
+        first = shares[0]
+        if local:
+            m = self._meta_of(local[0])
+            shape = tuple(m[0]) if m is not None else ()
+            if self._here is not None and self._is_local(first.party):
+                holders = {h.party for h in shares}
+                for p, party in self._parties.items():
+                    if p not in holders and not party.clients:
+                        self._backend.silo_send_value(p, f"shape#{first.id}", list(shape))
+            return shape
+        got = self._backend.silo_get(first.party, f"shape#{first.id}")
+        if type(got) is not list or not all(type(n) is int and n >= 0 for n in got):
+            raise PartyError(first.party, f"shape#{first.id}", "sent a malformed shape")
+        return tuple(got)
+
     def _meta_of(self, h: Handle) -> tuple | None:
         """(shape, dtype) of a value, from its step's receipt (waits for the step)."""
         ((rec, idx),) = self._receipts_for([h])
         return rec.metas[idx]
 
     def _wait(self, h: Handle) -> None:
+        if not self._is_local(h.party):
+            return
         fut, _ = self._receipt(h)
         ready, _ = self._backend.wait([fut], 1, self.timeout_s)
         if not ready:
@@ -444,17 +635,28 @@ class Runtime:
         deepest communication depth among the values sent."""
         tag = self._tag(tag)
         rnd = 1 + max((h.depth for h, _ in sends), default=0)
-        out, edges = [], []
+        out, edges, sent = [], [], []
         emitted: dict[int, Any] = {}  # a value sent to several parties is put once
         for h, dst in sends:
             if h.party == dst:
                 raise LocationError("a channel message must go to another party")
             msg_id = next(self._ids)
-            if h.id not in emitted:
+            src_here, dst_here = self._is_local(h.party), self._is_local(dst)
+            fut = None
+            if src_here and h.id not in emitted:
                 emitted[h.id] = self._emit(h, tag)
-            out.append(Message(h, dst, tag, msg_id, rnd, emitted[h.id]))
-            edges.append((msg_id, h.party, dst, rnd))
+            if src_here and dst_here:
+                fut = emitted[h.id]
+            elif src_here:  # to another organisation's process, over the transport
+                sent.append((dst, f"{tag}#{msg_id}", emitted[h.id], h, msg_id))
+            elif dst_here:  # from another organisation: received when the step runs
+                fut = self._backend.silo_recv(h.party, f"{tag}#{msg_id}")
+            out.append(Message(h, dst, tag, msg_id, rnd, fut))
+            if src_here or dst_here:  # each process counts what it sends and receives
+                edges.append((msg_id, h.party, dst, rnd))
         self.ledger.add_messages(tag, edges)
+        for send in sent:
+            self._silo_send(*send)
         return out
 
     def _emit(self, h: Handle, step: str = "send") -> Any:
@@ -500,6 +702,8 @@ class Runtime:
         if worker is None:
             held = [v.worker for v in inputs if isinstance(v, Handle)]
             worker = held[0] if held else party._next_worker()
+        if not self._is_local(name):
+            return self._remote_step(party, full_step, inputs, worker, num_returns, location)
         wiring = self._wire(inputs, name, worker)
         step_id = next(self._ids)
         out_ids = tuple(next(self._ids) for _ in range(num_returns))
@@ -520,6 +724,35 @@ class Runtime:
         for k, oid in enumerate(out_ids):
             self._receipts[oid] = (fut, k)
             outs.append(Handle(oid, name, worker, step_id, wiring.depth, self._release, guarded))
+        return outs
+
+    def _remote_step(
+        self, party: Party, step: str, inputs: list, worker: int, num_returns: int,
+        location: str | None,
+    ) -> list[Handle]:  # fmt: skip
+        """A step of a party that runs in another organisation's process: nothing runs
+        here, but it takes the same ids as there (every process runs the same script),
+        so that the messages it sends and receives get the same numbers everywhere."""
+        name = party.name
+        step_id = next(self._ids)
+        out_ids = tuple(next(self._ids) for _ in range(num_returns))
+        depth, steps = 0, []
+        for v in inputs:
+            if isinstance(v, Message):
+                depth, src = max(depth, v.round), v.handle
+                steps.append(src.step_id)
+                if self._is_local(src.party):
+                    self.graph.add_transfer(
+                        TransferEdge(v.msg_id, src.step_id, step_id, src.party, name, v.tag)
+                    )
+            else:
+                depth = max(depth, v.depth)
+                steps.append(v.step_id)
+        self.graph.add_step(StepNode(step_id, step, location or name, name, worker, steps))
+        outs = []
+        for k, oid in enumerate(out_ids):
+            self._receipts[oid] = (REMOTE, k)
+            outs.append(Handle(oid, name, worker, step_id, depth, self._release))
         return outs
 
     @staticmethod
@@ -605,6 +838,8 @@ class Runtime:
             party, fn, args, kwargs, step=step, num_returns=num_returns, worker=worker,
             eager=party.name in self.driver_as,
         )  # fmt: skip
+        if declare == PUBLISHED and self._here is not None:
+            self._publish(hs)
         refs = tuple(PartyRef(self, h, party, meta) for h in hs)
         return refs[0] if num_returns == 1 else refs
 
@@ -619,7 +854,18 @@ class Runtime:
     def _pull_stats(self) -> None:
         if self._closed:
             return
+        if self._sending:  # messages to other organisations, counted by the sender
+            sending, self._sending = self._sending, []
+            for msg_id, fut in sending:
+                try:
+                    (nbytes,) = self._backend.get([fut], self.timeout_s, lambda _f: ("", "send"))
+                except CipherrayError:
+                    continue  # not sent: the failure was broadcast and is raised elsewhere
+                if msg_id is not None:
+                    self.ledger.merge(msg_id, nbytes)
         for party in self._parties.values():
+            if not self._is_local(party.name):
+                continue
             for w in self._backend.workers(party.name):
                 try:
                     records, _dropped = self._backend.call_worker(w, "drain_stats", self.timeout_s)
@@ -673,14 +919,46 @@ def _parse_driver_as(driver_as: Any, names: list[str]) -> frozenset[str]:
     return frozenset(items)
 
 
+def _parse_silo(
+    parties: Any, party: Any, addresses: Any, tls: Any, job: Any, timeout_s: float
+) -> tuple[Any, SiloSpec]:
+    """(parties, SiloSpec) of `init(party=..., addresses=..., tls=...)`."""
+    from cipherray.runtime.silo.certs import TLS
+
+    if not isinstance(party, str) or not isinstance(addresses, dict) or not addresses:
+        raise ConfigError(
+            "cross-silo mode needs party='<this party>', addresses={party: 'host:port', ...} "
+            "for every party, and tls=cr.TLS(...) (or cr.TLS.from_dir(dir, party))"
+        )
+    if party not in addresses:
+        raise ConfigError(f"addresses has no entry for this party '{party}'")
+    if isinstance(tls, str | os.PathLike):  # a directory as `cipherray certs` writes it
+        tls = TLS.from_dir(tls, party)
+    if not isinstance(tls, TLS):
+        raise ConfigError(
+            "cross-silo mode needs tls=cr.TLS(cert=..., key=..., ca=...) or the directory "
+            "of `cipherray certs` (DIR/ca.crt, DIR/<party>.crt, DIR/<party>.key)"
+        )
+    if parties is None:
+        parties = list(addresses)
+    if not isinstance(job, str) or not job:
+        raise ConfigError(f"job must be a non-empty string, got {job!r}")
+    return parties, SiloSpec(party, addresses, tls, job, float(timeout_s))
+
+
 def init(
-    parties: Any,
+    parties: Any = None,
     address: str | None = None,
     backend: str = "ray",
     network: Any = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     driver_as: str | Sequence[str] | None = None,
     populations: Any = None,
+    *,
+    party: str | None = None,
+    addresses: dict[str, str] | None = None,
+    tls: Any = None,
+    job: str = "cipherray",
 ) -> Runtime:
     """Start a cipherray job.
 
@@ -695,7 +973,19 @@ def init(
     populations {"phones": {"clients": 10000, "workers": 2}}: virtual clients run in
               chunks on a small actor pool that requests `party:phones` (spread over
               every node that offers it)
+
+    Cross-silo mode (each organisation runs the same script with its own `party`):
+    party     the party this process runs; only its steps run here
+    addresses {party: "host:port"} for every party (parties defaults to its keys)
+    tls       this party's identity, cr.TLS(cert=..., key=..., ca=...), or the
+              directory `cipherray certs` wrote
+    job       a name the parties agree on; messages of another job are refused
+    The script's control flow may depend only on values every party can read (public
+    configuration, published and revealed-to-all values): each process takes the same
+    branches, so its steps and messages get the same ids as at the other parties.
     """
+    if parties is None and addresses is None:
+        raise ConfigError("init needs parties=[...] (or, cross-silo, party= and addresses=)")
     return Runtime(
         parties,
         address=address,
@@ -704,4 +994,8 @@ def init(
         timeout_s=timeout_s,
         driver_as=driver_as,
         populations=populations,
+        party=party,
+        addresses=addresses,
+        tls=tls,
+        job=job,
     )

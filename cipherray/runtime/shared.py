@@ -767,8 +767,7 @@ class SharedRef(Ref):
     def shape(self) -> tuple:
         """The public shape (from the first member's step receipt; cached)."""
         if self._shape is None:
-            m = self._rt._meta_of(self._shares[0])
-            self._shape = tuple(m[0]) if m is not None else ()
+            self._shape = self._rt._shared_shape(self._shares)
         return self._shape
 
     @property

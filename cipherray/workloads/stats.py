@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cipherray.workloads import silo_options
+
 DIAGNOSES = [
     "I10 hypertension",
     "E11 type-2 diabetes",
@@ -55,6 +57,10 @@ class StatsConfig:
     timeout_s: float = 120.0
     progress: bool = True
     graph: str | None = None  # write the task graph here (.dot, or .json)
+    # cross-silo: this process runs one hospital; the others run the same job
+    party: str | None = None
+    addresses: dict | None = None  # {hospital: "host:port"} for every hospital
+    tls: Any = None  # cr.TLS or the directory `cipherray certs` wrote
 
 
 def hospital_table(hospital_index: int, diagnoses: int, seed: int) -> pd.DataFrame:
@@ -99,6 +105,7 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
             network=cfg.network,
             timeout_s=cfg.timeout_s,
             driver_as=cfg.hospitals[0],  # this script acts for the first hospital
+            **silo_options(cfg),
         )
     t_init = time.perf_counter() - t0
     steps = tqdm(total=5, desc="stats", disable=not cfg.progress, leave=False)
@@ -130,11 +137,14 @@ def run(config: StatsConfig | None = None, rt: Any = None) -> dict:
         steps.update()
         # 5. the first hospital formats the result (for the driver, which acts for it)
         result_ref = first(_result_table)(total_at_first, mean_at_first, cfg.diagnoses)
-        result = rt.get(result_ref)
+        result = rt.get(result_ref) if rt.is_local(first) else None  # cross-silo: at first
         steps.update()
         elapsed = time.perf_counter() - t0
         report = {
-            "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "graph")},
+            "config": {
+                k: v for k, v in asdict(cfg).items() if k not in ("progress", "graph", "tls")
+            },
+            "party": rt.here,
             "result": result,
             "ledger": rt.ledger.summary(),
             "ledger_text": rt.ledger.report(),
@@ -159,7 +169,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--parties", default="h1,h2,h3", help="comma-separated hospital names (h1,h2,h3)"
     )
-    add_runtime_arguments(parser, workers=1)
+    add_runtime_arguments(parser, workers=1, silo=True)
     from cipherray.workloads.analytics import stats_job
 
     stats_job.add_arguments(parser)
@@ -169,15 +179,24 @@ def main(args: argparse.Namespace) -> int:
     from cipherray.cli import runtime_options, write_json
 
     if args.input:  # joint statistics over the parties' files
+        if args.party is not None:
+            raise SystemExit("cross-silo mode runs the synthetic job (no --input) for now")
         from cipherray.workloads.analytics import stats_job
 
         return stats_job.main(args)
 
-    cfg = StatsConfig(hospitals=args.parties.split(","), graph=args.graph, **runtime_options(args))
+    options = runtime_options(args)
+    # cross-silo: the hospitals are the parties of --addresses, in its order (the same
+    # command line at every hospital)
+    hospitals = list(options["addresses"]) if "party" in options else args.parties.split(",")
+    cfg = StatsConfig(hospitals=hospitals, graph=args.graph, **options)
     report = run(cfg)
     first = cfg.hospitals[0]
     print(f"Joint statistics of {len(cfg.hospitals)} hospitals, revealed to {first} only:\n")
-    print(report["result"].to_string(index=False))
+    if report["result"] is None:
+        print(f"(this process runs {report['party']}; the result is at {first})")
+    else:
+        print(report["result"].to_string(index=False))
     print("\nLedger (what crossed between parties):")
     print(report["ledger_text"])
     print(
@@ -190,7 +209,9 @@ def main(args: argparse.Namespace) -> int:
         write_json(
             args.json,
             {
-                "result": report["result"].to_dict(orient="records"),
+                "result": None
+                if report["result"] is None
+                else report["result"].to_dict(orient="records"),
                 "ledger": report["ledger"].to_dict(orient="records"),
                 "seconds_total": report["seconds_total"],
                 "seconds_init": report["seconds_init"],

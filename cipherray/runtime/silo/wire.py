@@ -187,7 +187,7 @@ def _leaf(value: Any) -> tuple[str, str, tuple, memoryview]:
             raise TypeError(f"arrays of dtype {dt} cannot be sent (allowed: {sorted(DTYPES)})")
         if dt.byteorder == ">":
             value = value.astype(dt.newbyteorder("<"))
-        a = np.ascontiguousarray(value)
+        a = np.asarray(value, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
         return (
             ARRAY,
             dt.name,
@@ -468,3 +468,163 @@ def _plain(v: Any, depth: int = 0) -> bool:
 
 def _shape_ok(got: tuple, want: tuple) -> bool:
     return len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))
+
+
+# -- runtime values ----------------------------------------------------------------------------
+# A step's message value is often not one array: a seed with its shape (bytes, (n, d)), a
+# tuple of opened shares, hashed identifiers as fixed-size byte strings (dtype V32). The
+# runtime sends such a value as ``(skeleton, blob)``: `skeleton` (msgpack) says how to
+# rebuild it, `blob` (bytes) holds the arrays' bytes one after the other. A lone array of
+# an allowed dtype and lone bytes are sent as they are. Nothing else is accepted.
+STRUCT = "cipherray/struct/1"
+MAX_LEAVES = 4096
+
+
+def pack_value(value: Any) -> Any:
+    """A runtime value in a form `frames` can send: arrays of an allowed dtype, bytes and
+    `CipherBytes` as they are; anything else as ``(skeleton, blob)``. TypeError for a
+    value with no typed encoding (objects, strings arrays, ...)."""
+    if isinstance(value, np.ndarray) and value.dtype.name in DTYPES and value.dtype.fields is None:
+        return value
+    if type(value) in (bytes, CipherBytes):
+        return value
+    blobs: list[memoryview] = []
+    at = [0]
+
+    def leaf(a: np.ndarray, code: str, extra: Any) -> list:
+        a = np.asarray(a, order="C")
+        mv = memoryview(a.reshape(-1).view(np.uint8)) if a.size else memoryview(b"")
+        blobs.append(mv)
+        if len(blobs) > MAX_LEAVES:
+            raise TypeError(f"a message holds at most {MAX_LEAVES} arrays")
+        out = [code, extra, [int(s) for s in a.shape], at[0], len(mv)]
+        at[0] += len(mv)
+        return out
+
+    def enc(v: Any, depth: int) -> Any:
+        if depth > 16:
+            raise TypeError("a message value is nested too deeply")
+        if isinstance(v, np.ndarray):
+            dt = v.dtype
+            if dt.fields is None and dt.name in DTYPES:
+                return leaf(v.astype(dt.newbyteorder("<"), copy=False), "a", dt.name)
+            if dt.kind == "V" and dt.fields is None:  # fixed-size byte strings (points)
+                return leaf(v.view(np.uint8).reshape(*v.shape, dt.itemsize), "v", dt.itemsize)
+            raise TypeError(f"arrays of dtype {dt} cannot be sent")
+        if isinstance(v, np.generic):
+            return ["g", v.dtype.name if v.dtype.name in DTYPES else _no_type(v), v.item()]
+        if type(v) is CipherBytes:
+            return ["c", v.hex()] if len(v) < 1024 else leaf(np.frombuffer(v, np.uint8), "C", 0)
+        if isinstance(v, bytes | bytearray):
+            return leaf(np.frombuffer(bytes(v), np.uint8), "b", 0)
+        if v is None or type(v) in (bool, float, str):
+            return ["s", v]
+        if type(v) is int:
+            return ["s", v] if -(1 << 63) <= v < (1 << 64) else ["i", hex(v)]
+        if type(v) in (tuple, list):
+            return ["t" if type(v) is tuple else "l", [enc(x, depth + 1) for x in v]]
+        if type(v) is dict:
+            return ["d", [[enc(k, depth + 1), enc(x, depth + 1)] for k, x in v.items()]]
+        return _no_type(v)
+
+    skeleton = msgpack.packb(
+        [STRUCT, enc(value, 0)], use_bin_type=True
+    )  # fmt: skip
+    if len(skeleton) > MAX_META:
+        raise TypeError(f"the structure of a message exceeds {MAX_META} bytes")
+    blob = b"".join(blobs)
+    return (skeleton, blob)
+
+
+def _no_type(v: Any) -> Any:
+    raise TypeError(
+        f"a {type(v).__name__} has no typed wire encoding: steps that send to another "
+        "organisation exchange arrays, bytes, ciphertext bytes, numbers, strings and "
+        "tuples/lists/dicts of those"
+    )
+
+
+def unpack_value(value: Any, peer: str, tag: str) -> Any:
+    """The runtime value `pack_value` encoded (checked: WireError naming the peer and the
+    tag for anything malformed)."""
+    if not (
+        type(value) is tuple and len(value) == 2 and type(value[0]) is bytes
+        and type(value[1]) is bytes
+    ):  # fmt: skip
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            return np.array(value)  # a writable copy, owned by the receiving step
+        return value  # (an array over the message's own buffer is already that)
+    skeleton, blob = value
+    head = unpack_meta(skeleton, peer, tag)
+    if type(head) is not list or len(head) != 2 or head[0] != STRUCT:
+        # an ordinary pair of bytes values, not a structure
+        return value
+    view = memoryview(blob)
+
+    def bad(why: str) -> WireError:
+        return WireError(peer, tag, f"malformed structured message: {why}")
+
+    def arr(extra: Any, shape: Any, off: Any, n: Any, dtype: np.dtype) -> np.ndarray:
+        if not (
+            type(shape) is list and len(shape) <= MAX_NDIM
+            and all(type(s) is int and s >= 0 for s in shape)
+            and type(off) is int and type(n) is int and 0 <= off and off + n <= len(blob)
+        ):  # fmt: skip
+            raise bad("array bounds")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if count * dtype.itemsize != n:
+            raise bad("array size")
+        return np.frombuffer(view[off : off + n], dtype=dtype).reshape(shape).copy()
+
+    def dec(x: Any, depth: int) -> Any:
+        if depth > 17 or type(x) is not list or not x or type(x[0]) is not str:
+            raise bad("node")
+        code = x[0]
+        if code == "s" and len(x) == 2:
+            return x[1]
+        if code == "i" and len(x) == 2 and type(x[1]) is str and len(x[1]) < 4096:
+            try:
+                return int(x[1], 16)
+            except ValueError:
+                raise bad("integer") from None
+        if code == "g" and len(x) == 3 and x[1] in DTYPES:
+            try:
+                return np.dtype(x[1]).type(x[2])
+            except (TypeError, ValueError, OverflowError):
+                raise bad("scalar") from None
+        if code == "c" and len(x) == 2 and type(x[1]) is str:
+            try:
+                return CipherBytes(bytes.fromhex(x[1]))
+            except ValueError:
+                raise bad("ciphertext") from None
+        if code in ("t", "l") and len(x) == 2 and type(x[1]) is list:
+            items = [dec(v, depth + 1) for v in x[1]]
+            return tuple(items) if code == "t" else items
+        if code == "d" and len(x) == 2 and type(x[1]) is list:
+            out = {}
+            for kv in x[1]:
+                if type(kv) is not list or len(kv) != 2:
+                    raise bad("dict item")
+                k = dec(kv[0], depth + 1)
+                if not isinstance(k, int | float | str | bool | bytes | tuple | type(None)):
+                    raise bad("dict key")
+                out[k] = dec(kv[1], depth + 1)
+            return out
+        if code in ("a", "v", "b", "C") and len(x) == 5:
+            _, extra, shape, off, n = x
+            if code == "a":
+                if extra not in DTYPES:
+                    raise bad(f"dtype {extra!r}")
+                return arr(extra, shape, off, n, np.dtype(extra).newbyteorder("<"))
+            if code == "v":
+                if type(extra) is not int or not 0 < extra <= 4096 or not shape:
+                    raise bad("byte-string width")
+                if shape[-1] != extra:
+                    raise bad("byte-string shape")
+                a = arr(extra, shape, off, n, np.dtype(np.uint8))
+                return np.ascontiguousarray(a).view(f"V{extra}").reshape(shape[:-1])
+            raw = bytes(arr(extra, shape, off, n, np.dtype(np.uint8)))
+            return raw if code == "b" else CipherBytes(raw)
+        raise bad(f"code {code!r}")
+
+    return dec(head[1], 0)

@@ -30,6 +30,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from cipherray.workloads import silo_options
 from cipherray.workloads.psi import steps
 
 
@@ -58,6 +59,10 @@ class PsiConfig:
     paillier_bits: int = 2048
     insecure: bool = False  # smaller Paillier keys, for tests only
     extra: dict = field(default_factory=dict)
+    # cross-silo: this process runs one party; the others run the same job
+    party: str | None = None
+    addresses: dict | None = None  # {party: "host:port"} for every party
+    tls: Any = None  # cr.TLS or the directory `cipherray certs` wrote
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:
@@ -98,7 +103,7 @@ def run(cfg: PsiConfig, rt: Any = None) -> dict:
         rt = cr.init(
             {p: {"workers": cfg.workers} for p in cfg.inputs},
             address=cfg.address, backend=cfg.backend, network=cfg.network,
-            timeout_s=cfg.timeout_s,
+            timeout_s=cfg.timeout_s, **silo_options(cfg),
         )  # fmt: skip
     bar = tqdm(total=7, desc=f"psi ({cfg.mode})", disable=not cfg.progress, leave=False)
     try:
@@ -364,7 +369,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--normalize", action="append", help="strip, casefold, digits: OPS or KEY=OPS (repeat)"
     )
     parser.add_argument("--strict", action="store_true", help="missing key values are an error")
-    add_runtime_arguments(parser, workers=2)
+    add_runtime_arguments(parser, workers=2, silo=True)
 
 
 def parse_normalize(items: list[str] | None) -> Any:
