@@ -338,7 +338,8 @@ def test_party_that_stops_mid_extension_is_a_named_party_error(ext):
             rt.policy.grant(owner=p, to="*", allow="plaintext")
         a, b = rt.parties
         mpc = rt.mpc(a, b, provider=OTProvider(chunk=128, extension=ext))
-        x = a(lambda: np.arange(4.0))().to(mpc)
+        # a sum of both members' inputs: a general sharing, so x * x takes a triple
+        x = a(lambda: np.arange(4.0))().to(mpc) + b(lambda: np.zeros(4))().to(mpc)
         rt.get((x * x).reveal_to(a))  # set up and extended once
         rt.kill_worker("b")
         with pytest.raises(cr.PartyError) as info:

@@ -36,6 +36,13 @@ def share_receiver(msg: tuple) -> np.ndarray:
     return sharing.share_from_seed(seed, shape)
 
 
+def share_zero(msg: tuple) -> np.ndarray:
+    """The other member's share of a trivially shared input (`MPC.share` with two
+    members and the OT provider): zeros of the public shape in the owner's message."""
+    _seed, shape = msg
+    return np.zeros(shape, dtype=np.uint64)
+
+
 def ring_sum(i: int, a: np.ndarray, axis: Any) -> np.ndarray:
     return np.asarray(np.sum(a, axis=axis, dtype=np.uint64))
 

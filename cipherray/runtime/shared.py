@@ -178,6 +178,8 @@ class MPC:
             location=self.name,
         )  # fmt: skip
         member = owner.name in self.names
+        if member and self._trivial_sharing():
+            return self._share_trivial(ref, seeds[0])
         receivers = [p for p in self.parties if p.name != owner.name]
         if not member:  # a non-member owner keeps nothing: the first member gets the full share
             receivers = receivers[1:]
@@ -204,6 +206,31 @@ class MPC:
         meta = ref.meta.with_(revealed_to=None)
         return SharedRef(self, [shares[nm] for nm in self.names], 2**self.frac_bits, meta)
 
+    def _trivial_sharing(self) -> bool:
+        """Whether a member's input is shared trivially (owner x, the other member 0), so
+        that products with it take `private_product`: two members and the OT provider."""
+        from cipherray.protocols.mpc import private_product
+
+        return len(self.parties) == 2 and private_product.supported(self.context(self.provider))
+
+    def _share_trivial(self, ref: PartyRef, seed: Handle) -> SharedRef:
+        """`share` for two members with the OT provider: the owner keeps the encoding x,
+        the other member's share is 0 (its message carries only the public shape; a
+        share of 0 reveals nothing). The result is private to the owner (`_priv`)."""
+        rt = self._rt
+        owner = ref.party
+        other = next(p for p in self.parties if p.name != owner.name)
+        (msg,) = rt._messages("share", [(seed, other.name)])
+        (own,) = rt._step(
+            owner, linear.share_own, (ref, self.frac_bits), step="share", location=self.name
+        )
+        (zero,) = rt._step(other, linear.share_zero, (msg,), step="share", location=self.name)
+        shares = {owner.name: own, other.name: zero}
+        meta = ref.meta.with_(revealed_to=None)
+        out = SharedRef(self, [shares[nm] for nm in self.names], 2**self.frac_bits, meta)
+        out._priv = ("all", self.names.index(owner.name))
+        return out
+
     def public(self, value: Any) -> SharedRef:
         """A public constant as a shared value (member 0 holds its encoding, the others
         zeros): no messages, provenance public."""
@@ -212,6 +239,7 @@ class MPC:
         pp = self.engine.local(_public_share, enc, step="public")
         out = SharedRef(self, list(pp), 2**self.frac_bits, PUBLIC)
         out._shape = tuple(arr.shape)
+        out._priv = ("all", 0)  # member 0 holds it, the others 0: trivially shared
         return out
 
     def zeros(self, shape: Any) -> SharedRef:
@@ -324,9 +352,35 @@ def concatenate(parts: Sequence[SharedRef], axis: int = 0) -> SharedRef:
     if all(sh is not None for sh in shapes):
         views = [np.lib.stride_tricks.as_strided(np.zeros(1), sh, (0,) * len(sh)) for sh in shapes]
         shape = tuple(np.concatenate(views, axis=axis).shape)
-    return parts[0]._local(
+    out = parts[0]._local(
         linear.concatenate, parts[1:], args=(axis,), scale=scale, meta=meta, shape=shape
     )
+    out._priv = _concat_priv(parts, axis)
+    return out
+
+
+def _concat_priv(parts: Sequence[SharedRef], axis: int) -> tuple | None:
+    """The `_priv` blocks of a concatenation: each part's owner(s) along `axis` (None
+    unless every part is private and the shapes are known)."""
+    if any(p._priv is None for p in parts):
+        return None
+    shapes = [p.shape for p in parts]  # public (the members' step receipts)
+    ax = axis % len(shapes[0]) if shapes[0] else 0
+    if not shapes[0]:
+        return None
+    segs: list[tuple[int, int, int]] = []
+    off = 0
+    for p in parts:
+        size = int(p.shape[ax])
+        if p._priv[0] == "all":
+            segs.append((off, off + size, p._priv[1]))
+        elif p._priv[1] == ax:
+            segs.extend((off + a, off + b, o) for a, b, o in p._priv[2])
+        else:
+            return None
+        off += size
+    owners = {o for _, _, o in segs}
+    return ("all", segs[0][2]) if len(owners) == 1 else ("blocks", ax, tuple(segs))
 
 
 def _lcm_all(xs: Sequence[int]) -> int:
@@ -348,6 +402,10 @@ class SharedRef(Ref):
         self.scale = int(scale)
         self.meta = meta
         self._shape: tuple | None = None
+        # public: a trivial sharing known to members (`private_product`): ("all", p) the
+        # whole value at member p, the others' shares 0; ("blocks", axis, ((start, stop,
+        # p), ...)) slices along `axis` each at one member p. None: a general sharing.
+        self._priv: tuple | None = None
 
     @property
     def location(self) -> MPC:
@@ -390,6 +448,8 @@ class SharedRef(Ref):
             self.scale if scale is None else scale, self.meta,
         )  # fmt: skip
         out._shape = self._shape
+        if shares is None:
+            out._priv = self._priv
         return out
 
     def _rescaled(self, scale: int) -> SharedRef:
@@ -577,10 +637,12 @@ class SharedRef(Ref):
         x = self._normalised()
         mpc = self._mpc
         sx, sy = x.shape, y.shape
-        pp = getattr(arithmetic, op)(
-            mpc.context(mpc.provider), x._pp, y._pp, x_shape=sx, y_shape=sy,
-            check_overflow=mpc.check_overflow,
-        )  # fmt: skip
+        pp = _private_product(mpc, op, x, y, sx, sy)
+        if pp is None:
+            pp = getattr(arithmetic, op)(
+                mpc.context(mpc.provider), x._pp, y._pp, x_shape=sx, y_shape=sy,
+                check_overflow=mpc.check_overflow,
+            )  # fmt: skip
         if op == "mul":
             return self._wrap(pp, _bshape(sx, sy), join([self.meta, other.meta]))
         n = int(sy[0]) if len(sy) else 1
@@ -738,7 +800,12 @@ class SharedRef(Ref):
         if meta.kind != "aggregate" and not _keeps_leading_axis(key):
             meta = meta.with_(row_axis=None)
         shape = _shape_after(self._shape, lambda a: a[key])
-        return self._local(common.getitem, args=(key,), step="getitem", meta=meta, shape=shape)
+        out = self._local(common.getitem, args=(key,), step="getitem", meta=meta, shape=shape)
+        if self._priv is not None and self._priv[0] == "all":
+            out._priv = self._priv  # a selection of a trivial sharing is trivial
+        elif self._priv is not None and self._priv[1] != 0 and _leading_slice(key):
+            out._priv = self._priv  # rows of column blocks
+        return out
 
     def reshape(self, *shape: Any) -> SharedRef:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
@@ -757,7 +824,30 @@ class SharedRef(Ref):
             order = tuple(reversed(range(len(shape)))) if axes is None else axes
             meta = meta.with_(row_axis=list(order).index(meta.row_axis))
         shape = _shape_after(self._shape, lambda a: a.transpose(axes))
-        return self._local(linear.transpose, args=(axes,), step="transpose", meta=meta, shape=shape)
+        out = self._local(linear.transpose, args=(axes,), step="transpose", meta=meta, shape=shape)
+        if self._priv is not None and self._priv[0] == "all":
+            out._priv = self._priv
+        elif self._priv is not None and self._shape is not None and len(self._shape) == 2:
+            if axes is None or tuple(axes) == (1, 0):
+                out._priv = ("blocks", 1 - self._priv[1], self._priv[2])
+        return out
+
+    @property
+    def private_to(self) -> str | None:
+        """The member whose own input this value is, shared trivially (it holds the value,
+        the other member 0), or None. Public; products with it take `private_product`."""
+        if self._priv is None or self._priv[0] != "all":
+            return None
+        return self._mpc.names[self._priv[1]]
+
+    @property
+    def private_blocks(self) -> tuple | None:
+        """(axis, ((start, stop, member), ...)) when slices along `axis` are each one
+        member's input (a concatenation of the members' columns), else None. Public."""
+        if self._priv is None or self._priv[0] != "blocks":
+            return None
+        _, axis, segs = self._priv
+        return axis, tuple((a, b, self._mpc.names[o]) for a, b, o in segs)
 
     @property
     def T(self) -> SharedRef:
@@ -785,6 +875,78 @@ def _keeps_leading_axis(key: Any) -> bool:
         return True
     arr = np.asarray(first) if not isinstance(first, int) else None
     return arr is not None and arr.ndim == 1
+
+
+def _private_product(mpc: MPC, op: str, x: SharedRef, y: SharedRef, sx: tuple, sy: tuple) -> Any:
+    """Shares of x (*) y by `private_product` when an operand is private (`_priv`) and
+    the location has two members and the OT provider; None: take Beaver.
+
+    x private to member p ("all"): one private product. x @ y with x in blocks along
+    its contraction axis (the columns of [Xa | Xb]): x @ y = sum over owners p of
+    x[..., cols_p] @ y[cols_p], each private to p. x @ y with a 2-D x in row blocks
+    (X^T): the rows of each owner p are x[rows_p] @ y, scattered back. "mul" with only
+    y private swaps the operands. One truncation at the end."""
+    from cipherray.protocols.mpc import arithmetic, private_product
+    from cipherray.protocols.mpc.ring import broadcast_shape, matmul_shape
+
+    if mpc.check_overflow or len(mpc.parties) != 2:
+        return None
+    if op == "mul" and x._priv is None and y._priv is not None and y._priv[0] == "all":
+        x, y, sx, sy = y, x, sy, sx
+    priv = x._priv
+    if priv is None:
+        return None
+    ctx = mpc.context(mpc.provider).with_default_tag(f"private_{op}")
+    if not private_product.supported(ctx):
+        return None
+    engine = ctx.engine
+    out_shape = matmul_shape(sx, sy) if op == "matmul" else broadcast_shape(sx, sy)
+
+    def run(owner: int, xs: Any, ys: Any, shx: tuple, shy: tuple) -> Any:
+        return private_product.product(
+            ctx, op, owner, xs, ys, x_shape=shx, y_shape=shy, truncate=False
+        )
+
+    if priv[0] == "all":
+        z = run(priv[1], x._pp, y._pp, sx, sy)
+    elif op != "matmul" or len(sx) != 2:
+        return None
+    else:
+        _, axis, segs = priv
+        owners = sorted({o for _, _, o in segs})
+        idx = {o: np.concatenate([np.arange(a, b) for a, b, w in segs if w == o]) for o in owners}
+        if axis == 1:  # contraction axis: sum the owners' products
+            z = None
+            for o in owners:
+                xo = engine.local(common.getitem, x._pp, (slice(None), idx[o]), step="private")
+                yo = engine.local(common.getitem, y._pp, idx[o], step="private")
+                sy_o = (len(idx[o]), *sy[1:])
+                zo = run(o, xo, yo, (sx[0], len(idx[o])), sy_o)
+                z = zo if z is None else engine.local(common.add, z, zo, step="private")
+        else:  # row blocks: each owner's rows of the product
+            parts = []
+            for o in owners:
+                xo = engine.local(common.getitem, x._pp, idx[o], step="private")
+                parts.append(run(o, xo, y._pp, (len(idx[o]), sx[1]), sy))
+            order = tuple(idx[o] for o in owners)
+            z = engine.local(_scatter_rows, out_shape, order, *parts, step="private")
+    return arithmetic._finish(ctx, z, True, out_shape)
+
+
+@common.member_step
+def _scatter_rows(i: int, shape: tuple, order: tuple, *parts: np.ndarray) -> np.ndarray:
+    """Rows order[k] of the result from parts[k] (the owners' row blocks)."""
+    out = np.empty(shape, dtype=np.uint64)
+    for rows, part in zip(order, parts):
+        out[rows] = part
+    return out
+
+
+def _leading_slice(key: Any) -> bool:
+    """Whether `key` only slices axis 0 (keeps every other axis whole)."""
+    if isinstance(key, tuple):
+        return len(key) == 1 and isinstance(key[0], slice)
+    return isinstance(key, slice)
 
 
 def _ring_int(m: Any) -> np.ndarray:
