@@ -224,7 +224,10 @@ def part_matmul(
         out[f"{kind}_1024_s"] = last["seconds"] * scale
         out[f"{kind}_1024_bytes"] = last["bytes"] * bscale
     results["matmul"] = out
-    for kind, label in (("ot", "OTProvider (SoftSpoken + Gilboa COT)"), ("paillier", "PaillierProvider")):
+    for kind, label in (
+        ("ot", "OTProvider (SoftSpoken + Gilboa COT)"),
+        ("paillier", "PaillierProvider"),
+    ):
         for r in out[kind]:
             table.append(
                 {
