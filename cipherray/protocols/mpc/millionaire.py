@@ -22,11 +22,12 @@ evenly between the two directions and the two members; both halves travel togeth
    index r and M[r]):
    a. R -> S: e = B_j ^ r (m bits; one byte).
    b. S draws random bits (g_S, e_S) (CSPRNG), sets T[v] = (g_S ^ [A_j > v],
-      e_S ^ [A_j == v]) for every v < 2^m and sends the 2^m entries T[v] ^ M[v ^ e],
-      2^(m+1) bits packed in one word ("a permuted table").
-   c. R keeps entry B_j: T[B_j] ^ M[B_j ^ e] ^ M[r] = T[B_j], its shares (g_R, e_R).
-   R learns nothing beyond its output: every entry but B_j's is masked by an M[i],
-   i != r, which it does not know (see "rot_n" below). S sees only e, B_j one-time
+      e_S ^ [A_j == v]) for every v < 2^m and sends the 2^m entries T[w ^ e] ^ M[w],
+      2^(m+1) bits packed in one word ("a permuted table"). The permuted T is one
+      lookup in a public table of 2^(2m+2) words indexed by (A_j, e, g_S, e_S).
+   c. R keeps entry r: T[r ^ e] ^ M[r] ^ M[r] = T[B_j], its shares (g_R, e_R).
+   R learns nothing beyond its output: every entry but r's is masked by an M[w],
+   w != r, which it does not know (see "rot_n" below). S sees only e, B_j one-time
    padded by the uniform r.
 3. Tree (ceil(log2 q) rounds): ranges merged pairwise (lo = 2t, hi = 2t + 1), all
    pairs and elements of a level at once, their bits packed densely into uint64 words
@@ -163,12 +164,21 @@ def permute(words: np.ndarray, e: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
+def _xor_columns(w: np.ndarray) -> np.ndarray:
+    """(k, m) -> (k,): the XOR of each row (column by column: a reduction along the short
+    axis is slow in numpy)."""
+    out = w[:, 0].copy()
+    for j in range(1, w.shape[1]):
+        out ^= w[:, j]
+    return out
+
+
 def rot_n_masks(w0: np.ndarray, w1: np.ndarray, m: int) -> np.ndarray:
     """S's masks (k,) uint64 from its ROT strings w0, w1 (k, m) uint64 (2^(m+1) bits
     used): M[i] = XOR_j slice_i(w_{i_j}[:, j])."""
     pats = _patterns(m)[None, :]
     sel = w0 ^ ((w0 ^ w1) & pats)
-    return np.bitwise_xor.reduce(sel, axis=1) & field_mask(m)
+    return _xor_columns(sel) & field_mask(m)
 
 
 def rot_n_choice(choices: np.ndarray, wc: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +186,7 @@ def rot_n_choice(choices: np.ndarray, wc: np.ndarray, m: int) -> tuple[np.ndarra
     strings wc (k, m) uint64."""
     shifts = np.arange(m, dtype=np.uint8)[None, :]
     r = (np.asarray(choices, dtype=np.uint8) << shifts).sum(axis=1, dtype=np.uint8)
-    x = np.bitwise_xor.reduce(wc, axis=1)
+    x = _xor_columns(wc)
     mask = (x >> (np.uint64(2) * r.astype(np.uint64))) & _THREE
     return r, mask.astype(np.uint8)
 
@@ -211,34 +221,55 @@ def _leaf_shift(i: int, ch: np.ndarray, r: np.ndarray) -> np.ndarray:
     return ch[:, _halves(ch.shape[1])[i]].reshape(-1) ^ r
 
 
+@functools.cache
+def _leaf_lut(m: int) -> np.ndarray:
+    """(2^(2m+2),) words: entry (a << (m+2)) | (e << 2) | s is the table T of step 2b
+    for chunk a and random bits s = (g_S, e_S), permuted by e (entry w holds T[w ^ e])."""
+    n = 1 << m
+    rep_g, rep_e = _rep(m)
+    a = np.repeat(np.arange(n), n * 4)
+    e = np.tile(np.repeat(np.arange(n), 4), n).astype(np.uint64)
+    s = np.tile(np.arange(4, dtype=np.uint64), n * n)
+    t = _table(m)[a] ^ ((s & _ONE) * rep_g) ^ ((s >> _ONE) * rep_e)
+    return permute(t, e, m).astype(wire_dtype(m))
+
+
 @common.member_step
 def _leaf_table(i: int, ch: np.ndarray, masks: np.ndarray, e: np.ndarray, m: int) -> tuple:
     """Step 2b as sender (the other half): the permuted, masked tables and this
     member's shares (2, q, half) uint8."""
     a = ch[:, _halves(ch.shape[1])[1 - i]]
     flat = a.reshape(-1)
-    bits = prg.fresh_ring(flat.shape)
-    g, eq = bits & _ONE, (bits >> _ONE) & _ONE
-    rep_g, rep_e = _rep(m)
-    t = _table(m)[flat] ^ (g * rep_g) ^ (eq * rep_e)
-    out = (t ^ permute(masks, e, m)).astype(wire_dtype(m))
-    shares = np.stack([g, eq]).astype(np.uint8).reshape((2,) + a.shape)
+    bits = np.frombuffer(prg.random_bytes(prg.new_seed(), flat.size), dtype=np.uint8) & 3
+    idx = flat.astype(np.uint16) << np.uint16(m + 2)
+    idx |= np.asarray(e, dtype=np.uint16) << np.uint16(2)
+    idx |= bits
+    wire = wire_dtype(m)
+    out = _leaf_lut(m)[idx]
+    out ^= np.asarray(masks).astype(wire)
+    shares = np.stack([bits & 1, bits >> 1]).reshape((2,) + a.shape)
     return out, shares
 
 
 @common.member_step
 def _leaf_receive(
-    i: int, ch: np.ndarray, tables: np.ndarray, mask_r: np.ndarray, s_shares: np.ndarray
+    i: int,
+    ch: np.ndarray,
+    r: np.ndarray,
+    tables: np.ndarray,
+    mask_r: np.ndarray,
+    s_shares: np.ndarray,
 ) -> np.ndarray:
-    """Step 2c as receiver: entry B_j of each table, unmasked; with this member's shares
+    """Step 2c as receiver: entry r of each table, unmasked; with this member's shares
     as sender, its leaf shares (2, q, count) uint8 in element order."""
     mine, other = _halves(ch.shape[1])[i], _halves(ch.shape[1])[1 - i]
-    b = ch[:, mine]
-    flat = b.reshape(-1).astype(np.uint64)
-    f = ((tables.astype(np.uint64) >> (np.uint64(2) * flat)) & _THREE).astype(np.uint8)
+    shape = ch[:, mine].shape
+    tables = np.asarray(tables)
+    shift = (np.asarray(r, dtype=tables.dtype) << tables.dtype.type(1)).reshape(-1)
+    f = ((tables >> shift) & tables.dtype.type(3)).astype(np.uint8)
     f ^= mask_r
     out = np.empty((2,) + ch.shape, dtype=np.uint8)
-    out[:, :, mine] = np.stack([f & 1, f >> 1]).reshape((2,) + b.shape)
+    out[:, :, mine] = np.stack([f & 1, f >> 1]).reshape((2,) + shape)
     out[:, :, other] = s_shares
     return out
 
@@ -319,7 +350,7 @@ def msb_xor(ctx: Any, x: PerParty, *, shape: tuple, m: int | None = None) -> Per
     e = PerParty((send(e[1], 1, 0, step=step), send(e[0], 0, 1, step=step)))
     tables, s_shares = local(_leaf_table, ch, masks, e, m, num_returns=2, step=step)  # 2b
     tables = PerParty((send(tables[1], 1, 0, step=step), send(tables[0], 0, 1, step=step)))
-    shares = local(_leaf_receive, ch, tables, mask_r, s_shares, step=step)  # 2c
+    shares = local(_leaf_receive, ch, r, tables, mask_r, s_shares, step=step)  # 2c
     g, eq = local(_split, shares, num_returns=2, step=ctx.step("tree"))
     k, level = q, 0
     while k > 1:  # 3

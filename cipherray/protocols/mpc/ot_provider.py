@@ -338,14 +338,10 @@ def _rot_bytes(m: int) -> int:
     return max(1, (2 << m) // 8)
 
 
-def _words(msgs: np.ndarray) -> np.ndarray:
-    """(N, nbytes <= 8) uint8 -> (N,) uint64 (little-endian, zero-padded)."""
-    nb = msgs.shape[1]
-    if nb in (1, 2, 4, 8):
-        return np.ascontiguousarray(msgs).view(f"<u{nb}")[:, 0].astype(np.uint64)
-    out = np.zeros((msgs.shape[0], 8), dtype=np.uint8)
-    out[:, : msgs.shape[1]] = msgs
-    return out.view("<u8")[:, 0]
+def _words(blocks: np.ndarray, nb: int) -> np.ndarray:
+    """(N, 16) uint8 hash blocks -> (N,) uint64: each block's first `nb` in (1, 2, 4, 8)
+    bytes, little-endian (the hash truncated to `nb` bytes, without copying the blocks)."""
+    return np.ascontiguousarray(blocks).view(f"<u{nb}")[:, 0].astype(np.uint64)
 
 
 @common.member_step
@@ -354,7 +350,7 @@ def _rotn_recv(rb: Any, lo: int, hi: int, m: int) -> tuple:
     from cipherray.protocols.mpc import millionaire
 
     batch = _check_slice(rb, lo, hi, "OT receiver")
-    wc = _words(ot.rot_receiver(batch, nbytes=_rot_bytes(m))).reshape(-1, m)
+    wc = _words(ot.rot_receiver(batch, nbytes=16), _rot_bytes(m)).reshape(-1, m)
     return millionaire.rot_n_choice(batch.choices.reshape(-1, m), wc, m)
 
 
@@ -364,8 +360,8 @@ def _rotn_send(sb: Any, lo: int, hi: int, m: int) -> np.ndarray:
     from cipherray.protocols.mpc import millionaire
 
     batch = _check_slice(sb, lo, hi, "OT sender")
-    m0, m1 = ot.rot_sender(batch, nbytes=_rot_bytes(m))
-    return millionaire.rot_n_masks(_words(m0).reshape(-1, m), _words(m1).reshape(-1, m), m)
+    m0, m1 = (_words(w, _rot_bytes(m)).reshape(-1, m) for w in ot.rot_sender(batch, nbytes=16))
+    return millionaire.rot_n_masks(m0, m1, m)
 
 
 @common.member_step
