@@ -21,6 +21,7 @@ from cipherray.protocols.query import (
     Querier,
     QuerierTable,
     combine,
+    joint,
     oprf,
 )
 
@@ -143,16 +144,23 @@ def test_bad_messages_and_inputs_are_named():
     assert "secret" in repr(key) and key._raw.hex() not in repr(key)
 
 
+def _joint_offline(holders: list) -> list:
+    """Steps 1-3 among the holders, in process."""
+    msgs = [h.blind_own() for h in holders]
+    shares = [h.slot_share() for h in holders]
+    for j, h in enumerate(holders):
+        replies = (o.evaluate(msgs[j]) for i, o in enumerate(holders) if i != j)
+        h.finish_own(*replies, index=j, slot_shares=shares)
+    return holders
+
+
 @pytest.mark.parametrize("kernel", [True, False])
 def test_joint_counts_equal_plaintext_counts(kernel, monkeypatch):
     if not kernel:  # the sealing's X25519 through `cryptography`
         monkeypatch.setattr(x25519, "available", lambda: False)
     universe = [f"u{i}" for i in range(120)]
     lists = [[u for u in universe if secrets.randbelow(2)] + [universe[0]] * 2 for _ in range(3)]
-    holders = [JointHolder(lst) for lst in lists]
-    msgs = [h.blind_own() for h in holders]
-    for j, h in enumerate(holders):
-        h.finish_own(*(o.evaluate(msgs[j]) for i, o in enumerate(holders) if i != j))
+    holders = _joint_offline([JointHolder(lst) for lst in lists])
     q = JointQuerier(3)
     size = q.open(combine(*(h.seal(q.public_key) for h in holders)))
     assert size == sum(len(set(lst)) for lst in lists)
@@ -167,10 +175,7 @@ def test_joint_counts_equal_plaintext_counts(kernel, monkeypatch):
 def test_joint_bag_hides_the_holders():
     """The sealed entries from one holder look like another's: no tag in clear, fresh
     nonces, and the combined bag is shuffled (not in holder order)."""
-    holders = [JointHolder([f"x{i}" for i in range(50)]) for _ in range(2)]
-    msgs = [h.blind_own() for h in holders]
-    holders[0].finish_own(holders[1].evaluate(msgs[0]))
-    holders[1].finish_own(holders[0].evaluate(msgs[1]))
+    holders = _joint_offline([JointHolder([f"x{i}" for i in range(50)]) for _ in range(2)])
     q = JointQuerier(2)
     b0, b1 = (h.seal(q.public_key) for h in holders)
     assert not np.array_equal(b0[1], b1[1])  # same keys, different sealed tags
@@ -184,3 +189,40 @@ def test_joint_bag_hides_the_holders():
     state, msg = q.blind(["x1"])
     q.open(combine(b0, b1))
     assert q.counts(state, *(h.evaluate(msg) for h in holders)).tolist() == [2]
+
+
+def test_joint_entries_of_one_key_are_unlinkable_and_slots_are_random():
+    """Three holders with the same 300 keys: the querier's opened set has 900 distinct
+    slot tags (no tag repeats, so no histogram of counts over the union), each key's
+    three holders use three different slots, and the slot a given holder uses varies
+    from key to key (about uniform over 0..2)."""
+    keys = [f"k{i}" for i in range(300)]
+    holders = _joint_offline([JointHolder(keys) for _ in range(3)])
+    q = JointQuerier(3)
+    assert q.open(combine(*(h.seal(q.public_key) for h in holders))) == 900
+    assert len(q._tags) == 900
+    state, msg = q.blind(keys[:5])
+    assert q.counts(state, *(h.evaluate(msg) for h in holders)).tolist() == [3] * 5
+    # holder 0's slot per key, recomputed from its tags against each slot's tags
+    seeds = [h._tags for h in holders]
+    assert all(len({bytes(t[i]) for t in seeds}) == 3 for i in range(300))
+    shares = [secrets.token_bytes(16) for _ in range(3)]
+    z = np.frombuffer(secrets.token_bytes(32 * 3000), np.uint8).reshape(3000, 32)
+    per = [joint.slots(joint.slot_key(shares), z, 3, j) for j in range(3)]
+    assert np.array_equal(np.sort(np.stack(per), axis=0), np.tile(np.arange(3)[:, None], 3000))
+    freq = np.bincount(per[0], minlength=3) / 3000
+    assert np.abs(freq - 1 / 3).max() < 0.04
+    other = joint.slots(joint.slot_key([secrets.token_bytes(16) for _ in range(3)]), z, 3, 0)
+    assert 0.25 < np.mean(other == per[0]) < 0.42  # another slot key: unrelated slots
+
+
+def test_joint_bad_slot_shares_are_refused():
+    holders = [JointHolder(["a"]) for _ in range(2)]
+    msgs = [h.blind_own() for h in holders]
+    shares = [h.slot_share() for h in holders]
+    with pytest.raises(ValueError, match="slot share 0 is not this holder's"):
+        holders[0].finish_own(holders[1].evaluate(msgs[0]), index=0, slot_shares=shares[::-1])
+    with pytest.raises(ValueError, match="1 replies for 4 holders"):
+        holders[0].finish_own(holders[1].evaluate(msgs[0]), index=0, slot_shares=shares * 2)
+    with pytest.raises(ValueError, match="m >= 2 shares of 16 bytes"):
+        joint.slot_key([b"x" * 16])

@@ -12,9 +12,10 @@ One holder (`--holder bureau=blacklist.csv`), protocol of :mod:`cipherray.protoc
    the label columns). The holder learns the number of keys only.
 
 Several holders (`--holders a=..,b=..,c=.. --threshold t`), protocol of
-:mod:`cipherray.protocols.query.joint`: joint OPRF key, each holder's tags sealed to the
-querier's bag key and shuffled by the first holder; the querier writes `found`
-(listed by >= t holders) and `count`, and learns nothing about which holders list a key.
+:mod:`cipherray.protocols.query.joint`: joint OPRF key, a slot tag per holder and key
+(slots permuted per key under the holders' slot key), sealed to the querier's key and
+shuffled by the first holder; the querier writes `found` (listed by >= t holders) and
+`count`, and learns nothing about which holders list a key.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ QUERY_MESSAGES = {
     "evaluated": "the holder's OPRF key times the blinded points",
     "joint_blinded": "a holder's own keys, blinded, to another holder (joint OPRF key)",
     "joint_evaluated": "a holder's key share times another holder's blinded points",
+    "joint_slot_share": "a holder's random share of the holders' slot key (16 bytes)",
     "querier_pk": "the querier's X25519 public key, to seal the holders' tags to",
     "sealed": "a holder's tags sealed to the querier's public key, to the combiner",
     "bag": "all holders' sealed tags, shuffled by the combiner",
@@ -184,19 +186,24 @@ def _joint(rt: Any, cfg: QueryConfig, bar: Any) -> dict:
     qstats = rt.get(q(steps.query_count, declare="public")(qrows))
     bar.update()
     # offline 1-3: joint OPRF of every holder's own keys
-    own = {p.name: p(steps.joint_blind_own, num_returns=2)(jh[p.name]) for p in hs}
+    own = {p.name: p(steps.joint_blind_own, num_returns=3)(jh[p.name]) for p in hs}
     for p in hs:
         jh[p.name] = own[p.name][0]
     replies: dict[str, list] = {p.name: [] for p in hs}
+    shares: dict[str, list] = {p.name: [] for p in hs}  # every holder's, in holder order
     for p in hs:
         for o in hs:
             if o is p:
+                shares[p.name].append(own[p.name][2])
                 continue
             msg = _send(rt, own[p.name][1], o, "joint_blinded")
             rep = o(steps.joint_evaluate)(jh[o.name], msg)
             replies[p.name].append(_send(rt, rep, p, "joint_evaluated"))
-    for p in hs:
-        jh[p.name] = p(steps.joint_finish_own)(jh[p.name], *replies[p.name])
+            shares[p.name].append(_send(rt, own[o.name][2], p, "joint_slot_share"))
+    for j, p in enumerate(hs):
+        jh[p.name] = p(steps.joint_finish_own)(
+            jh[p.name], j, len(hs), *replies[p.name], *shares[p.name]
+        )
     bar.update()
     # offline 4-7: sealed, shuffled bag to the querier
     jq, q_pk = q(steps.new_joint_querier, num_returns=2)(len(hs))

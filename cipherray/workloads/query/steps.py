@@ -237,15 +237,16 @@ def joint_stats(h: joint.JointHolder) -> dict:
 
 def joint_blind_own(h: joint.JointHolder) -> tuple:
     msg = h.blind_own()
-    return h, msg
+    return h, msg, h.slot_share()
 
 
 def joint_evaluate(h: joint.JointHolder, blinded: bytes) -> bytes:
     return h.evaluate(blinded)
 
 
-def joint_finish_own(h: joint.JointHolder, *replies: bytes) -> joint.JointHolder:
-    h.finish_own(*replies)
+def joint_finish_own(h: joint.JointHolder, index: int, m: int, *msgs: bytes) -> joint.JointHolder:
+    """msgs: the m - 1 other holders' replies, then the m slot-key shares in holder order."""
+    h.finish_own(*msgs[: m - 1], index=index, slot_shares=msgs[m - 1 :])
     return h
 
 
