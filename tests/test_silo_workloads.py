@@ -85,3 +85,69 @@ def test_psi_sum_as_in_simulation_and_only_alice_learns_it(pki, tmp_path):
     for p in ("alice", "bob"):
         assert got[p]["stats"] == json.loads(json.dumps(want["stats"]))
         assert edges(got[p]["ledger"]) == own_edges(sim, p)
+
+
+# -- VFL: hetero logistic regression and SecureBoost (Paillier) -------------------------------
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from cipherray.workloads.vfl.demo import write_demo
+
+    d = tmp_path_factory.mktemp("vfl_demo")
+    paths = write_demo(str(d), rows=160, guest_features=2, host_features=3, seed=3)
+    return {"guest": paths["bank"], "host": paths["insurer"]}
+
+
+def vfl_as_in_simulation(pki, tmp_path, demo, parties, **params) -> tuple[dict, dict]:
+    from cipherray.workloads.vfl import job
+
+    common = dict(inputs=demo, keys=["id"], label="default", key_bits=1024, insecure=True,
+                  **params)  # fmt: skip
+    got = run_parties(
+        "vfl", parties, pki, timeout=120, vfl={**common, "out": str(tmp_path / "silo")}
+    )
+    want = job.run(
+        job.VflConfig(**common, out=str(tmp_path / "sim"), backend="inline", progress=False)
+    )
+    return got, want
+
+
+def check_guest_only(got: dict, want: dict, parties: list[str]) -> None:
+    g = got["guest"]
+    assert g["rows"] == want["rows"]
+    for k, v in want["metrics"].items():
+        assert g["metrics"][k] == pytest.approx(v, abs=1e-6), k
+    for p in parties:
+        if p != "guest":  # the metrics and predictions are the guest's
+            assert got[p]["metrics"] == {}
+            assert not any("predictions" in f for f in got[p]["files"])
+    assert any(f.endswith("predictions.csv") for f in g["files"])
+    sim_edges = edges(json.loads(want["ledger"].to_json(orient="records")))
+    for p in parties:  # each party counts exactly the messages it sent and received
+        assert edges(got[p]["ledger"]) == own_edges(sim_edges, p), p
+    assert any(f.endswith("importance_host.csv") for f in got["host"]["files"])
+    sim = pd.read_csv(next(f for f in want["files"] if f.endswith("predictions.csv")))
+    silo = pd.read_csv(next(f for f in g["files"] if f.endswith("predictions.csv")))
+    np.testing.assert_allclose(silo["score"], sim["score"], atol=1e-6)
+
+
+def test_vfl_hetero_lr_guest_key_as_in_simulation(pki, tmp_path, demo):
+    got, want = vfl_as_in_simulation(
+        pki, tmp_path, demo, ["guest", "host"], model="hetero_lr", epochs=2, batch=64
+    )
+    check_guest_only(got, want, ["guest", "host"])
+
+
+def test_vfl_hetero_lr_with_an_arbiter_as_in_simulation(pki, tmp_path, demo):
+    parties = ["guest", "host", "arbiter"]
+    got, want = vfl_as_in_simulation(
+        pki, tmp_path, demo, parties, model="hetero_lr", epochs=2, batch=64, arbiter="arbiter"
+    )
+    check_guest_only(got, want, parties)
+    assert got["arbiter"]["files"] == []  # the arbiter holds no data and writes nothing
+
+
+def test_vfl_secureboost_as_in_simulation(pki, tmp_path, demo):
+    got, want = vfl_as_in_simulation(
+        pki, tmp_path, demo, ["guest", "host"], model="secureboost", trees=2, depth=2, bins=8
+    )
+    check_guest_only(got, want, ["guest", "host"])
