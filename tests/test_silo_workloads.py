@@ -151,3 +151,66 @@ def test_vfl_secureboost_as_in_simulation(pki, tmp_path, demo):
         pki, tmp_path, demo, ["guest", "host"], model="secureboost", trees=2, depth=2, bins=8
     )
     check_guest_only(got, want, ["guest", "host"])
+
+
+# -- `cipherray run ... --party` (the command line each organisation runs) -------------------
+def run_cli(argv: list[str], parties: list[str], pki: str, cwd: Path) -> dict:
+    addrs = addresses(parties)
+    flag = ",".join(f"{p}={a}" for p, a in addrs.items())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE", "TQDM_DISABLE": "1"}
+    procs = {
+        p: subprocess.Popen(
+            [sys.executable, "-m", "cipherray", "run", *argv, "--backend", "inline",
+             "--no-progress", "--timeout", "60", "--party", p, "--addresses", flag,
+             "--tls", pki],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+        )  # fmt: skip
+        for p in parties
+    }
+    out = {p: proc.communicate(timeout=180) for p, proc in procs.items()}
+    for p, proc in procs.items():
+        assert proc.returncode == 0, out[p]
+    return {p: o for p, (o, _) in out.items()}
+
+
+def test_cli_stats_over_files_joined_with_a_dealer(pki, tmp_path):
+    from cipherray.cli import main
+
+    gen = np.random.default_rng(5)  # test data only
+    ids = gen.permutation(150)
+    bank = pd.DataFrame({"id": ids[:120], "region": gen.choice(list("NESW"), 120),
+                         "age": gen.integers(10, 90, 120)})  # fmt: skip
+    ins = pd.DataFrame({"id": ids[30:], "income": gen.normal(5e4, 8e3, 120).round(2)})
+    bank.to_csv(tmp_path / "alice.csv", index=False)
+    ins.to_csv(tmp_path / "bob.csv", index=False)
+    argv = [
+        "stats", "--input", "alice=alice.csv", "--input", "bob=bob.csv", "--key", "id",
+        "--groupby", "region", "--agg", "income:mean", "--agg", "id:count",
+        "--where", "age>=18", "--to", "alice", "--dealer", "arbiter",
+    ]  # fmt: skip
+    got = run_cli([*argv, "--out", "silo"], ["alice", "bob", "arbiter"], pki, tmp_path)
+    assert "the result is at alice" in got["bob"] and "the result is at alice" in got["arbiter"]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
+    finally:
+        os.chdir(cwd)
+    silo, sim = pd.read_csv(tmp_path / "silo/result.csv"), pd.read_csv(tmp_path / "sim/result.csv")
+    pd.testing.assert_frame_equal(silo, sim)
+    pooled = bank.merge(ins, on="id")
+    assert silo["id_count"].sum() == (pooled.age >= 18).sum()
+    report = json.loads((tmp_path / "silo/report.json").read_text())
+    assert report["released_groups"] == len(silo) == 4 and report["released_to"] == "alice"
+
+
+def test_cli_psi_sum(pki, tmp_path):
+    pd.DataFrame({"id": [f"u{i}" for i in range(0, 60, 2)]}).to_csv(tmp_path / "a.csv", index=False)
+    ids = [f"u{i}" for i in range(0, 60, 3)]
+    pd.DataFrame({"id": ids, "v": range(len(ids))}).to_csv(tmp_path / "b.csv", index=False)
+    argv = ["psi", "--input", "alice=a.csv", "--input", "bob=b.csv", "--key", "id",
+            "--mode", "sum", "--value", "v", "--workers", "1"]  # fmt: skip
+    got = run_cli(argv, ["alice", "bob"], pki, tmp_path)
+    want = sum(k for k, i in enumerate(ids) if int(i[1:]) % 2 == 0)
+    assert f"intersection sum of v: {want} over 10 identifiers" in got["alice"]
+    assert "this process runs bob; the sum is at alice" in got["bob"]
