@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="hfl_out", help="report directory")
-    add_runtime_arguments(parser, workers=2, graph=False, report=False)
+    add_runtime_arguments(parser, workers=2, graph=False, report=False, silo=True)
 
 
 # -- data (cross-device) -----------------------------------------------------------------
@@ -536,9 +536,14 @@ def run(args: argparse.Namespace, silos: list[tuple[str, str]], bounds: Any) -> 
     names = [n for n, _ in silos]
     populations = None if silos else {"clients": {"clients": args.clients, "workers": args.workers}}
     t0 = time.perf_counter()
+    from cipherray.cli import silo_options
+
+    silo = silo_options(args)  # cross-silo: this process runs the server or one silo
+    if silo and not silos:
+        raise HflInputError("cross-silo mode (--party) runs --silos (a process per silo)")
     with cr.init(["server", *names], backend=args.backend, address=args.address,
-                 network=_network(args.network), driver_as="server", timeout_s=args.timeout,
-                 populations=populations) as rt:  # fmt: skip
+                 network=_network(args.network), driver_as=None if silo else "server",
+                 timeout_s=args.timeout, populations=populations, **silo) as rt:  # fmt: skip
         if silos:
             clients = [rt.party(n) for n in names]
             try:
