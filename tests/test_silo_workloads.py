@@ -28,7 +28,7 @@ PEER = Path(__file__).resolve().parent / "silo_workload_peer.py"
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
-    make_dev_pki(["alice", "bob", "guest", "host", "arbiter"], d)
+    make_dev_pki(["alice", "bob", "guest", "host", "arbiter", "server"], d)
     return str(d)
 
 
@@ -160,10 +160,29 @@ def run_cli(argv: list[str], parties: list[str], pki: str, cwd: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE", "TQDM_DISABLE": "1"}
     procs = {
         p: subprocess.Popen(
-            [sys.executable, "-m", "cipherray", "run", *argv, "--backend", "inline",
-             "--no-progress", "--timeout", "60", "--party", p, "--addresses", flag,
-             "--tls", pki],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+            [
+                sys.executable,
+                "-m",
+                "cipherray",
+                "run",
+                *argv,
+                "--backend",
+                "inline",
+                "--no-progress",
+                "--timeout",
+                "60",
+                "--party",
+                p,
+                "--addresses",
+                flag,
+                "--tls",
+                pki,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
         )  # fmt: skip
         for p in parties
     }
@@ -214,3 +233,31 @@ def test_cli_psi_sum(pki, tmp_path):
     want = sum(k for k, i in enumerate(ids) if int(i[1:]) % 2 == 0)
     assert f"intersection sum of v: {want} over 10 identifiers" in got["alice"]
     assert "this process runs bob; the sum is at alice" in got["bob"]
+
+
+def test_cli_hfl_silos_as_in_simulation(pki, tmp_path):
+    """A server process and one process per silo; each silo reads only its own CSV."""
+    from cipherray.cli import main
+
+    gen = np.random.default_rng(2)  # test data only
+    x = gen.normal(size=(240, 4))
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.3 * gen.normal(size=240) > 0).astype(int)
+    df = pd.DataFrame(x, columns=[f"f{i}" for i in range(4)]).assign(label=y)
+    df.iloc[:120].to_csv(tmp_path / "alice.csv", index=False)
+    df.iloc[120:].to_csv(tmp_path / "bob.csv", index=False)
+    argv = ["hfl", "--silos", "alice=alice.csv,bob=bob.csv", "--label", "label",
+            "--rounds", "2", "--model", "logistic", "--lr", "0.5"]  # fmt: skip
+    parties = ["server", "alice", "bob"]
+    got = run_cli(argv + ["--out", "silo"], parties, pki, tmp_path)
+    assert all("final accuracy" in got[p] for p in parties)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
+    finally:
+        os.chdir(cwd)
+    sim = json.loads((tmp_path / "sim/report.json").read_text())
+    silo = json.loads((tmp_path / "silo/report.json").read_text())  # every process wrote it
+    curve = [(r["loss"], r["accuracy"]) for r in sim["rounds"]]
+    assert [(r["loss"], r["accuracy"]) for r in silo["rounds"]] == curve
+    assert sim["final_accuracy"] > 0.8
