@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ PEER = Path(__file__).resolve().parent / "silo_workload_peer.py"
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
-    make_dev_pki(["alice", "bob", "guest", "host", "arbiter", "server"], d)
+    make_dev_pki(["alice", "bob", "guest", "host", "arbiter", "server", "bank", "insurer"], d)
     return str(d)
 
 
@@ -261,3 +262,42 @@ def test_cli_hfl_silos_as_in_simulation(pki, tmp_path):
     curve = [(r["loss"], r["accuracy"]) for r in sim["rounds"]]
     assert [(r["loss"], r["accuracy"]) for r in silo["rounds"]] == curve
     assert sim["final_accuracy"] > 0.8
+
+
+# -- the HE location (rt.he) across organisations ----------------------------------------------
+def _double(c):
+    return c * 2
+
+
+def test_he_location_across_organisations(pki):
+    """insurer holds the key: its public key reaches bank's process as a wire value,
+    bank's ciphertexts reach insurer's; H2A and A2H (rt.mpc with the OT provider) too."""
+    addrs = addresses(["bank", "insurer"])
+    out: dict = {}
+
+    def party(name: str) -> None:
+        try:
+            with cr.init(
+                party=name, addresses=addrs, tls=pki, backend="inline", timeout_s=30
+            ) as rt:
+                bank, insurer = rt.party("bank"), rt.party("insurer")
+                rt.policy.grant(owner="bank", to="insurer", allow="aggregate", min_rows=1)
+                he = rt.he(keyholder=insurer, bits=1024, insecure=True)
+                x = bank(np.arange, declare="aggregate", rows=5)(3.0).to(he)  # encrypted at bank
+                y = he(_double, declare="aggregate", rows=5)(x)  # evaluated at bank
+                shares = y.to(rt.mpc(bank, insurer, provider="ot"))  # H2A
+                back = (shares + shares).to(he)  # A2H
+                z, w = y.reveal_to(insurer), back.reveal_to(insurer)
+                out[name] = (rt.get(z), rt.get(w)) if rt.is_local(insurer) else "sent"
+        except cr.CipherrayError as e:
+            out[name] = e
+
+    threads = [threading.Thread(target=party, args=(p,)) for p in ("bank", "insurer")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert out["bank"] == "sent", out
+    z, w = out["insurer"]
+    np.testing.assert_allclose(z, [0.0, 2.0, 4.0])
+    np.testing.assert_allclose(w, [0.0, 4.0, 8.0], atol=1e-4)
