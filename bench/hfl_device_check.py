@@ -97,6 +97,7 @@ def check_chunk_fit(gpu: str) -> None:
         seconds = time.perf_counter() - t0
         ev, _ = chunk.evaluate(state, params, cids, {})
         print(f"chunk.fit on {device} ({state.xp.__name__}): {seconds:.3f} s for 1000 clients")
+        fit, ev = chunk.ChunkFit.from_message(fit), chunk.ChunkEval.from_message(ev)
         totals.append(fit.total)
         evals.append(ev.accuracy_sum / ev.examples)
     worst = float(np.abs(totals[0] - totals[1]).max())

@@ -134,10 +134,10 @@ def test_the_intersection_is_revealed_to_nobody(env):
     for p in ("bank", "insurer"):
         with pytest.raises(DisclosureError):
             matched.reveal_to(p)
-    # what crossed in the clear during the join: only the declared blinded ids
+    # what crossed in the clear during the join: only the salt and the declared blinded ids
     audit = rt.audit.to_frame()
     join = audit[audit["tag"].str.startswith("table/")]
-    assert set(join["tag"]) == {"table/blinded", "table/double_blinded"}
+    assert set(join["tag"]) == {"table/salt", "table/blinded", "table/double_blinded"}
     assert join["rule"].str.startswith("protocol table/").all()
 
 

@@ -153,7 +153,7 @@ def test_host_thresholds_stay_at_host_and_histograms_rerandomised(rt):
     gh = next(v for _, _, t, v in msgs if t.endswith("/gh"))
     rows = next(v for _, _, t, v in msgs if t.endswith("level0/secureboost/rows"))
     hist = next(v for t, v in from_host if t.endswith("level0/secureboost/hist"))
-    enc, lay = gh
+    enc, lay = gh[0], sb.GHLayout.from_message(gh[1])  # the layout crosses as five ints
     hbins = sb.apply_bins(xh, sb.fit_bins(xh, bins), bins)
     raw = bucket_products(enc, hbins, bins + 1, rows=rows[0], slots=rows[1], nslots=rows[2])
     raw = sb.compress(raw, lay, rerandomize=False)

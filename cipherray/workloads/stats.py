@@ -179,8 +179,6 @@ def main(args: argparse.Namespace) -> int:
     from cipherray.cli import runtime_options, write_json
 
     if args.input:  # joint statistics over the parties' files
-        if args.party is not None:
-            raise SystemExit("cross-silo mode runs the synthetic job (no --input) for now")
         from cipherray.workloads.analytics import stats_job
 
         return stats_job.main(args)

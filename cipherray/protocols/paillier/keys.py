@@ -184,6 +184,12 @@ class PublicKey:
         return self._phe
 
     # -- misc -----------------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        """Bytes of n: the size of the key as a message (the ledger counts this; a
+        cross-silo message carries n only)."""
+        return (self.bits + 7) // 8
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PublicKey) and self.n == other.n
 

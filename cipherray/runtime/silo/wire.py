@@ -53,6 +53,7 @@ import msgpack
 import numpy as np
 
 from cipherray.runtime.errors import WireError
+from cipherray.runtime.silo import he_wire
 
 VERSION = 1
 ARRAY, BYTES, CIPHER, META, FAIL = "array", "bytes", "cipher", "meta", "fail"
@@ -475,7 +476,9 @@ def _shape_ok(got: tuple, want: tuple) -> bool:
 # tuple of opened shares, hashed identifiers as fixed-size byte strings (dtype V32). The
 # runtime sends such a value as ``(skeleton, blob)``: `skeleton` (msgpack) says how to
 # rebuild it, `blob` (bytes) holds the arrays' bytes one after the other. A lone array of
-# an allowed dtype and lone bytes are sent as they are. Nothing else is accepted.
+# an allowed dtype and lone bytes are sent as they are. Paillier public keys and
+# ciphertext arrays are nodes of the skeleton too (`he_wire`: the modulus, and the
+# `CipherArray.to_bytes` form in the blob). Nothing else is accepted.
 STRUCT = "cipherray/struct/1"
 MAX_LEAVES = 4096
 
@@ -511,6 +514,8 @@ def pack_value(value: Any) -> Any:
             if dt.kind == "V" and dt.fields is None:  # fixed-size byte strings (points)
                 return leaf(v.view(np.uint8).reshape(*v.shape, dt.itemsize), "v", dt.itemsize)
             raise TypeError(f"arrays of dtype {dt} cannot be sent")
+        if he_wire.is_he(v):  # Paillier keys and ciphertexts: see he_wire
+            return he_wire.encode(v, lambda b: leaf(np.frombuffer(b, np.uint8), "b", 0))
         if isinstance(v, np.generic):
             return ["g", v.dtype.name if v.dtype.name in DTYPES else _no_type(v), v.item()]
         if type(v) is CipherBytes:
@@ -576,6 +581,12 @@ def unpack_value(value: Any, peer: str, tag: str) -> Any:
             raise bad("array size")
         return np.frombuffer(view[off : off + n], dtype=dtype).reshape(shape).copy()
 
+    def raw_bytes(x: Any) -> bytes:
+        """The bytes of a byte leaf (a Paillier value's ciphertexts)."""
+        if type(x) is not list or len(x) != 5 or x[0] != "b":
+            raise bad("byte leaf")
+        return bytes(arr(x[1], x[2], x[3], x[4], np.dtype(np.uint8)))
+
     def dec(x: Any, depth: int) -> Any:
         if depth > 17 or type(x) is not list or not x or type(x[0]) is not str:
             raise bad("node")
@@ -610,6 +621,8 @@ def unpack_value(value: Any, peer: str, tag: str) -> Any:
                     raise bad("dict key")
                 out[k] = dec(kv[1], depth + 1)
             return out
+        if code in ("K", "P", "Q"):
+            return he_wire.decode(x, raw_bytes, peer, tag)
         if code in ("a", "v", "b", "C") and len(x) == 5:
             _, extra, shape, off, n = x
             if code == "a":

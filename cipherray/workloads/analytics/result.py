@@ -354,7 +354,11 @@ class Result:
         the released frame, which the driver may read once revealed)."""
         if self.outcome is None:
             raise RuntimeError("nothing released yet")
-        frame = self.table.rt.get(self._frame)
+        rt = self.table.rt
+        if not rt.is_local(self._frame.party):  # cross-silo: only the receiver knows
+            self.outcome.released = self.outcome.suppressed = None
+            return self.outcome
+        frame = rt.get(self._frame)
         self.outcome.released = len(frame)
         self.outcome.suppressed = self.outcome.groups - len(frame)
         return self.outcome

@@ -12,6 +12,7 @@ in Z_2^64 whatever the values' magnitude (|x| < 2^46; |x|^2 < 2^46 for squares).
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import secrets
 from typing import Any
@@ -80,6 +81,11 @@ def prepare(df: pd.DataFrame, key: str | None, party: str, source: str | None) -
         np.frombuffer(secrets.token_bytes(8 * len(df)), dtype=np.uint64), kind="stable"
     )
     return df.iloc[order].reset_index(drop=True)
+
+
+def new_salt() -> bytes:
+    """A per-join salt (random; public to the two parties)."""
+    return os.urandom(32)
 
 
 def new_key() -> BlindingKey:

@@ -99,7 +99,10 @@ def run(args: argparse.Namespace) -> dict:
         backend=args.backend,
         address=args.address,
         timeout_s=args.timeout,
-        driver_as=args.to,  # the analyst acts for the receiver
+        driver_as=None
+        if getattr(args, "party", None)
+        else args.to,  # the analyst acts for the receiver
+        **_silo(args),
     ) as rt:
         refs = {p: rt.party(p)(read_table)(path, p) for p, path in inputs.items()}
         if joined:
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> dict:
         aggs = args.agg or []
         res = table.groupby(args.groupby).agg(aggs) if args.groupby else table.agg(aggs)
         frame_ref = res.release(to=args.to, min_group=args.min_group, dp=dp)
-        frame = rt.get(frame_ref)
+        frame = rt.get(frame_ref) if rt.is_local(args.to) else None  # cross-silo: at --to
         outcome = res.summarise()
         ledger = rt.ledger.summary()
         total = ledger[ledger["from"] == "total"]
@@ -177,6 +180,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {_clean(e)}", file=sys.stderr)
         return 2
     frame, report = out["frame"], out["report"]
+    if frame is None:  # cross-silo, at a party other than --to
+        print(f"this process runs {args.party}; the result is at {report['released_to']}")
+        return 0
     print(frame.to_string(index=False))
     print(
         f"\nreleased {report['released_groups']} of {report['groups']} groups to "
@@ -191,6 +197,13 @@ def main(args: argparse.Namespace) -> int:
         files.write_text(out_dir / "report.json", json.dumps(report, indent=1, default=_plain))
         print(f"wrote {out_dir / 'result.csv'} and {out_dir / 'report.json'}")
     return 0
+
+
+def _silo(args: argparse.Namespace) -> dict:
+    """Cross-silo keywords from --party/--addresses/--tls (none in simulation)."""
+    from cipherray.cli import silo_options
+
+    return silo_options(args)
 
 
 def _plain(x: Any) -> Any:

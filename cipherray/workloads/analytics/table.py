@@ -14,7 +14,8 @@ Private join, steps (A the anchor, B the other party, D the dealer; k_A, k_B X25
 scalars that never leave A, B):
 1. A and B each check their key column (present, unique, no missing values) and put
    their rows in a fresh random order (CSPRNG);
-2. A sends M_A = k_A * H(id) of its rows to B; B sends M_B = k_B * H(id) to A;
+2. A draws the per-join salt and sends it to B; A sends M_A = k_A * H(id) of its rows
+   to B; B sends M_B = k_B * H(id) to A;
 3. D draws a permutation sigma of B's rows that only A learns, and B's column of ones
    is shared and permuted by sigma obliviously (`permute`);
 4. A sends (k_A * M_B)[sigma] to B: B's ids doubly blinded, in an order B does not know;
@@ -42,7 +43,6 @@ statistics: count, sums and the Gram matrix).
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,7 @@ from cipherray.workloads.analytics.result import DP, Layout, Result, new_budget
 
 AGGS = ("count", "sum", "mean", "var", "std", "min", "max")
 TABLE_MESSAGES = {
+    "salt": "the per-join salt for hashing ids to points (random, public to both parties)",
     "blinded": "each party's ids blinded with its own X25519 scalar, in its random row order",
     "double_blinded": "the peer's blinded ids blinded again, in a dealer-drawn order "
     "the receiver does not know",
@@ -686,10 +687,19 @@ class JoinedTable(JointTable):
             raise TableError("the dealer must be a third party, not one of the tables' owners")
         mpc = rt.mpc(*(s.party for s in sides), dealer=dealer, frac_bits=0)
         super().__init__(rt, sides, mpc, budget, name)
-        self.salt = os.urandom(32)  # public per-join salt for hashing ids to points
+        # the per-join salt for hashing ids to points: drawn by the first party, sent to
+        # the other (cross-silo, every process must hash with the same salt)
+        first, second = sides
+        salt = first.party(rows.new_salt)()
+        salts = {
+            first.party.name: salt,
+            second.party.name: rt.send(salt, to=second.party, tag="table/salt"),
+        }
         self.keys = {s.party.name: s.party(rows.new_key)() for s in sides}
         self.blinded = {
-            s.party.name: s.party(rows.blind_own)(s.df, on, self.salt, self.keys[s.party.name])
+            s.party.name: s.party(rows.blind_own)(
+                s.df, on, salts[s.party.name], self.keys[s.party.name]
+            )
             for s in sides
         }
         self._views: dict[str, _View] = {}

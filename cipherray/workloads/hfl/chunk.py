@@ -92,11 +92,29 @@ class ChunkState:
 
 @dataclass
 class ChunkFit:
-    """What a place reports after local training."""
+    """What a place reports after local training. It travels as `message()`, plain
+    data (cross-silo, a message is arrays, numbers and strings, never an object), and
+    the server reads it back with `from_message`, which checks it."""
 
     cids: np.ndarray  # the clients that trained successfully
     total: np.ndarray | None  # plaintext mode: sum of their update vectors
     failed: list[tuple[int, str]]
+
+    def message(self) -> dict:
+        return {"cids": np.asarray(self.cids, dtype=np.int64), "total": self.total,
+                "failed": [(int(c), str(r)) for c, r in self.failed]}  # fmt: skip
+
+    @classmethod
+    def from_message(cls, m: Any) -> ChunkFit:
+        if not (
+            type(m) is dict and set(m) == {"cids", "total", "failed"}
+            and isinstance(m["cids"], np.ndarray) and m["cids"].dtype == np.int64
+            and m["cids"].ndim == 1
+            and (m["total"] is None or (isinstance(m["total"], np.ndarray)
+                                        and m["total"].dtype.kind in "fiu"))
+        ):  # fmt: skip
+            raise ValueError("a malformed fit message")
+        return cls(m["cids"], m["total"], _failed(m["failed"]))
 
 
 @dataclass
@@ -105,6 +123,31 @@ class ChunkEval:
     accuracy_sum: float
     examples: int
     failed: list[tuple[int, str]]
+
+    def message(self) -> dict:
+        return {"loss_sum": float(self.loss_sum), "accuracy_sum": float(self.accuracy_sum),
+                "examples": int(self.examples),
+                "failed": [(int(c), str(r)) for c, r in self.failed]}  # fmt: skip
+
+    @classmethod
+    def from_message(cls, m: Any) -> ChunkEval:
+        if not (
+            type(m) is dict and set(m) == {"loss_sum", "accuracy_sum", "examples", "failed"}
+            and type(m["loss_sum"]) is float and type(m["accuracy_sum"]) is float
+            and type(m["examples"]) is int and m["examples"] >= 0
+        ):  # fmt: skip
+            raise ValueError("a malformed evaluation message")
+        return cls(m["loss_sum"], m["accuracy_sum"], m["examples"], _failed(m["failed"]))
+
+
+def _failed(v: Any) -> list[tuple[int, str]]:
+    """The (client id, reason) pairs of a message, checked."""
+    if type(v) is not list or not all(
+        type(x) in (tuple, list) and len(x) == 2 and type(x[0]) is int and type(x[1]) is str
+        for x in v
+    ):
+        raise ValueError("a malformed list of failed clients")
+    return [(x[0], x[1]) for x in v]
 
 
 def build(cids: np.ndarray, source: BatchedClients | ObjectClients) -> ChunkState:
@@ -188,7 +231,7 @@ def fit(
     rule: Any,
     clip: float,
     secure: bool,
-) -> tuple[ChunkFit, ChunkState]:
+) -> tuple[dict, ChunkState]:
     """Local training of this place's `selected` clients; update vectors by `rule`."""
     selected = np.intersect1d(np.asarray(selected, dtype=np.int64), state.cids)
     if isinstance(state.source, BatchedClients):
@@ -200,13 +243,13 @@ def fit(
     vectors = rule.client(deltas, counts, clip)
     if secure:
         state.vectors, state.fitted = vectors, ok
-        return ChunkFit(ok, None, failed), state
-    return ChunkFit(ok, vectors.sum(axis=0), failed), state
+        return ChunkFit(ok, None, failed).message(), state
+    return ChunkFit(ok, vectors.sum(axis=0), failed).message(), state
 
 
 def evaluate(
     state: ChunkState, params: list, selected: np.ndarray, config: dict
-) -> tuple[ChunkEval, ChunkState]:
+) -> tuple[dict, ChunkState]:
     """Example-weighted loss and accuracy sums of the selected clients on their data."""
     selected = np.intersect1d(np.asarray(selected, dtype=np.int64), state.cids)
     if isinstance(state.source, BatchedClients):
@@ -222,7 +265,7 @@ def evaluate(
         n = np.asarray(n, dtype=np.float64)[ok]
         return ChunkEval(
             float((loss[ok] * n).sum()), float((acc[ok] * n).sum()), int(n.sum()), failed
-        ), state
+        ).message(), state
     loss_sum = acc_sum = 0.0
     examples, failed = 0, []
     for cid in selected:
@@ -234,7 +277,7 @@ def evaluate(
         loss_sum += r.loss * r.num_examples
         acc_sum += float(r.metrics.get("accuracy", float("nan"))) * r.num_examples
         examples += r.num_examples
-    return ChunkEval(loss_sum, acc_sum, examples, failed), state
+    return ChunkEval(loss_sum, acc_sum, examples, failed).message(), state
 
 
 def seed_for(seed: bytes, rnd: int, place: int) -> bytes:

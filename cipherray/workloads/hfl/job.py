@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="hfl_out", help="report directory")
-    add_runtime_arguments(parser, workers=2, graph=False, report=False)
+    add_runtime_arguments(parser, workers=2, graph=False, report=False, silo=True)
 
 
 # -- data (cross-device) -----------------------------------------------------------------
@@ -463,6 +463,11 @@ def main(args: argparse.Namespace) -> int:
         silos = parse_silos(args.silos) if args.silos else []
         if silos and not args.label:
             raise HflInputError("--silos needs --label (the label column of the CSVs)")
+        if getattr(args, "party", None) and args.secagg:
+            raise HflInputError(
+                "cross-silo mode (--party) runs hfl without --secagg for now: SecAgg+'s "
+                "round plan and key messages are not yet in the typed wire format"
+            )
         bounds = parse_bounds(args.feature_range)
         if bounds is not None and not silos:
             raise HflInputError("--feature-range applies to --silos only")
@@ -536,9 +541,14 @@ def run(args: argparse.Namespace, silos: list[tuple[str, str]], bounds: Any) -> 
     names = [n for n, _ in silos]
     populations = None if silos else {"clients": {"clients": args.clients, "workers": args.workers}}
     t0 = time.perf_counter()
+    from cipherray.cli import silo_options
+
+    silo = silo_options(args)  # cross-silo: this process runs the server or one silo
+    if silo and not silos:
+        raise HflInputError("cross-silo mode (--party) runs --silos (a process per silo)")
     with cr.init(["server", *names], backend=args.backend, address=args.address,
-                 network=_network(args.network), driver_as="server", timeout_s=args.timeout,
-                 populations=populations) as rt:  # fmt: skip
+                 network=_network(args.network), driver_as=None if silo else "server",
+                 timeout_s=args.timeout, populations=populations, **silo) as rt:  # fmt: skip
         if silos:
             clients = [rt.party(n) for n in names]
             try:

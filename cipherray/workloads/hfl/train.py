@@ -150,19 +150,20 @@ def _quantizer_of(rule: Any, clip: float) -> Callable | None:
     return lambda n, bits: rule.quantizer(n, bits, clip)
 
 
-def _sum_totals(*fits: chunk.ChunkFit) -> tuple[np.ndarray | None, int]:
+def _sum_totals(*msgs: dict) -> tuple[np.ndarray | None, int]:
+    fits = [chunk.ChunkFit.from_message(m) for m in msgs]
     totals = [f.total for f in fits if f.total is not None and f.cids.size]
     count = sum(int(f.cids.size) for f in fits)
     return (np.sum(totals, axis=0) if totals else None), count
 
 
-def _members(*fits: chunk.ChunkFit) -> np.ndarray:
-    ids = [f.cids for f in fits]
+def _members(*msgs: dict) -> np.ndarray:
+    ids = [chunk.ChunkFit.from_message(m).cids for m in msgs]
     return np.sort(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
 
 
-def _failures(*fits: chunk.ChunkFit) -> list[tuple[int, str]]:
-    return [x for f in fits for x in f.failed]
+def _failures(*msgs: dict) -> list[tuple[int, str]]:
+    return [x for m in msgs for x in chunk.ChunkFit.from_message(m).failed]
 
 
 def _next_model(
@@ -195,7 +196,8 @@ def _next_model(
     return strategy.aggregate(rnd, params, ws), info
 
 
-def _evaluate_sums(*evals: chunk.ChunkEval) -> dict[str, Any]:
+def _evaluate_sums(*msgs: dict) -> dict[str, Any]:
+    evals = [chunk.ChunkEval.from_message(m) for m in msgs]
     n = sum(e.examples for e in evals)
     failed = [x for e in evals for x in e.failed]
     if n == 0:

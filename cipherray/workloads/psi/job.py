@@ -305,19 +305,25 @@ class _Job:
         d_a_at_a = self._send(d_a, a, "double")
         m_b_at_a = self._send(m_b, a, "blinded_b")
         e_b_at_a = self._send(e_b, a, "ciphertexts")
-        c, size, r = a(isum.step3_match_and_sum, num_returns=3, declare="public")(
+        # C goes to B; the size and the mask r stay at A (cross-silo: in A's process only)
+        c, size, r = a(isum.step3_match_and_sum, num_returns=3)(
             d_a_at_a, m_b_at_a, e_b_at_a, keys[a.name], pk_at_a, True
         )
+        # A's results: the simulation driver reads them as published; cross-silo, A's
+        # process reads them as its own and no other process receives them
+        result = "public" if rt.here is None else None
+        size = a(_same, declare=result, name="psi/size")(size)
         self._step("summed")
         c_at_b = self._send(c, b, "masked_sum")
         dec = b(isum.step4_decrypt)(c_at_b, sk_b)
         dec_at_a = self._send(dec, a, "masked_plain")
         scale = b(_scale_of)(enc)
         scale_at_a = self._send(scale, a, "scale")
-        total = a(isum.step5_unmask, declare="public")(dec_at_a, r, scale_at_a)
+        total = a(isum.step5_unmask, declare=result)(dec_at_a, r, scale_at_a)
         self._step("done")
-        return {"mode": "sum", "stats": stats, "sum": rt.get(total), "size": int(rt.get(size)),
-                "receiver": a.name}  # fmt: skip
+        mine = rt.is_local(a)  # B's process: None
+        return {"mode": "sum", "stats": stats, "sum": rt.get(total) if mine else None,
+                "size": int(rt.get(size)) if mine else None, "receiver": a.name}  # fmt: skip
 
 
 PSI_MESSAGES = {
@@ -341,6 +347,10 @@ def _encode(values: Any) -> tuple:
     from cipherray.protocols.psi import intersection_sum as isum
 
     return isum.encode_values(values)
+
+
+def _same(x: Any) -> Any:
+    return x
 
 
 def _scale_of(enc: tuple) -> int:
@@ -423,6 +433,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"  {party} -> {path}")
     elif report["mode"] == "cardinality":
         print(f"intersection size: {report['size']:,} (known to {report['receiver']} only)")
+    elif report["sum"] is None:  # cross-silo, at B
+        print(f"this process runs {args.party}; the sum is at {report['receiver']}")
     else:
         print(
             f"intersection sum of {args.value}: {report['sum']} over {report['size']:,} "

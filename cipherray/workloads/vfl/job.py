@@ -7,7 +7,8 @@ the same customers under the same identifier column. The job:
 2. aligns the rows with our PSI (`workloads/psi`): every data party learns which of its
    own rows are in the intersection and writes them, in one common order, to its own
    folder; nobody else (not the arbiter, not the driver) learns the intersection;
-3. each party loads its aligned rows and checks them (numeric, non-constant columns;
+3. each party loads its aligned rows, sorts them by identifier (the same order at every
+   party, and in every run) and checks them (numeric, non-constant columns;
    the label binary for classification) — errors name the party and the file; each
    party standardises its own columns;
 4. a test split by row position from a public seed (row counts are public metadata);
@@ -76,6 +77,11 @@ class VflConfig:
     timeout_s: float = 3600.0
     progress: bool = True
     extra: dict = field(default_factory=dict)
+    # cross-silo: this process runs one party (guest, host or arbiter); the others run
+    # the same job with their own --party
+    party: str | None = None
+    addresses: dict | None = None  # {party: "host:port"} for every party
+    tls: Any = None  # cr.TLS or the directory `cipherray certs` wrote
 
 
 def _check(cfg: VflConfig) -> None:
@@ -127,7 +133,9 @@ def header_of(path: str) -> list[str]:
 def load_aligned(
     path: str, party: str, source: str, keys: list[str], label: str | None, objective: str
 ) -> tuple:
-    """Step 3 at one party: its aligned rows as (ids, features, names, label or None).
+    """Step 3 at one party: its aligned rows as (ids, features, names, label or None),
+    sorted by identifier (PSI writes them in a common but random order; sorted, a run's
+    split and model do not depend on that shuffle).
 
     Columns are checked here, at the party, so that the error names the party and the
     file: every feature column numeric (NaN allowed for SecureBoost's missing values)
@@ -162,6 +170,10 @@ def load_aligned(
     const = [c for c, s in zip(feats.columns, np.nanstd(x, axis=0)) if not s > 0]
     if const:
         raise VflInputError(f"{where}: constant feature column(s) {const[:5]}")
+    if ids is not None:  # the identifiers' order: the same at every party, and the same
+        order = np.argsort(ids, kind="stable")  # in every run (PSI's order is random)
+        ids, x = ids[order], x[order]
+        y = None if y is None else y[order]
     return ids, x, [str(c) for c in feats.columns], y
 
 
@@ -386,6 +398,7 @@ def write_importance(out: str, party: str, names: list[str], importance: Any) ->
 def run(cfg: VflConfig, rt: Any = None) -> dict:
     """Run the job (steps in the module docstring); returns the report."""
     import cipherray as cr
+    from cipherray.workloads import silo_options
     from cipherray.workloads.psi import job as psi
 
     _check(cfg)
@@ -399,7 +412,7 @@ def run(cfg: VflConfig, rt: Any = None) -> dict:
             parties[cfg.arbiter] = {"workers": 1}
         rt = cr.init(
             parties, address=cfg.address, backend=cfg.backend, network=cfg.network,
-            timeout_s=cfg.timeout_s,
+            timeout_s=cfg.timeout_s, **silo_options(cfg),
         )  # fmt: skip
     try:
         # 1. the label column must be in the guest's file (its header is public schema)
@@ -457,7 +470,12 @@ def run(cfg: VflConfig, rt: Any = None) -> dict:
         t2 = time.perf_counter()
         scores = model.predict(rt, x[guest_name], [x[h] for h in host_names])
         t_pred = time.perf_counter() - t2
-        metrics = rt.get(guest(guest_metrics, declare="public")(scores, y, test_pos, cfg.objective))
+        # the guest's results: the simulation driver reads them as published; cross-silo
+        # the guest's process reads them as its own, no other process receives them
+        result = "public" if rt.here is None else None
+        at_guest = rt.is_local(guest)
+        metrics = guest(guest_metrics, declare=result)(scores, y, test_pos, cfg.objective)
+        metrics = rt.get(metrics) if at_guest else {}
         report = {
             "model": cfg.model,
             "objective": cfg.objective,
@@ -484,18 +502,21 @@ def run(cfg: VflConfig, rt: Any = None) -> dict:
         }
         report["seconds"] = time.perf_counter() - t0
         ids = guest(_ids_of)(loaded[guest_name])
-        done = guest(write_guest_outputs, declare="public")(
+        done = guest(write_guest_outputs, declare=result)(
             cfg.out, ids, scores, y, test_pos, cfg.objective, report
         )
-        report["files"] = rt.get(done)["files"]
+        report["files"] = rt.get(done)["files"] if at_guest else []
         # 7. importance of each party's own features, written by that party
         for p in cfg.inputs:
             party = rt.party(p)
             imp = model.importance_ref(rt, party)
-            path = party(write_importance, declare="public")(
+            path = party(write_importance, declare=result)(
                 cfg.out, p, party(_names_of)(loaded[p]), imp
             )
-            report["files"].append(rt.get(path))
+            if rt.is_local(party):
+                report["files"].append(rt.get(path))
+        report["party"] = rt.here
+        report["ledger"] = rt.ledger.summary()
         report["ledger_text"] = rt.ledger.report()
         return report
     finally:
@@ -595,7 +616,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--insecure", action="store_true", help="allow small keys (tests only)")
     c.add_argument("--test-fraction", type=float, default=0.2)
     c.add_argument("--seed", type=int, default=0)
-    add_runtime_arguments(parser, workers=1, graph=False)
+    add_runtime_arguments(parser, workers=1, graph=False, silo=True)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -641,6 +662,7 @@ def main(args: argparse.Namespace) -> int:
     for f in report["files"]:
         print(f"  -> {f}")
     if args.json:
-        keep = {k: v for k, v in report.items() if k != "ledger_text"}
+        keep = {k: v for k, v in report.items() if k not in ("ledger_text", "ledger")}
+        keep["ledger"] = report["ledger"].to_dict(orient="records")
         write_json(args.json, keep)
     return 0

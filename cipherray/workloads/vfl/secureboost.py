@@ -155,6 +155,22 @@ class GHLayout:
     def width(self) -> int:
         return self.gbits + self.hbits + self.cbits
 
+    def to_message(self) -> tuple[int, ...]:
+        """The layout as a message: five ints (a cross-silo message carries plain data)."""
+        return (self.off, self.gbits, self.hbits, self.cbits, self.per_ct)
+
+    @classmethod
+    def from_message(cls, v: Any) -> GHLayout:
+        """The layout of a gh message, checked (five non-negative ints, fields of at
+        most 62 bits, at least one packed sum per ciphertext)."""
+        if not (
+            type(v) is tuple and len(v) == 5 and all(type(x) is int and x >= 0 for x in v)
+            and max(v[1:4]) <= 62 and min(v[1:4]) >= 1 and v[4] >= 1
+            and v[0] < 1 << 62
+        ):  # fmt: skip
+            raise ValueError(f"a malformed gradient/hessian layout: {v!r}"[:200])
+        return cls(*v)
+
 
 def gh_layout(gi: np.ndarray, hi: np.ndarray, key_bits: int) -> GHLayout:
     n = max(int(gi.size), 1)
@@ -581,7 +597,7 @@ def _g_tree_start(g: dict, margin: np.ndarray, pk: Any, nhosts: int, objective: 
     enc = None
     if nhosts:
         lay = gh_layout(gi, hi, int(pk.n.bit_length()))
-        enc = (pk.encrypt(pack_gh(gi, hi, lay)), lay)
+        enc = (pk.encrypt(pack_gh(gi, hi, lay)), lay.to_message())
     return ts, enc, rows_message(ts)
 
 
@@ -590,7 +606,7 @@ def _h_histograms(h: dict, enc: tuple, rows_msg: tuple, bins: int) -> tuple:
     re-randomised."""
     from cipherray.protocols.paillier.histogram import bucket_products
 
-    c, lay = enc
+    c, lay = enc[0], GHLayout.from_message(enc[1])
     rows, slots, ns = rows_msg
     d = h["bins"].shape[0]
     if ns == 0 or d == 0:
@@ -601,7 +617,7 @@ def _h_histograms(h: dict, enc: tuple, rows_msg: tuple, bins: int) -> tuple:
 
 def _g_decide(ts: dict, g: dict, sk: Any, enc: Any, tree: int, level: int, p: dict, *hists):
     """5.-6. (guest) decrypt, unpack, find splits; one request per host."""
-    lay = enc[1] if enc is not None else None
+    lay = GHLayout.from_message(enc[1]) if enc is not None else None
     host_hists = []
     for ct, shape in hists:
         total = int(np.prod(shape))
