@@ -2,11 +2,13 @@
 
 Each `local` step is one step per member in that party's worker; each message goes
 from the sending worker to the receiving worker through the runtime's channel
-(counted in the ledger under the current tag). An open's messages are checked at each
-receiver against its own value (`silo.expect.Like`: the same dtype and shape), so a
-member that sends something else is named (`WireError`) before any step uses it;
-`send` (a provider's correlated randomness) is checked by the wire format only. Handles are the runtime's value
+(counted in the ledger under the current tag). Handles are the runtime's value
 handles, so the driver never sees a value.
+
+An open's messages are checked at each receiver against its own value
+(`silo.expect.Like`: the same kind, dtype and shape), so a member that sends something
+else is named (`WireError`) before any step uses it; `send` (a provider's correlated
+randomness) is checked by the wire format only.
 """
 
 from __future__ import annotations

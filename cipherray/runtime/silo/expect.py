@@ -110,7 +110,7 @@ def _check(value: Any, e: Expect, peer: str, tag: str, names: dict) -> None:
     got = _kind(value)
     if e.kind is not None and got != e.kind:
         if not (e.kind == SHAPE and got == TUPLE or e.kind == SCALAR and _is_0d(value)):
-            raise WireError(peer, tag, f"expected a {e.kind} value, got {_describe(value)}")
+            raise WireError(peer, tag, f"expected a value of kind {e.kind}, got {_describe(value)}")
     if e.kind == SHAPE:
         _check_shape(value, e, peer, tag, names)
         return
