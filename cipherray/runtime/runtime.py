@@ -17,8 +17,12 @@ same script, and this process runs only its own party's steps. A step of another
 submits nothing but takes the same ids as in that party's process, so a message between
 two parties has the same number in both: the sender's process sends it over the silo
 transport under `TAG#NUMBER` (a typed value, `silo.wire.pack_value`), the receiver's
-process receives it when the step that needs it runs; a message between two other
-parties is not this process's business. Hence the rule: a script's control flow may
+process receives it when the step that needs it runs, and the receiving worker checks it
+against what this process's own script expects of it (`Message.expect`, `silo.expect`:
+an MPC open's shares have the form of the receiver's own, `rt.send(..., expect=...)`)
+before the step runs: WireError naming the sender and the tag otherwise, broadcast to
+every party, the sender included. A message between two other parties is not this
+process's business. Hence the rule: a script's control flow may
 depend only on what every party knows (configuration, `rt.here`, published values,
 public shapes). Each process checks the disclosures of values that leave its own party,
 against its own grants; the ledger counts the messages this party sent and received.

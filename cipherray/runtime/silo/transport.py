@@ -385,8 +385,8 @@ class Transport:
             t.join(short + 0.5)
 
     def _tell(self, peer: str, frame: bytes, timeout: float) -> None:
-        try:
-            self._channel(peer).unary_unary(CONTROL)(frame, timeout=timeout)
+        try:  # (waits for a peer still starting up, within the short timeout)
+            self._channel(peer).unary_unary(CONTROL)(frame, timeout=timeout, wait_for_ready=True)
         except grpc.RpcError:
             pass  # that peer may be the next to time out; it names the failure itself
 

@@ -33,8 +33,10 @@ frame's length matches; (2) `Assembler` checks every later frame against the fir
 (same message, next index) and copies its chunk into a buffer of exactly nbytes,
 allocated once the size passed the receiver's limit; (3) `decode` turns the payload into
 the value and checks it against what the receiving step expects (`Expect`: kind, dtype,
-shape, maximum size). Any failure raises `WireError` naming the peer and the tag; the
-message is dropped and nothing else changes.
+shape, maximum size, bytes length). Any failure raises `WireError` naming the peer and the
+tag; the message is dropped and nothing else changes. The runtime's messages are decoded
+with no `Expect` here (`unpack_value` rebuilds a structured value first); the receiving
+step checks the value itself (`expect.check_value`) before it runs.
 
 Arrays travel as their little-endian bytes (no copy for a C-contiguous little-endian
 array) and are rebuilt with ``numpy.frombuffer``; ``meta`` is unpacked with strict
