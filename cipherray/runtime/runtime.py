@@ -22,10 +22,10 @@ against what this process's own script expects of it (`Message.expect`, `silo.ex
 an MPC open's shares have the form of the receiver's own, `rt.send(..., expect=...)`)
 before the step runs: WireError naming the sender and the tag otherwise, broadcast to
 every party, the sender included. A message between two other parties is not this
-process's business. Hence the rule: a script's control flow may
-depend only on what every party knows (configuration, `rt.here`, published values,
-public shapes). Each process checks the disclosures of values that leave its own party,
-against its own grants; the ledger counts the messages this party sent and received.
+process's business. Hence the rule: a script's control flow may depend only on what
+every party knows (configuration, `rt.here`, published values, public shapes). Each
+process checks the disclosures of values that leave its own party, against its own
+grants; the ledger counts the messages this party sent and received.
 """
 
 from __future__ import annotations
@@ -343,9 +343,9 @@ class Runtime:
             meta=ref.meta,
             protocol_message=self.policy.protocol_message(full),
         )
-        self._authorise(d)
         if expect is not None and not isinstance(expect, Expect):
             raise TypeError(f"rt.send: expect must be a cipherray.Expect, not {expect!r}")
+        self._authorise(d)
         meta = ref.meta.with_(revealed_to=dst.name)
         return self._deliver(ref, dst, tag, meta, worker, expect)
 
