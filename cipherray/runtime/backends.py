@@ -301,10 +301,7 @@ class InlineBackend(Backend):
         values = []
         for f in deps:
             if f.error is not None:
-                try:  # marks the outputs failed (and raises the error, as the step would)
-                    worker.handle.run(_failing_call(call, f.error))
-                except CipherrayError:
-                    pass
+                worker.handle.run(_failing_call(call, f.error))  # marks the outputs failed
                 return InlineFuture(error=f.error)
             values.append(f.value)
         for src in call.sources:  # a message is a copy, never an alias of the sender's data
