@@ -61,36 +61,35 @@ def script(rt: Any, refs: dict) -> Any:
     return rt.get(refs["done"])
 
 
-def corrupt(rt: Any, mutation: str) -> None:
-    """Make this process's endpoint send the mutation's messages changed."""
+def corrupt(mutation: str) -> None:
+    """Make this process's transport send the mutation's messages changed (the process
+    plays a party that controls its own bytes: it wraps `Transport.send`)."""
     from cipherray.runtime.errors import CipherrayError
     from cipherray.runtime.silo import wire
+    from cipherray.runtime.silo.transport import Transport
 
+    honest_send = getattr(Transport, "honest_send", Transport.send)
+    Transport.honest_send = honest_send
     prefix, change = MUTATIONS[mutation]
-    if change is None:
-        return
-    endpoint = rt._backend._silo  # the harness plays a party that controls its own bytes
-    honest_send = endpoint.send
 
-    def send(dst: str, tag: str, value: Any, wait: bool = False) -> int:
-        if not tag.startswith(prefix):
-            return honest_send(dst, tag, value, wait)
+    def send(t: Transport, dst: str, tag: str, value: Any, timeout: float | None = None):
+        if change is None or not tag.startswith(prefix):
+            return honest_send(t, dst, tag, value, timeout)
         if change != "frames":
-            return honest_send(dst, tag, change(value), wait)
-        t = endpoint.transport
+            changed = change(wire.unpack_value(value, t.party, tag))
+            return honest_send(t, dst, tag, wire.pack_value(changed), timeout)
         frames = list(
             wire.frames(
-                value, job=t.job, src=t.party, dst=dst, tag=tag, sess=t._session,
-                seq=1 << 40, chunk_bytes=8,
+                value, job=t.job, src=t.party, dst=dst, tag=tag, sess=0, seq=1 << 40,
+                chunk_bytes=8,
             )
         )  # fmt: skip
         try:
             t.send_frames(dst, frames[:-1], tag)
         except CipherrayError:
             pass  # refused, as it should be
-        return 0
 
-    endpoint.send = send
+    Transport.send = send
 
 
 def main() -> int:
@@ -100,12 +99,12 @@ def main() -> int:
     print("ready", flush=True)
     out = []
     for run in cfg["runs"]:
+        corrupt(run["mutation"])
         try:
             with cr.init(
                 party=cfg["party"], addresses=run["addresses"], tls=cfg["tls"],
                 backend="inline", timeout_s=cfg["timeout"], job=run["job"],
             ) as rt:  # fmt: skip
-                corrupt(rt, run["mutation"])
                 script(rt, {})
             out.append({"result": "ok"})
         except cr.CipherrayError as e:
