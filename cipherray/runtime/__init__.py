@@ -22,6 +22,7 @@ from cipherray.runtime.refs import PartyRef, Ref
 from cipherray.runtime.runtime import Runtime, init
 from cipherray.runtime.shared import MPC, SharedRef, concatenate
 from cipherray.runtime.silo.certs import TLS
+from cipherray.runtime.silo.wire import Expect
 
 __all__ = [
     "MPC",
@@ -30,6 +31,7 @@ __all__ = [
     "DisclosureError",
     "DisclosurePolicy",
     "EncryptedRef",
+    "Expect",
     "Grant",
     "HE",
     "InputError",

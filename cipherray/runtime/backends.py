@@ -23,6 +23,7 @@ from cipherray.runtime.errors import (
     PartyTimeoutError,
     PlacementError,
     StepError,
+    WireError,
 )
 from cipherray.runtime.payload import payload_nbytes
 from cipherray.runtime.worker import PartyWorker, keep_freed_memory
@@ -169,9 +170,16 @@ class SiloEndpoint:
                 raise f.exception()
 
     def recv(self, src: str, tag: str) -> Any:
+        """The value `src` sent under `tag`. A malformed message (WireError naming `src`)
+        is broadcast as this job's failure at once, `src` included, so nobody waits on a
+        job that has failed here."""
         from cipherray.runtime.silo import wire
 
-        return wire.unpack_value(self.transport.recv(src, tag), src, tag)
+        try:
+            return wire.unpack_value(self.transport.recv(src, tag), src, tag)
+        except WireError as e:
+            self.fail(e)
+            raise
 
     def fail(self, error: PartyError) -> None:
         self.transport.broadcast_failure(error)
@@ -306,6 +314,9 @@ class InlineBackend(Backend):
                     self.recorder.append((src.src, worker.party, src.tag, v))
         try:
             return InlineFuture(worker.handle.run(call, *values))
+        except WireError as e:  # a message not what the step expects: the job failed
+            self.silo_fail(e)
+            return InlineFuture(error=e)
         except CipherrayError as e:
             return InlineFuture(error=e)
 
@@ -475,8 +486,8 @@ def _gateway_class():
         def send_value(self, dst: str, tag: str, value: Any) -> None:
             self.endpoint.send(dst, tag, value, wait=True)
 
-        def fail(self, party: str, step: str, reason: str) -> None:
-            self.endpoint.fail(PartyError(party, step, reason))
+        def fail(self, party: str, step: str, reason: str, wire: bool = False) -> None:
+            self.endpoint.fail((WireError if wire else PartyError)(party, step, reason))
 
         def close(self) -> None:
             if self.error is None:
@@ -615,7 +626,9 @@ class RayBackend(Backend):
     def silo_fail(self, error: PartyError) -> None:
         if self._gateway is not None:
             try:
-                ref = self._gateway.fail.remote(error.party, error.step, error.reason)
+                ref = self._gateway.fail.remote(
+                    error.party, error.step, error.reason, isinstance(error, WireError)
+                )
                 self.ray.get(ref, timeout=10)
             except Exception:
                 pass

@@ -34,12 +34,21 @@ class Key:
 @dataclass(frozen=True)
 class Inbox:
     """A message: dependency number `dep` of the call, sent by party `src` (counted in
-    the ledger as message `msg_id` under `tag` unless it moves within one party)."""
+    the ledger as message `msg_id` under `tag` unless it moves within one party).
+    `expect`: what the receiving step expects of it (`silo.expect`: an `Expect`, or
+    `Like(i)`, the kind, dtype and shape of the step's own argument value i), checked
+    at the receiving worker before the step runs; None: not checked."""
 
     dep: int
     src: str
     msg_id: int = 0
     tag: str = ""
+    expect: Any = None
+
+    @property
+    def wire_tag(self) -> str:
+        """The message's tag as the transport names it (``TAG#NUMBER``)."""
+        return f"{self.tag}#{self.msg_id}" if self.msg_id else self.tag or "move"
 
     @property
     def counted(self) -> bool:

@@ -4,6 +4,11 @@ Each `local` step is one step per member in that party's worker; each message go
 from the sending worker to the receiving worker through the runtime's channel
 (counted in the ledger under the current tag). Handles are the runtime's value
 handles, so the driver never sees a value.
+
+An open's messages are checked at each receiver against its own value
+(`silo.expect.Like`: the same kind, dtype and shape), so a member that sends something
+else is named (`WireError`) before any step uses it; `send` (a provider's correlated
+randomness) is checked by the wire format only.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cipherray.protocols.mpc.engine import DEALER, PerParty, combine
 from cipherray.runtime.call import identity
 from cipherray.runtime.errors import ConfigError
+from cipherray.runtime.silo.expect import Like
 from cipherray.runtime.values import Handle
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,8 +73,10 @@ class RuntimeEngine:
 
     def open(self, values: PerParty, step: str = "open", op: str = "add") -> PerParty:
         names = [p.name for p in self.parties]
-        sends = [(values[i], names[j]) for i in range(self.n) for j in range(self.n) if i != j]
-        msgs = self.rt._messages(step, sends)
+        pairs = [(i, j) for i in range(self.n) for j in range(self.n) if i != j]
+        sends = [(values[i], names[j]) for i, j in pairs]
+        # each member expects the others' values in the form of its own (dtype, shape)
+        msgs = self.rt._messages(step, sends, [Like(values[j]) for _, j in pairs])
         inbox: dict[str, list] = {nm: [] for nm in names}
         for m in msgs:
             inbox[m.dst].append(m)
@@ -80,7 +88,7 @@ class RuntimeEngine:
     def open_to(self, values: PerParty, dst: int, step: str = "open", op: str = "add") -> Handle:
         target = self.parties[dst]
         sends = [(values[i], target.name) for i in range(self.n) if i != dst]
-        msgs = self.rt._messages(step, sends)
+        msgs = self.rt._messages(step, sends, Like(values[dst]))
         return self._at(target, _combine_step, (op, values[dst], *msgs), 1, step)
 
     def send(self, value: Handle, src: Any, dst: Any, step: str = "send") -> Handle:

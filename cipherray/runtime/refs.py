@@ -86,9 +86,10 @@ class PartyRef(Ref):
         m = self._rt._meta_of(self._h)
         return None if m is None else m[1]
 
-    def send_to(self, party: Party | str, tag: str) -> PartyRef:
-        """`rt.send(self, to=party, tag=tag)`: a protocol message to another party."""
-        return self._rt.send(self, party, tag)
+    def send_to(self, party: Party | str, tag: str, expect: Any = None) -> PartyRef:
+        """`rt.send(self, to=party, tag=tag, expect=expect)`: a protocol message to
+        another party (`expect`: what the receiver must get, see `Runtime.send`)."""
+        return self._rt.send(self, party, tag, expect=expect)
 
     def __repr__(self) -> str:
         return f"PartyRef(party={self._party.name!r}, step={self._rt._step_name(self._h)!r})"

@@ -17,11 +17,15 @@ same script, and this process runs only its own party's steps. A step of another
 submits nothing but takes the same ids as in that party's process, so a message between
 two parties has the same number in both: the sender's process sends it over the silo
 transport under `TAG#NUMBER` (a typed value, `silo.wire.pack_value`), the receiver's
-process receives it when the step that needs it runs; a message between two other
-parties is not this process's business. Hence the rule: a script's control flow may
-depend only on what every party knows (configuration, `rt.here`, published values,
-public shapes). Each process checks the disclosures of values that leave its own party,
-against its own grants; the ledger counts the messages this party sent and received.
+process receives it when the step that needs it runs, and the receiving worker checks it
+against what this process's own script expects of it (`Message.expect`, `silo.expect`:
+an MPC open's shares have the form of the receiver's own, `rt.send(..., expect=...)`)
+before the step runs: WireError naming the sender and the tag otherwise, broadcast to
+every party, the sender included. A message between two other parties is not this
+process's business. Hence the rule: a script's control flow may depend only on what
+every party knows (configuration, `rt.here`, published values, public shapes). Each
+process checks the disclosures of values that leave its own party, against its own
+grants; the ledger counts the messages this party sent and received.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from cipherray.runtime.party import Party
 from cipherray.runtime.policy import AuditLog, Disclosure, DisclosurePolicy
 from cipherray.runtime.refs import PartyRef, Ref
 from cipherray.runtime.shared import MPC
+from cipherray.runtime.silo.expect import Expect, Like
 from cipherray.runtime.values import AGGREGATE, PUBLISHED, Handle, Meta
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -66,17 +71,23 @@ DEFAULT_TIMEOUT_S = 300.0
 
 class Message:
     """A value on its way from one party (or worker) to another: a counted channel
-    message when `msg_id` > 0, an uncounted move between workers of one party else."""
+    message when `msg_id` > 0, an uncounted move between workers of one party else.
+    `expect`: what the receiving step expects of it (see `silo.expect`), made by this
+    process's own script; the receiving worker checks the value against it."""
 
-    __slots__ = ("handle", "dst", "tag", "msg_id", "round", "future")
+    __slots__ = ("handle", "dst", "tag", "msg_id", "round", "future", "expect")
 
-    def __init__(self, handle: Handle, dst: str, tag: str, msg_id: int, rnd: int, future: Any):
+    def __init__(
+        self, handle: Handle, dst: str, tag: str, msg_id: int, rnd: int, future: Any,
+        expect: Any = None,
+    ):  # fmt: skip
         self.handle = handle
         self.dst = dst
         self.tag = tag
         self.msg_id = msg_id
         self.round = rnd
         self.future = future
+        self.expect = expect
 
     def __reduce__(self):
         raise TypeError("a message cannot be pickled: pass it to a step of its receiver")
@@ -290,13 +301,27 @@ class Runtime:
             self._fail(e)
             raise
 
-    def send(self, ref: PartyRef, to: Party | str, tag: str, worker: int | None = None) -> PartyRef:
+    def send(
+        self, ref: PartyRef, to: Party | str, tag: str, worker: int | None = None,
+        expect: Expect | None = None,
+    ) -> PartyRef:  # fmt: skip
         """Send a party's value to another party as a protocol message (counted in the
         ledger under `tag`, recorded in the graph and the audit). Allowed when `tag`
         names a message that a registered protocol declares (`rt.protocol(...)`), or
         when every owner of the value granted it to `to`; else DisclosureError.
         `worker` picks the worker of `to` that receives it (a population's workers
-        each fetch it from there; default: the next worker in turn)."""
+        each fetch it from there; default: the next worker in turn).
+
+        `expect` (a `cipherray.Expect`) is what the receiving party must get, checked at
+        the receiver when the message arrives, before any step uses it:
+        ``Expect.array(np.uint64, (n, None))`` (dtype; shape, None for any length, a name
+        such as "n" for a length that is the same wherever it appears),
+        ``Expect.bytes(32)``, ``Expect.tuple(...)`` of those, ``max_bytes``. Anything
+        else raises WireError naming the sender and the tag at the receiver (and, cross-
+        silo, the failure is broadcast to the other parties). It is the receiver's own
+        script's expectation: in cross-silo mode every party runs this line, and only the
+        receiver's process checks; the sender's message never says what it should be.
+        None: any value the wire format allows."""
         self._check_open()
         if not isinstance(ref, PartyRef):
             raise LocationError(
@@ -318,8 +343,11 @@ class Runtime:
             meta=ref.meta,
             protocol_message=self.policy.protocol_message(full),
         )
+        if expect is not None and not isinstance(expect, Expect):
+            raise TypeError(f"rt.send: expect must be a cipherray.Expect, not {expect!r}")
         self._authorise(d)
-        return self._deliver(ref, dst, tag, ref.meta.with_(revealed_to=dst.name), worker)
+        meta = ref.meta.with_(revealed_to=dst.name)
+        return self._deliver(ref, dst, tag, meta, worker, expect)
 
     def protocol(self, name: str, messages: dict[str, str]) -> None:
         """Register protocol `name` and the messages it sends ({"blinded": "what it
@@ -628,16 +656,24 @@ class Runtime:
                 h.party, self._step_name(h), f"no answer within {self.timeout_s:g} s"
             )
 
-    def _messages(self, tag: str, sends: Sequence[tuple[Handle, str]]) -> list[Message]:
+    def _messages(
+        self, tag: str, sends: Sequence[tuple[Handle, str]], expect: Any = None
+    ) -> list[Message]:
         """One communication round: each (handle, dst party) becomes a counted message.
 
         All messages of one call travel concurrently; the round's number is 1 + the
-        deepest communication depth among the values sent."""
+        deepest communication depth among the values sent. `expect`: what the receiving
+        step expects of each message (`silo.expect`: an `Expect`, or `Like(handle)` of a
+        handle among the receiving step's inputs), one for all or a list, one per send;
+        the receiving worker checks the value (WireError naming the sender)."""
         tag = self._tag(tag)
+        expects = list(expect) if isinstance(expect, list) else [expect] * len(sends)
+        if len(expects) != len(sends):
+            raise ValueError(f"{len(expects)} expectations for {len(sends)} messages")
         rnd = 1 + max((h.depth for h, _ in sends), default=0)
         out, edges, sent = [], [], []
         emitted: dict[int, Any] = {}  # a value sent to several parties is put once
-        for h, dst in sends:
+        for (h, dst), want in zip(sends, expects):
             if h.party == dst:
                 raise LocationError("a channel message must go to another party")
             msg_id = next(self._ids)
@@ -651,7 +687,7 @@ class Runtime:
                 sent.append((dst, f"{tag}#{msg_id}", emitted[h.id], h, msg_id))
             elif dst_here:  # from another organisation: received when the step runs
                 fut = self._backend.silo_recv(h.party, f"{tag}#{msg_id}")
-            out.append(Message(h, dst, tag, msg_id, rnd, fut))
+            out.append(Message(h, dst, tag, msg_id, rnd, fut, want))
             if src_here or dst_here:  # each process counts what it sends and receives
                 edges.append((msg_id, h.party, dst, rnd))
         self.ledger.add_messages(tag, edges)
@@ -668,10 +704,12 @@ class Runtime:
         return self._backend.emit(worker, h.id, [fut] if h.guarded else [], step)
 
     def _deliver(
-        self, ref: PartyRef, dst: Party, tag: str, meta: Meta, worker: int | None = None
-    ) -> PartyRef:
-        """Move a party's value to `dst` as one counted message (policy already checked)."""
-        (msg,) = self._messages(tag, [(ref._h, dst.name)])
+        self, ref: PartyRef, dst: Party, tag: str, meta: Meta, worker: int | None = None,
+        expect: Any = None,
+    ) -> PartyRef:  # fmt: skip
+        """Move a party's value to `dst` as one counted message (policy already checked);
+        `expect`: what `dst` must receive (see `_messages`)."""
+        (msg,) = self._messages(tag, [(ref._h, dst.name)], expect)
         (h,) = self._step(
             dst, identity, (msg,), step=f"{tag}/receive", eager=dst.name in self.driver_as,
             worker=worker,
@@ -786,9 +824,11 @@ class Runtime:
         guards: dict[Any, str] = {}
         for v in inputs:
             if isinstance(v, Message):
+                want = _expect_at(v, inputs)
                 w.add_dep(
-                    Inbox(len(w.deps), v.handle.party, v.msg_id, v.tag), v.future, v.handle.party
-                )
+                    Inbox(len(w.deps), v.handle.party, v.msg_id, v.tag, want), v.future,
+                    v.handle.party,
+                )  # fmt: skip
                 w.messages.append(v)
                 w.steps.append(v.handle.step_id)
                 w.depth = max(w.depth, v.round)
@@ -886,6 +926,21 @@ class Runtime:
 
 def _nothing() -> None:
     return None
+
+
+def _expect_at(msg: Message, inputs: list) -> Any:
+    """A message's expectation as the receiving worker checks it: `Like(handle)` becomes
+    `Like(position of that handle among the step's inputs)` (one argument slot each)."""
+    want = msg.expect
+    if not isinstance(want, Like) or isinstance(want.of, int):
+        return want
+    for k, v in enumerate(inputs):
+        if isinstance(v, Handle) and v.id == want.of.id:
+            return Like(k)
+    raise LocationError(
+        f"message {msg.msg_id} ('{msg.tag}') expects the form of a value that is not an "
+        "input of its receiving step"
+    )
 
 
 def _is_input(v: Any) -> bool:

@@ -22,18 +22,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cipherray.protocols import fixedpoint, linear
+from cipherray.protocols import fixedpoint, linear, prg
 from cipherray.protocols.mpc import common
 from cipherray.runtime.call import identity
 from cipherray.runtime.errors import ConfigError, LocationError
 from cipherray.runtime.party import Party
 from cipherray.runtime.refs import PartyRef, Ref
+from cipherray.runtime.silo import expect
+from cipherray.runtime.silo.expect import Like
 from cipherray.runtime.values import COMPARE, PUBLIC, Handle, Meta, contracted, join, reduced
 
 if TYPE_CHECKING:  # pragma: no cover
     from cipherray.runtime.runtime import Runtime
 
 _RING_LIMIT = 2**62
+# what a member checks of the sharing messages it receives (silo.expect): a seed is
+# (32 bytes, public shape), a dealt share a uint64 array; neither beyond 2^31 elements
+MAX_SHARE_BYTES = 8 << 31
+SEED_MESSAGE = expect.seed(prg.SEED_BYTES, MAX_SHARE_BYTES)
+SHARE_MESSAGE = expect.ring_shares(max_bytes=MAX_SHARE_BYTES)
 
 
 class MPC:
@@ -185,7 +192,9 @@ class MPC:
             receivers = receivers[1:]
         # the seeds leave before the owner's next step is queued: a worker runs its calls
         # in order, so the members expand their shares while the owner encodes its own
-        seed_msgs = rt._messages("share", [(m, p.name) for m, p in zip(seeds, receivers)])
+        seed_msgs = rt._messages(
+            "share", [(m, p.name) for m, p in zip(seeds, receivers)], SEED_MESSAGE
+        )
         (own,) = rt._step(
             owner, linear.share_own, (ref, self.frac_bits, *seeds), step="share",
             location=self.name,
@@ -199,7 +208,7 @@ class MPC:
             shares[owner.name] = own
         else:
             first = self.parties[0]
-            (t,) = rt._messages("share", [(own, first.name)])
+            (t,) = rt._messages("share", [(own, first.name)], SHARE_MESSAGE)
             (shares[first.name],) = rt._step(
                 first, identity, (t,), step="share", location=self.name
             )
@@ -220,7 +229,7 @@ class MPC:
         rt = self._rt
         owner = ref.party
         other = next(p for p in self.parties if p.name != owner.name)
-        (msg,) = rt._messages("share", [(seed, other.name)])
+        (msg,) = rt._messages("share", [(seed, other.name)], SEED_MESSAGE)
         (own,) = rt._step(
             owner, linear.share_own, (ref, self.frac_bits), step="share", location=self.name
         )
@@ -307,10 +316,13 @@ class MPC:
         rt = self._rt
         names = self.names
         sends = [(h, dst.name) for h, nm in zip(x._shares, names) if nm != dst.name]
-        transfers = rt._messages("reveal", sends)
-        operands = list(transfers)
-        if dst.name in names:
-            operands = [x._shares[names.index(dst.name)], *transfers]
+        if dst.name in names:  # the others' shares have the form of dst's own
+            own = x._shares[names.index(dst.name)]
+            transfers = rt._messages("reveal", sends, Like(own))
+            operands = [own, *transfers]
+        else:
+            transfers = rt._messages("reveal", sends, expect.ring_shares(x._shape, MAX_SHARE_BYTES))
+            operands = list(transfers)
         (h,) = rt._step(
             dst, linear.reconstruct_decode, tuple(operands), {"scale": x.scale},
             step="reveal", location=self.name, eager=dst.name in rt.driver_as,

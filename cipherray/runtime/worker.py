@@ -154,6 +154,7 @@ class PartyWorker:
                 nb = payload_nbytes(v)
                 msgs.append((src.msg_id, src.src, nb, src.tag))
                 per_sender[src.src] = per_sender.get(src.src, 0) + nb
+        _check_messages(call, values)
         net_s = 0.0
         if per_sender and self.network is not None:
             # messages from different senders travel in parallel
@@ -213,6 +214,17 @@ class PartyWorker:
 
     def ping(self) -> str:
         return self.party
+
+
+def _check_messages(call: Call, values: list) -> None:
+    """Every message the step receives is what the step expects (`Inbox.expect`, made by
+    this party's own script): WireError naming the sender and the message's tag before
+    the step runs, so nothing of this party's state changes."""
+    for src, v in zip(call.sources, values):
+        if type(src) is Inbox and src.expect is not None:
+            from cipherray.runtime.silo.expect import check_value, resolve
+
+            check_value(v, resolve(src.expect, values), src.src, src.wire_tag)
 
 
 def _wrap(e: Exception, party: str, step: str) -> StepError:

@@ -4,6 +4,8 @@ processes over mutual TLS, in a typed wire format (no pickle from peers).
 - `certs`: party identities (`TLS`) and a development PKI (`cipherray certs`);
 - `wire`: the message format and its checks (`Expect`, `WireError`);
 - `he_wire`: Paillier public keys and ciphertext arrays in that format (validated);
+- `expect`: what a receiving step expects of a runtime message (`check_value`, `Like`),
+  checked by the receiving party before any step uses the value;
 - `transport`: one gRPC endpoint per party (`Transport.send` / `recv`, acknowledgements,
   re-sending, timeouts and failure broadcast).
 

@@ -32,7 +32,9 @@ other peer (`broadcast_failure`: a ``fail`` message naming the failed party, the
 the reason), and from then on every ``send`` and ``recv`` of the job at each party that
 heard raises `PartyError` naming the failed party, so no party waits for the full timeout
 on a job that has already failed. ``broadcast_failure`` is also what the runtime calls when
-a step fails at this party.
+a step fails at this party, or when a message from a peer is not what the receiving step
+expects (`WireError`): then the peer that sent it is told as well, and its waits end
+with `WireError` naming itself, the message's tag and the reason.
 
 What each side learns: the peer's certificate (party name and public key), the headers
 and payloads of the messages sent to it (what the protocol declares), their sizes and
@@ -354,18 +356,22 @@ class Transport:
     # -- failures ----------------------------------------------------------------------------
     def broadcast_failure(self, error: PartyError) -> None:
         """Record that the job failed (`error` names the failed party and the step) and
-        tell every other peer, best effort, within a short timeout each."""
+        tell every other peer, best effort, within a short timeout each. The party the
+        error names is told too when it is alive: a `WireError` (its message was refused
+        here, so its own waits end at once with the reason)."""
         with self._lock:
             if self._failure is not None:
                 return
             self._failure = error
             self._lock.notify_all()
         body = {"party": error.party, "step": error.step, "reason": error.reason}
+        if isinstance(error, WireError):
+            body["error"] = "WireError"
         short = min(2.0, self.timeout_s)
         futs = []
         for p in self.peers:
-            if p == error.party:
-                continue
+            if p == error.party and not isinstance(error, WireError):
+                continue  # (it failed or did not answer: it names the failure itself)
             frames = list(
                 wire.frames(
                     body, job=self.job, src=self.party, dst=p, tag=error.step,
@@ -379,8 +385,8 @@ class Transport:
             t.join(short + 0.5)
 
     def _tell(self, peer: str, frame: bytes, timeout: float) -> None:
-        try:
-            self._channel(peer).unary_unary(CONTROL)(frame, timeout=timeout)
+        try:  # (waits for a peer still starting up, within the short timeout)
+            self._channel(peer).unary_unary(CONTROL)(frame, timeout=timeout, wait_for_ready=True)
         except grpc.RpcError:
             pass  # that peer may be the next to time out; it names the failure itself
 
@@ -391,7 +397,7 @@ class Transport:
     def _raise_failure(self) -> None:
         f = self._failure
         if f is not None:
-            raise PartyError(f.party, f.step, f.reason)
+            raise (WireError if isinstance(f, WireError) else PartyError)(f.party, f.step, f.reason)
 
     # -- the server --------------------------------------------------------------------------
     def _peer_of(self, context: grpc.ServicerContext) -> str:
@@ -517,9 +523,10 @@ class Transport:
         reason = body["reason"][:500]
         if peer != body["party"]:
             reason = f"{reason} (reported by '{peer}')"
+        cls = WireError if body.get("error") == "WireError" else PartyError
         with self._lock:
             if self._failure is None:
-                self._failure = PartyError(body["party"][:64], body["step"][:256], reason)
+                self._failure = cls(body["party"][:64], body["step"][:256], reason)
                 self._lock.notify_all()
         return _ack(0)
 

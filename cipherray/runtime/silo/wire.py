@@ -33,8 +33,10 @@ frame's length matches; (2) `Assembler` checks every later frame against the fir
 (same message, next index) and copies its chunk into a buffer of exactly nbytes,
 allocated once the size passed the receiver's limit; (3) `decode` turns the payload into
 the value and checks it against what the receiving step expects (`Expect`: kind, dtype,
-shape, maximum size). Any failure raises `WireError` naming the peer and the tag; the
-message is dropped and nothing else changes.
+shape, maximum size, bytes length). Any failure raises `WireError` naming the peer and the
+tag; the message is dropped and nothing else changes. The runtime's messages are decoded
+with no `Expect` here (`unpack_value` rebuilds a structured value first); the receiving
+step checks the value itself (`expect.check_value`) before it runs.
 
 Arrays travel as their little-endian bytes (no copy for a C-contiguous little-endian
 array) and are rebuilt with ``numpy.frombuffer``; ``meta`` is unpacked with strict
@@ -140,14 +142,18 @@ class Header:
 @dataclass(frozen=True)
 class Expect:
     """What a receiving step expects: `kind`, and for arrays `dtype` and `shape` (None in
-    a dimension: any length); `max_bytes` bounds the payload; for a tuple, `parts` (one
-    `Expect` or None per value). None: not checked."""
+    a dimension: any length; a name, e.g. "n": any length, the same wherever that name
+    appears in one expectation); `max_bytes` bounds the payload; `length` is the exact
+    size of a bytes value; for a tuple, `parts` (one `Expect` or None per value). None:
+    not checked. The receiver makes it from its own view of the protocol, never from the
+    message (`expect.check_value` checks a runtime value against one)."""
 
     kind: str | None = None
     dtype: str | None = None
     shape: tuple | None = None
     max_bytes: int | None = None
     parts: tuple | None = None
+    length: int | None = None
 
     @classmethod
     def tuple(cls, *parts: Expect | None, max_bytes: int | None = None) -> Expect:
@@ -155,7 +161,11 @@ class Expect:
 
     @classmethod
     def array(cls, dtype: Any, shape: tuple | None = None, max_bytes: int | None = None):
-        return cls(ARRAY, np.dtype(dtype).name, shape, max_bytes)
+        return cls(ARRAY, np.dtype(dtype).name, None if shape is None else tuple(shape), max_bytes)
+
+    @classmethod
+    def bytes(cls, length: int | None = None, max_bytes: int | None = None) -> Expect:
+        return cls(BYTES, None, None, max_bytes, None, length)
 
 
 @dataclass
@@ -397,8 +407,9 @@ def decode(msg: Message, expect: Expect | None = None) -> Any:
     the sender and the tag otherwise."""
     h = msg.header
     peer, tag = h.src, h.tag
+    names: dict = {}  # named dimensions, the same across a tuple's values
     if expect is not None:
-        _check_expect(peer, tag, expect, h.kind, h.dtype, h.shape, h.nbytes)
+        _check_expect(peer, tag, expect, h.kind, h.dtype, h.shape, h.nbytes, names)
     if h.kind != TUPLE:
         return _value(peer, tag, h.kind, h.dtype, h.shape, msg.payload)
     if expect is not None and expect.parts is not None:
@@ -408,7 +419,7 @@ def decode(msg: Message, expect: Expect | None = None) -> Any:
             )
         for e, part in zip(expect.parts, h.parts):
             if e is not None:
-                _check_expect(peer, tag, e, *part)
+                _check_expect(peer, tag, e, *part, names)
     out, at = [], 0
     for kind, dtype, shape, n in h.parts:
         out.append(_value(peer, tag, kind, dtype, shape, msg.payload[at : at + n]))
@@ -416,15 +427,17 @@ def decode(msg: Message, expect: Expect | None = None) -> Any:
     return tuple(out)
 
 
-def _check_expect(peer, tag, expect: Expect, kind, dtype, shape, nbytes) -> None:
+def _check_expect(peer, tag, expect: Expect, kind, dtype, shape, nbytes, names=None) -> None:
     if expect.kind is not None and kind != expect.kind:
         raise WireError(peer, tag, f"expected a {expect.kind} message, got {kind}")
     if expect.max_bytes is not None and nbytes > expect.max_bytes:
         raise WireError(peer, tag, f"{nbytes} bytes exceed the step's limit of {expect.max_bytes}")
     if expect.dtype is not None and dtype != np.dtype(expect.dtype).name:
         raise WireError(peer, tag, f"expected dtype {np.dtype(expect.dtype).name}, got {dtype}")
-    if expect.shape is not None and not _shape_ok(shape, expect.shape):
+    if expect.shape is not None and not shape_ok(shape, expect.shape, names):
         raise WireError(peer, tag, f"expected shape {tuple(expect.shape)}, got {shape}")
+    if expect.length is not None and kind in (BYTES, CIPHER) and nbytes != expect.length:
+        raise WireError(peer, tag, f"expected {expect.length} bytes, got {nbytes}")
 
 
 def _value(peer: str, tag: str, kind: str, dtype: str, shape: tuple, payload) -> Any:
@@ -467,8 +480,19 @@ def _plain(v: Any, depth: int = 0) -> bool:
     return False
 
 
-def _shape_ok(got: tuple, want: tuple) -> bool:
-    return len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))
+def shape_ok(got: tuple, want: tuple, names: dict | None = None) -> bool:
+    """Whether shape `got` is `want`: an int is that length, None any, a name (str) any
+    length that is the same wherever the name appears (`names` keeps what each is)."""
+    if len(got) != len(want):
+        return False
+    names = {} if names is None else names
+    for g, w in zip(got, want):
+        if isinstance(w, str):
+            if names.setdefault(w, g) != g:
+                return False
+        elif w is not None and g != w:
+            return False
+    return True
 
 
 # -- runtime values ----------------------------------------------------------------------------
