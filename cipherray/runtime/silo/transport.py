@@ -110,7 +110,9 @@ class Transport:
     receive; `max_message_bytes` bounds one incoming message; `max_buffered_bytes` bounds
     what one peer may have delivered and not yet received (a sender beyond it waits).
     `on_delivered(src, tag)` runs after a message is delivered and before it is
-    acknowledged; if it raises, the acknowledgement is lost (a test of re-sending)."""
+    acknowledged; if it raises, the acknowledgement is lost (a test of re-sending).
+    `copy_thread`: copy the chunks of a large incoming message into its buffer on a
+    thread of its own, so the gRPC receive loop reads the next chunk meanwhile."""
 
     def __init__(
         self,
@@ -126,6 +128,7 @@ class Transport:
         listen: str | None = None,
         server_threads: int = 8,
         on_delivered: Callable[[str, str], None] | None = None,
+        copy_thread: bool = True,
     ):
         check_party_name(party)
         if party not in addresses:
@@ -143,6 +146,7 @@ class Transport:
         self.max_message_bytes = int(max_message_bytes)
         self.max_buffered_bytes = int(max_buffered_bytes)
         self.on_delivered = on_delivered
+        self.copy_thread = bool(copy_thread)
         self._cert, self._key, self._ca = tls.read()
         named = tls.party()
         if named != party:
@@ -162,6 +166,7 @@ class Transport:
         self._channels: dict[str, grpc.Channel] = {}
         self._server: grpc.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._copier: ThreadPoolExecutor | None = None
         self.rejected: list[PartyError] = []  # every refused message or caller, in order
         self.port = 0
 
@@ -197,6 +202,8 @@ class Transport:
             ) from None
         self._server.start()
         self._pool = ThreadPoolExecutor(max(4, len(self.peers)), thread_name_prefix="silo-send")
+        if self.copy_thread:
+            self._copier = ThreadPoolExecutor(1, thread_name_prefix="silo-copy")
         return self
 
     def close(self, grace: float = 0.5) -> None:
@@ -209,6 +216,9 @@ class Transport:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        if self._copier is not None:
+            self._copier.shutdown(wait=False)
+            self._copier = None
 
     def __enter__(self) -> Transport:
         return self if self._server is not None else self.start()
@@ -446,7 +456,7 @@ class Transport:
                         if not self._reserve(peer, h.nbytes, context):
                             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver's buffer full")
                         reserved = h.nbytes
-                    asm = wire.Assembler(h, peer)
+                    asm = wire.Assembler(h, peer, self._copier)
                 msg = asm.add(h, chunk)
                 if msg is not None:
                     break

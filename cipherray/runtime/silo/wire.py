@@ -45,7 +45,10 @@ numbers, raw bytes or plain msgpack data.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +86,7 @@ MAX_NDIM = 32
 MAX_PARTS = 64  # values in one tuple message
 MAX_NAME = 256  # characters of job, party and tag names
 DEFAULT_CHUNK = 1 << 20
+COPY_TIMEOUT_S = 60.0  # one chunk's copy into the message's buffer (a memcpy)
 _LEN = struct.Struct(">I")
 _FIELDS = {
     "v": int,
@@ -345,22 +349,42 @@ def _check_value(peer: str, tag: str, kind: str, dtype: str, shape: list, nbytes
     return kind, dtype, tuple(shape), nbytes
 
 
+def _copy(dst: np.ndarray, chunk: memoryview) -> None:
+    np.copyto(dst, np.frombuffer(chunk, dtype=np.uint8))  # (numpy lets go of the GIL)
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError("msgpack extension types are not part of the wire format")
 
 
 class Assembler:
-    """Collects the frames of one message into one buffer of exactly `nbytes`."""
+    """Collects the frames of one message into one buffer of exactly `nbytes`.
 
-    def __init__(self, first: Header, peer: str):
+    Every frame is checked in `add`, in the caller's thread. With a `copier` (an
+    executor, normally of one thread) the chunks of a message of several frames are
+    copied into the buffer there, so the caller (the gRPC receive loop) can read the
+    next frame meanwhile; at most `max_pending` chunks wait to be copied (the caller
+    waits beyond, so a slow copy slows the sender), and the message is complete only
+    once every copy is done. A message of one frame is copied in the caller's thread."""
+
+    def __init__(
+        self,
+        first: Header,
+        peer: str,
+        copier: Executor | None = None,
+        max_pending: int = 8,
+    ):
         self.header = first
         self.peer = peer
         self.buf = np.empty(first.nbytes, dtype=np.uint8)  # filled below: no zeroing pass
         self.filled = 0
         self.next = 0
+        self.copier = copier if first.chunks > 1 else None
+        self.max_pending = max(1, max_pending)
+        self.pending: deque[Future] = deque()
 
     def add(self, h: Header, chunk: memoryview) -> Message | None:
-        """Add one frame; returns the message once its last frame is in."""
+        """Add one frame; returns the message once its last frame is in (and copied)."""
         first = self.header
         if not h.same_message(first) or h.chunk != self.next:
             raise WireError(
@@ -372,16 +396,34 @@ class Assembler:
             raise WireError(
                 self.peer, first.tag, f"chunks exceed the {first.nbytes} bytes declared"
             )
-        self.buf[self.filled : self.filled + n] = chunk
+        if last and self.filled + n != first.nbytes:
+            raise WireError(
+                self.peer, first.tag, f"truncated: {self.filled + n} of {first.nbytes} bytes"
+            )
+        dst = self.buf[self.filled : self.filled + n]
+        if self.copier is None or last:
+            _copy(dst, chunk)
+        else:
+            if len(self.pending) >= self.max_pending:
+                self._wait(self.pending.popleft())
+            try:
+                self.pending.append(self.copier.submit(_copy, dst, chunk))
+            except RuntimeError:  # the copier was shut down (the transport is closing)
+                self.copier = None
+                _copy(dst, chunk)
         self.filled += n
         self.next += 1
         if not last:
             return None
-        if self.filled != first.nbytes:
-            raise WireError(
-                self.peer, first.tag, f"truncated: {self.filled} of {first.nbytes} bytes"
-            )
+        while self.pending:
+            self._wait(self.pending.popleft())
         return Message(first, self.buf)
+
+    def _wait(self, copy: Future) -> None:
+        try:
+            copy.result(timeout=COPY_TIMEOUT_S)
+        except FutureTimeout:
+            raise WireError(self.peer, self.header.tag, "copying a chunk timed out") from None
 
     def missing(self) -> WireError:
         return WireError(
