@@ -61,6 +61,7 @@ from cipherray.runtime.errors import (
 )
 from cipherray.runtime.silo import wire
 from cipherray.runtime.silo.certs import TLS, check_party_name
+from cipherray.runtime.silo.copier import CopyThread
 
 SERVICE = "cipherray.silo.v1.Channel"
 SEND = f"/{SERVICE}/Send"  # client stream of frames -> acknowledgement
@@ -166,7 +167,7 @@ class Transport:
         self._channels: dict[str, grpc.Channel] = {}
         self._server: grpc.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._copier: ThreadPoolExecutor | None = None
+        self._copier: CopyThread | None = None
         self.rejected: list[PartyError] = []  # every refused message or caller, in order
         self.port = 0
 
@@ -203,7 +204,7 @@ class Transport:
         self._server.start()
         self._pool = ThreadPoolExecutor(max(4, len(self.peers)), thread_name_prefix="silo-send")
         if self.copy_thread:
-            self._copier = ThreadPoolExecutor(1, thread_name_prefix="silo-copy")
+            self._copier = CopyThread(name=f"silo-copy-{self.party}")
         return self
 
     def close(self, grace: float = 0.5) -> None:
@@ -217,7 +218,7 @@ class Transport:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
         if self._copier is not None:
-            self._copier.shutdown(wait=False)
+            self._copier.close()
             self._copier = None
 
     def __enter__(self) -> Transport:

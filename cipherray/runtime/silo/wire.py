@@ -45,10 +45,7 @@ numbers, raw bytes or plain msgpack data.
 from __future__ import annotations
 
 import struct
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +53,7 @@ import msgpack
 import numpy as np
 
 from cipherray.runtime.errors import WireError
+from cipherray.runtime.silo.copier import CopyJob, CopyThread, copy_chunk
 
 VERSION = 1
 ARRAY, BYTES, CIPHER, META, FAIL = "array", "bytes", "cipher", "meta", "fail"
@@ -86,7 +84,7 @@ MAX_NDIM = 32
 MAX_PARTS = 64  # values in one tuple message
 MAX_NAME = 256  # characters of job, party and tag names
 DEFAULT_CHUNK = 1 << 20
-COPY_TIMEOUT_S = 60.0  # one chunk's copy into the message's buffer (a memcpy)
+COPY_TIMEOUT_S = 60.0  # to wait for room on, or the end of, a message's copies (memcpys)
 _LEN = struct.Struct(">I")
 _FIELDS = {
     "v": int,
@@ -349,10 +347,6 @@ def _check_value(peer: str, tag: str, kind: str, dtype: str, shape: list, nbytes
     return kind, dtype, tuple(shape), nbytes
 
 
-def _copy(dst: np.ndarray, chunk: memoryview) -> None:
-    np.copyto(dst, np.frombuffer(chunk, dtype=np.uint8))  # (numpy lets go of the GIL)
-
-
 def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError("msgpack extension types are not part of the wire format")
 
@@ -360,28 +354,20 @@ def _no_ext(code: int, data: bytes) -> Any:
 class Assembler:
     """Collects the frames of one message into one buffer of exactly `nbytes`.
 
-    Every frame is checked in `add`, in the caller's thread. With a `copier` (an
-    executor, normally of one thread) the chunks of a message of several frames are
-    copied into the buffer there, so the caller (the gRPC receive loop) can read the
-    next frame meanwhile; at most `max_pending` chunks wait to be copied (the caller
-    waits beyond, so a slow copy slows the sender), and the message is complete only
-    once every copy is done. A message of one frame is copied in the caller's thread."""
+    Every frame is checked in `add`, in the caller's thread. With a `copier` (a
+    `CopyThread`) the chunks of a message of several frames but the last are copied into
+    the buffer on that thread, so the caller (the gRPC receive loop) reads the next frame
+    meanwhile; the message is complete once its copies are done. A message of one frame
+    is copied in the caller's thread."""
 
-    def __init__(
-        self,
-        first: Header,
-        peer: str,
-        copier: Executor | None = None,
-        max_pending: int = 8,
-    ):
+    def __init__(self, first: Header, peer: str, copier: CopyThread | None = None):
         self.header = first
         self.peer = peer
         self.buf = np.empty(first.nbytes, dtype=np.uint8)  # filled below: no zeroing pass
         self.filled = 0
         self.next = 0
         self.copier = copier if first.chunks > 1 else None
-        self.max_pending = max(1, max_pending)
-        self.pending: deque[Future] = deque()
+        self.copies = CopyJob()
 
     def add(self, h: Header, chunk: memoryview) -> Message | None:
         """Add one frame; returns the message once its last frame is in (and copied)."""
@@ -401,29 +387,20 @@ class Assembler:
                 self.peer, first.tag, f"truncated: {self.filled + n} of {first.nbytes} bytes"
             )
         dst = self.buf[self.filled : self.filled + n]
-        if self.copier is None or last:
-            _copy(dst, chunk)
-        else:
-            if len(self.pending) >= self.max_pending:
-                self._wait(self.pending.popleft())
-            try:
-                self.pending.append(self.copier.submit(_copy, dst, chunk))
-            except RuntimeError:  # the copier was shut down (the transport is closing)
-                self.copier = None
-                _copy(dst, chunk)
-        self.filled += n
-        self.next += 1
-        if not last:
-            return None
-        while self.pending:
-            self._wait(self.pending.popleft())
-        return Message(first, self.buf)
-
-    def _wait(self, copy: Future) -> None:
         try:
-            copy.result(timeout=COPY_TIMEOUT_S)
-        except FutureTimeout:
-            raise WireError(self.peer, self.header.tag, "copying a chunk timed out") from None
+            if self.copier is None or last:
+                copy_chunk(dst, chunk)
+            else:
+                self.copier.copy(self.copies, dst, chunk, COPY_TIMEOUT_S)
+            self.filled += n
+            self.next += 1
+            if not last:
+                return None
+            if self.copier is not None:
+                self.copier.wait(self.copies, COPY_TIMEOUT_S)
+        except TimeoutError:
+            raise WireError(self.peer, first.tag, "copying the chunks timed out") from None
+        return Message(first, self.buf)
 
     def missing(self) -> WireError:
         return WireError(
