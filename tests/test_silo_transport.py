@@ -433,3 +433,31 @@ def test_parties_may_start_in_any_order(pki):
         (insurer,) = started
         with insurer:
             assert insurer.recv("bank", "early").tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("copy_thread", [True, False])
+def test_a_large_message_arrives_whole_with_or_without_the_copy_thread(
+    pki, copy_thread, monkeypatch
+):
+    from cipherray.runtime.silo import copier
+
+    where = set()
+    real = copier.copy_chunk
+
+    def recording(dst, chunk):
+        where.add(threading.current_thread().name)
+        real(dst, chunk)
+
+    monkeypatch.setattr(copier, "copy_chunk", recording)
+    monkeypatch.setattr(wire, "copy_chunk", recording)
+    addrs = addresses(["bank", "insurer"])
+    with (
+        transport(pki, "insurer", addrs, copy_thread=copy_thread) as insurer,
+        transport(pki, "bank", addrs, chunk_bytes=1 << 16) as bank,
+    ):
+        a = np.random.default_rng(3).integers(0, 2**63, size=3 << 17, dtype=np.uint64)  # 3 MiB
+        bank.send("insurer", "shares", a)
+        got = insurer.recv("bank", "shares", Expect.array(np.uint64, (len(a),)))
+        assert np.array_equal(got, a) and got.flags.writeable
+        assert insurer.rejected == []
+    assert ("silo-copy-insurer" in where) == copy_thread

@@ -17,7 +17,9 @@ Sending a message to a peer, step by step:
    the `src` of every frame, else the call is refused (`PeerAuthError` at the caller).
 3. The receiver checks every frame (`wire.parse_frame`, `wire.Assembler`): job,
    destination, header types, sizes against `max_message_bytes`, order and length of the
-   chunks. A bad message is refused (`WireError` at the caller, and at the receiver's next
+   chunks; the chunks of a large message are copied into its buffer on a thread of
+   their own (`copy_thread`), so the receive loop reads the next chunk meanwhile, at
+   most a few chunks behind (the loop waits beyond). A bad message is refused (`WireError` at the caller, and at the receiver's next
    `recv` from that peer, so a waiting step fails at once); it is dropped and nothing
    else changes.
 4. A complete message is delivered once: the receiver keeps which (src, session, seq) it
