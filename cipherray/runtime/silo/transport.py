@@ -19,9 +19,9 @@ Sending a message to a peer, step by step:
    destination, header types, sizes against `max_message_bytes`, order and length of the
    chunks; the chunks of a large message are copied into its buffer on a thread of
    their own (`copy_thread`), so the receive loop reads the next chunk meanwhile, at
-   most a few chunks behind (the loop waits beyond). A bad message is refused (`WireError` at the caller, and at the receiver's next
-   `recv` from that peer, so a waiting step fails at once); it is dropped and nothing
-   else changes.
+   most a few chunks behind (the loop waits beyond). A bad message is refused
+   (`WireError` at the caller, and at the receiver's next `recv` from that peer, so a
+   waiting step fails at once); it is dropped and nothing else changes.
 4. A complete message is delivered once: the receiver keeps which (src, session, seq) it
    has delivered, and answers a message it already has with the same acknowledgement
    without delivering it again. The sender re-sends a message whose call broke
