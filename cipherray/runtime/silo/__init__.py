@@ -3,7 +3,8 @@ processes over mutual TLS, in a typed wire format (no pickle from peers).
 
 - `certs`: party identities (`TLS`) and a development PKI (`cipherray certs`);
 - `wire`: the message format and its checks (`Expect`, `WireError`);
-- `copier`: the thread that copies a large message's chunks into its buffer;
+- `copier`, `buffers`: the thread that copies a large message's chunks into its buffer,
+  and the reused buffers of large messages;
 - `transport`: one gRPC endpoint per party (`Transport.send` / `recv`, acknowledgements,
   re-sending, timeouts and failure broadcast).
 

@@ -19,7 +19,8 @@ Sending a message to a peer, step by step:
    destination, header types, sizes against `max_message_bytes`, order and length of the
    chunks; the chunks of a large message are copied into its buffer on a thread of
    their own (`copy_thread`), so the receive loop reads the next chunk meanwhile, at
-   most a few chunks behind (the loop waits beyond). A bad message is refused
+   most a few chunks behind (the loop waits beyond), into a buffer reused from an earlier
+   message that nothing refers to any more (`buffer_pool_bytes`). A bad message is refused
    (`WireError` at the caller, and at the receiver's next `recv` from that peer, so a
    waiting step fails at once); it is dropped and nothing else changes.
 4. A complete message is delivered once: the receiver keeps which (src, session, seq) it
@@ -62,6 +63,7 @@ from cipherray.runtime.errors import (
     WireError,
 )
 from cipherray.runtime.silo import wire
+from cipherray.runtime.silo.buffers import BufferPool
 from cipherray.runtime.silo.certs import TLS, check_party_name
 from cipherray.runtime.silo.copier import CopyThread
 
@@ -115,7 +117,9 @@ class Transport:
     `on_delivered(src, tag)` runs after a message is delivered and before it is
     acknowledged; if it raises, the acknowledgement is lost (a test of re-sending).
     `copy_thread`: copy the chunks of a large incoming message into its buffer on a
-    thread of its own, so the gRPC receive loop reads the next chunk meanwhile."""
+    thread of its own, so the gRPC receive loop reads the next chunk meanwhile.
+    `buffer_pool_bytes`: how much of the buffers of large incoming messages to keep for
+    reuse once nothing refers to them (`buffers.BufferPool`; 0: none kept)."""
 
     def __init__(
         self,
@@ -132,6 +136,7 @@ class Transport:
         server_threads: int = 8,
         on_delivered: Callable[[str, str], None] | None = None,
         copy_thread: bool = True,
+        buffer_pool_bytes: int = 1 << 30,
     ):
         check_party_name(party)
         if party not in addresses:
@@ -170,6 +175,7 @@ class Transport:
         self._server: grpc.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._copier: CopyThread | None = None
+        self._buffers = BufferPool(buffer_pool_bytes)
         self.rejected: list[PartyError] = []  # every refused message or caller, in order
         self.port = 0
 
@@ -459,7 +465,7 @@ class Transport:
                         if not self._reserve(peer, h.nbytes, context):
                             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver's buffer full")
                         reserved = h.nbytes
-                    asm = wire.Assembler(h, peer, self._copier)
+                    asm = wire.Assembler(h, peer, self._copier, self._buffers.take)
                 msg = asm.add(h, chunk)
                 if msg is not None:
                     break

@@ -47,7 +47,7 @@ numbers, raw bytes or plain msgpack data.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -360,12 +360,21 @@ class Assembler:
     `CopyThread`) the chunks of a message of several frames but the last are copied into
     the buffer on that thread, so the caller (the gRPC receive loop) reads the next frame
     meanwhile; the message is complete once its copies are done. A message of one frame
-    is copied in the caller's thread."""
+    is copied in the caller's thread. `alloc(n)` gives the message's buffer (writable
+    uint8 of n bytes; default a new array)."""
 
-    def __init__(self, first: Header, peer: str, copier: CopyThread | None = None):
+    def __init__(
+        self,
+        first: Header,
+        peer: str,
+        copier: CopyThread | None = None,
+        alloc: Callable[[int], np.ndarray] | None = None,
+    ):
         self.header = first
         self.peer = peer
-        self.buf = np.empty(first.nbytes, dtype=np.uint8)  # filled below: no zeroing pass
+        # filled below: no zeroing pass; `alloc` (a `buffers.BufferPool`'s `take`) may
+        # hand out a buffer of an earlier message that nothing refers to any more
+        self.buf = alloc(first.nbytes) if alloc else np.empty(first.nbytes, dtype=np.uint8)
         self.filled = 0
         self.next = 0
         self.copier = copier if first.chunks > 1 else None
