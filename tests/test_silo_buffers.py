@@ -48,3 +48,13 @@ def test_a_buffer_of_another_size_is_reused_only_if_not_far_larger():
     assert pool.reused == 0
     again = pool.take(7 * MIN_POOLED)
     assert pool.reused == 1 and again.shape == (7 * MIN_POOLED,)
+
+
+def test_a_cleared_pool_keeps_nothing_and_leaves_buffers_in_use_alone():
+    pool = BufferPool(1 << 28)
+    a = pool.take(N)
+    a[:] = 3
+    pool.clear()
+    assert pool.pooled_bytes() == 0 and (a == 3).all()
+    b = pool.take(N)
+    assert not np.shares_memory(a, b)

@@ -69,6 +69,11 @@ class BufferPool:
                 i += 1
         return total + size <= self.max_bytes
 
+    def clear(self) -> None:
+        """Keep nothing more (a buffer still in use is freed when its last array goes)."""
+        with self._lock:
+            self._maps.clear()
+
     def pooled_bytes(self) -> int:
         with self._lock:
             return sum(len(m) for m in self._maps)

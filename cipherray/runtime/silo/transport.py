@@ -228,6 +228,7 @@ class Transport:
         if self._copier is not None:
             self._copier.close()
             self._copier = None
+        self._buffers.clear()
 
     def __enter__(self) -> Transport:
         return self if self._server is not None else self.start()
