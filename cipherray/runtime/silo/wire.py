@@ -31,10 +31,10 @@ The header names the message and describes its payload completely:
 Receiving, in order: (1) `parse_frame` checks the header's types and ranges and that the
 frame's length matches; (2) `Assembler` checks every later frame against the first
 (same message, next index) and copies its chunk into a buffer of exactly nbytes,
-allocated once the size passed the receiver's limit (with a `copier.CopyThread`, the
-chunks of a message of several frames are copied on that thread, every check still made
-here first; the message is complete once its copies are done); (3) `decode` turns the payload into
-the value and checks it against what the receiving step expects (`Expect`: kind, dtype,
+allocated once the size passed the receiver's limit (every check is made before the
+copy; with a `copier.CopyThread` the chunks of a message of several frames are copied
+on that thread and the message is complete once its copies are done; the buffer may be
+one a `buffers.BufferPool` reuses); (3) `decode` turns the payload into the value and checks it against what the receiving step expects (`Expect`: kind, dtype,
 shape, maximum size). Any failure raises `WireError` naming the peer and the tag; the
 message is dropped and nothing else changes.
 
