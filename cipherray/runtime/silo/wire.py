@@ -34,8 +34,9 @@ frame's length matches; (2) `Assembler` checks every later frame against the fir
 allocated once the size passed the receiver's limit (every check is made before the
 copy; with a `copier.CopyThread` the chunks of a message of several frames are copied
 on that thread and the message is complete once its copies are done; the buffer may be
-one a `buffers.BufferPool` reuses); (3) `decode` turns the payload into the value and checks it against what the receiving step expects (`Expect`: kind, dtype,
-shape, maximum size). Any failure raises `WireError` naming the peer and the tag; the
+one a `buffers.BufferPool` reuses); (3) `decode` turns the payload into the value and
+checks it against what the receiving step expects (`Expect`: kind, dtype, shape,
+maximum size). Any failure raises `WireError` naming the peer and the tag; the
 message is dropped and nothing else changes.
 
 Arrays travel as their little-endian bytes (no copy for a C-contiguous little-endian
