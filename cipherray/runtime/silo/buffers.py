@@ -21,6 +21,7 @@ import numpy as np
 
 MIN_POOLED = 1 << 22  # smaller buffers come from malloc (heap, reused by glibc itself)
 _ROUND = 1 << 21  # mappings in whole huge pages
+_ANONYMOUS = hasattr(mmap, "MAP_ANONYMOUS") and hasattr(mmap, "MAP_PRIVATE")  # (POSIX)
 _FREE_REFS = 2  # references to an unused mapping: the pool's list and getrefcount's argument
 
 
@@ -35,7 +36,7 @@ class BufferPool:
 
     def take(self, n: int) -> np.ndarray:
         """A writable uint8 array of `n` bytes (contents undefined)."""
-        if n < MIN_POOLED or self.max_bytes <= 0:
+        if n < MIN_POOLED or self.max_bytes <= 0 or not _ANONYMOUS:
             return np.empty(n, dtype=np.uint8)
         size = -(-n // _ROUND) * _ROUND
         with self._lock:
