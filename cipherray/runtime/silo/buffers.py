@@ -22,7 +22,16 @@ import numpy as np
 MIN_POOLED = 1 << 22  # smaller buffers come from malloc (heap, reused by glibc itself)
 _ROUND = 1 << 21  # mappings in whole huge pages
 _ANONYMOUS = hasattr(mmap, "MAP_ANONYMOUS") and hasattr(mmap, "MAP_PRIVATE")  # (POSIX)
-_FREE_REFS = 2  # references to an unused mapping: the pool's list and getrefcount's argument
+
+
+def _refs(maps: list, i: int) -> int:
+    """The reference count of ``maps[i]``, as seen from here."""
+    return sys.getrefcount(maps[i])
+
+
+# the count of an object that only the pool's list refers to (measured, not assumed: what
+# getrefcount adds for its argument is the interpreter's business)
+_FREE_REFS = _refs([object()], 0)
 
 
 class BufferPool:
@@ -46,7 +55,7 @@ class BufferPool:
                 if (
                     size <= have <= 2 * size
                     and (best < 0 or have < best_size)
-                    and sys.getrefcount(self._maps[i]) == _FREE_REFS
+                    and _refs(self._maps, i) == _FREE_REFS
                 ):
                     best, best_size = i, have
             if best >= 0:
@@ -64,7 +73,7 @@ class BufferPool:
         total = sum(len(m) for m in self._maps)
         i = 0
         while total + size > self.max_bytes and i < len(self._maps):
-            if sys.getrefcount(self._maps[i]) == _FREE_REFS:
+            if _refs(self._maps, i) == _FREE_REFS:
                 total -= len(self._maps.pop(i))  # unmapped when its last reference goes
             else:
                 i += 1
