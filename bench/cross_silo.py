@@ -1,7 +1,8 @@
 """Cross-silo transport on loopback: two parties in two processes, mutual TLS.
 
     python bench/cross_silo.py [--pings 1000] [--mb 100] [--repeats 5] [--chunk-kib 1024]
-                               [--out bench/out]
+                               [--no-copy-thread]
+                               [--no-buffer-pool] [--out bench/out]
 
 1. round trip of a small message: bank sends an 8-element float64 array to insurer, which
    sends it back (`Transport.send` returns at the acknowledgement, `recv` at arrival);
@@ -13,7 +14,10 @@
    median of `--repeats` each (and the ratio of the best runs); a bare stream without
    TLS, and one that copies the chunks into one array as the transport must (the
    receiving step gets a contiguous array), are reported for context. The receiving process keeps freed memory for reuse as a
-   party actor does (`keep_freed_memory`; `--no-keep-freed` to measure without).
+   party actor does (`keep_freed_memory`; `--no-keep-freed` to measure without); it
+   copies the chunks into the message's buffer on a thread of its own
+   (`--no-copy-thread`: in the gRPC receive loop), into a buffer reused from an earlier
+   message (`--no-buffer-pool`: a new one each time).
 
 With `--jobs` instead: the cross-silo runtime against simulation on the same backend
 and the same network model (`--network`, default lan): PSI of `--psi-n` identifiers per
@@ -110,8 +114,9 @@ def serve(cfg: dict) -> int:
     bare.add_insecure_port(cfg["bare_plain"])
     bare.start()
     t = Transport(
-        "insurer", cfg["addresses"], tls, job="bench", timeout_s=120, chunk_bytes=cfg["chunk"]
-    )
+        "insurer", cfg["addresses"], tls, job="bench", timeout_s=120, chunk_bytes=cfg["chunk"],
+        copy_thread=cfg["copy_thread"], buffer_pool_bytes=cfg["buffer_pool_bytes"],
+    )  # fmt: skip
     with t:
         print("ready", flush=True)
         k = 0
@@ -138,6 +143,16 @@ def main() -> int:
         "--no-keep-freed",
         action="store_true",
         help="receiver without keep_freed_memory (party actors have it)",
+    )
+    ap.add_argument(
+        "--no-copy-thread",
+        action="store_true",
+        help="receiver copies chunks in the gRPC receive loop (Transport(copy_thread=False))",
+    )
+    ap.add_argument(
+        "--no-buffer-pool",
+        action="store_true",
+        help="receiver allocates every message's buffer anew (Transport(buffer_pool_bytes=0))",
     )
     ap.add_argument("--out", default=None)
     ap.add_argument("--jobs", action="store_true", help="jobs: cross-silo vs simulation")
@@ -279,6 +294,8 @@ def measure(args: argparse.Namespace, pki: Path) -> int:
         "addresses": addrs,
         "chunk": chunk,
         "keep_freed": not args.no_keep_freed,
+        "copy_thread": not args.no_copy_thread,
+        "buffer_pool_bytes": 0 if args.no_buffer_pool else 1 << 30,
         "bare_tls": f"127.0.0.1:{_free_port()}",
         "bare_plain": f"127.0.0.1:{_free_port()}",
     }

@@ -433,3 +433,52 @@ def test_parties_may_start_in_any_order(pki):
         (insurer,) = started
         with insurer:
             assert insurer.recv("bank", "early").tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("copy_thread", [True, False])
+def test_a_large_message_arrives_whole_with_or_without_the_copy_thread(
+    pki, copy_thread, monkeypatch
+):
+    from cipherray.runtime.silo import copier
+
+    where = set()
+    real = copier.copy_chunk
+
+    def recording(dst, chunk):
+        where.add(threading.current_thread().name)
+        real(dst, chunk)
+
+    monkeypatch.setattr(copier, "copy_chunk", recording)
+    monkeypatch.setattr(wire, "copy_chunk", recording)
+    addrs = addresses(["bank", "insurer"])
+    with (
+        transport(pki, "insurer", addrs, copy_thread=copy_thread) as insurer,
+        transport(pki, "bank", addrs, chunk_bytes=1 << 16) as bank,
+    ):
+        a = np.random.default_rng(3).integers(0, 2**63, size=3 << 17, dtype=np.uint64)  # 3 MiB
+        bank.send("insurer", "shares", a)
+        got = insurer.recv("bank", "shares", Expect.array(np.uint64, (len(a),)))
+        assert np.array_equal(got, a) and got.flags.writeable
+        assert insurer.rejected == []
+    assert ("silo-copy-insurer" in where) == copy_thread
+
+
+def test_a_reused_receive_buffer_never_overwrites_a_message_still_in_use(pki):
+    addrs = addresses(["bank", "insurer"])
+    with (
+        transport(pki, "insurer", addrs) as insurer,
+        transport(pki, "bank", addrs, chunk_bytes=1 << 20) as bank,
+    ):
+        n = 1 << 20  # 8 MiB of uint64 shares, a pooled buffer
+        first = insurer_got = None
+        for i in range(4):
+            a = np.full(n, i, dtype=np.uint64)
+            bank.send("insurer", f"s/{i}", a)
+            got = insurer.recv("bank", f"s/{i}", Expect.array(np.uint64, (n,)))
+            assert np.array_equal(got, a) and got.flags.writeable
+            if i == 0:
+                first = got  # kept: its buffer is never handed out again
+            else:
+                insurer_got = got  # dropped at the next round: its buffer is
+        assert (first == 0).all() and (insurer_got == 3).all()
+        assert insurer._buffers.reused >= 1

@@ -6,6 +6,8 @@ processes over mutual TLS, in a typed wire format (no pickle from peers).
 - `he_wire`: Paillier public keys and ciphertext arrays in that format (validated);
 - `expect`: what a receiving step expects of a runtime message (`check_value`, `Like`),
   checked by the receiving party before any step uses the value;
+- `copier`, `buffers`: the thread that copies a large message's chunks into its buffer,
+  and the reused buffers of large messages;
 - `transport`: one gRPC endpoint per party (`Transport.send` / `recv`, acknowledgements,
   re-sending, timeouts and failure broadcast).
 

@@ -17,9 +17,12 @@ Sending a message to a peer, step by step:
    the `src` of every frame, else the call is refused (`PeerAuthError` at the caller).
 3. The receiver checks every frame (`wire.parse_frame`, `wire.Assembler`): job,
    destination, header types, sizes against `max_message_bytes`, order and length of the
-   chunks. A bad message is refused (`WireError` at the caller, and at the receiver's next
-   `recv` from that peer, so a waiting step fails at once); it is dropped and nothing
-   else changes.
+   chunks; the chunks of a large message are copied into its buffer on a thread of
+   their own (`copy_thread`), so the receive loop reads the next chunk meanwhile, at
+   most a few chunks behind (the loop waits beyond), into a buffer reused from an earlier
+   message that nothing refers to any more (`buffer_pool_bytes`). A bad message is refused
+   (`WireError` at the caller, and at the receiver's next `recv` from that peer, so a
+   waiting step fails at once); it is dropped and nothing else changes.
 4. A complete message is delivered once: the receiver keeps which (src, session, seq) it
    has delivered, and answers a message it already has with the same acknowledgement
    without delivering it again. The sender re-sends a message whose call broke
@@ -62,7 +65,9 @@ from cipherray.runtime.errors import (
     WireError,
 )
 from cipherray.runtime.silo import wire
+from cipherray.runtime.silo.buffers import BufferPool
 from cipherray.runtime.silo.certs import TLS, check_party_name
+from cipherray.runtime.silo.copier import CopyThread
 
 SERVICE = "cipherray.silo.v1.Channel"
 SEND = f"/{SERVICE}/Send"  # client stream of frames -> acknowledgement
@@ -112,7 +117,11 @@ class Transport:
     receive; `max_message_bytes` bounds one incoming message; `max_buffered_bytes` bounds
     what one peer may have delivered and not yet received (a sender beyond it waits).
     `on_delivered(src, tag)` runs after a message is delivered and before it is
-    acknowledged; if it raises, the acknowledgement is lost (a test of re-sending)."""
+    acknowledged; if it raises, the acknowledgement is lost (a test of re-sending).
+    `copy_thread`: copy the chunks of a large incoming message into its buffer on a
+    thread of its own, so the gRPC receive loop reads the next chunk meanwhile.
+    `buffer_pool_bytes`: how much of the buffers of large incoming messages to keep for
+    reuse once nothing refers to them (`buffers.BufferPool`; 0: none kept)."""
 
     def __init__(
         self,
@@ -128,6 +137,8 @@ class Transport:
         listen: str | None = None,
         server_threads: int = 8,
         on_delivered: Callable[[str, str], None] | None = None,
+        copy_thread: bool = True,
+        buffer_pool_bytes: int = 1 << 30,
     ):
         check_party_name(party)
         if party not in addresses:
@@ -145,6 +156,7 @@ class Transport:
         self.max_message_bytes = int(max_message_bytes)
         self.max_buffered_bytes = int(max_buffered_bytes)
         self.on_delivered = on_delivered
+        self.copy_thread = bool(copy_thread)
         self._cert, self._key, self._ca = tls.read()
         named = tls.party()
         if named != party:
@@ -164,6 +176,8 @@ class Transport:
         self._channels: dict[str, grpc.Channel] = {}
         self._server: grpc.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._copier: CopyThread | None = None
+        self._buffers = BufferPool(buffer_pool_bytes)
         self.rejected: list[PartyError] = []  # every refused message or caller, in order
         self.port = 0
 
@@ -199,6 +213,8 @@ class Transport:
             ) from None
         self._server.start()
         self._pool = ThreadPoolExecutor(max(4, len(self.peers)), thread_name_prefix="silo-send")
+        if self.copy_thread:
+            self._copier = CopyThread(name=f"silo-copy-{self.party}")
         return self
 
     def close(self, grace: float = 0.5) -> None:
@@ -211,6 +227,10 @@ class Transport:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        if self._copier is not None:
+            self._copier.close()
+            self._copier = None
+        self._buffers.clear()
 
     def __enter__(self) -> Transport:
         return self if self._server is not None else self.start()
@@ -452,7 +472,7 @@ class Transport:
                         if not self._reserve(peer, h.nbytes, context):
                             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver's buffer full")
                         reserved = h.nbytes
-                    asm = wire.Assembler(h, peer)
+                    asm = wire.Assembler(h, peer, self._copier, self._buffers.take)
                 msg = asm.add(h, chunk)
                 if msg is not None:
                     break

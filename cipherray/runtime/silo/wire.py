@@ -31,9 +31,12 @@ The header names the message and describes its payload completely:
 Receiving, in order: (1) `parse_frame` checks the header's types and ranges and that the
 frame's length matches; (2) `Assembler` checks every later frame against the first
 (same message, next index) and copies its chunk into a buffer of exactly nbytes,
-allocated once the size passed the receiver's limit; (3) `decode` turns the payload into
-the value and checks it against what the receiving step expects (`Expect`: kind, dtype,
-shape, maximum size, bytes length). Any failure raises `WireError` naming the peer and the
+allocated once the size passed the receiver's limit (every check is made before the
+copy; with a `copier.CopyThread` the chunks of a message of several frames are copied
+on that thread and the message is complete once its copies are done; the buffer may be
+one a `buffers.BufferPool` reuses); (3) `decode` turns the payload into the value and
+checks it against what the receiving step expects (`Expect`: kind, dtype, shape,
+maximum size, bytes length). Any failure raises `WireError` naming the peer and the
 tag; the message is dropped and nothing else changes. The runtime's messages are decoded
 with no `Expect` here (`unpack_value` rebuilds a structured value first); the receiving
 step checks the value itself (`expect.check_value`) before it runs.
@@ -47,7 +50,7 @@ numbers, raw bytes or plain msgpack data.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +59,7 @@ import numpy as np
 
 from cipherray.runtime.errors import WireError
 from cipherray.runtime.silo import he_wire
+from cipherray.runtime.silo.copier import CopyJob, CopyThread, copy_chunk
 
 VERSION = 1
 ARRAY, BYTES, CIPHER, META, FAIL = "array", "bytes", "cipher", "meta", "fail"
@@ -86,6 +90,7 @@ MAX_NDIM = 32
 MAX_PARTS = 64  # values in one tuple message
 MAX_NAME = 256  # characters of job, party and tag names
 DEFAULT_CHUNK = 1 << 20
+COPY_TIMEOUT_S = 60.0  # to wait for room on, or the end of, a message's copies (memcpys)
 _LEN = struct.Struct(">I")
 _FIELDS = {
     "v": int,
@@ -361,17 +366,34 @@ def _no_ext(code: int, data: bytes) -> Any:
 
 
 class Assembler:
-    """Collects the frames of one message into one buffer of exactly `nbytes`."""
+    """Collects the frames of one message into one buffer of exactly `nbytes`.
 
-    def __init__(self, first: Header, peer: str):
+    Every frame is checked in `add`, in the caller's thread. With a `copier` (a
+    `CopyThread`) the chunks of a message of several frames but the last are copied into
+    the buffer on that thread, so the caller (the gRPC receive loop) reads the next frame
+    meanwhile; the message is complete once its copies are done. A message of one frame
+    is copied in the caller's thread. `alloc(n)` gives the message's buffer (writable
+    uint8 of n bytes; default a new array)."""
+
+    def __init__(
+        self,
+        first: Header,
+        peer: str,
+        copier: CopyThread | None = None,
+        alloc: Callable[[int], np.ndarray] | None = None,
+    ):
         self.header = first
         self.peer = peer
-        self.buf = np.empty(first.nbytes, dtype=np.uint8)  # filled below: no zeroing pass
+        # filled below: no zeroing pass; `alloc` (a `buffers.BufferPool`'s `take`) may
+        # hand out a buffer of an earlier message that nothing refers to any more
+        self.buf = alloc(first.nbytes) if alloc else np.empty(first.nbytes, dtype=np.uint8)
         self.filled = 0
         self.next = 0
+        self.copier = copier if first.chunks > 1 else None
+        self.copies = CopyJob()
 
     def add(self, h: Header, chunk: memoryview) -> Message | None:
-        """Add one frame; returns the message once its last frame is in."""
+        """Add one frame; returns the message once its last frame is in (and copied)."""
         first = self.header
         if not h.same_message(first) or h.chunk != self.next:
             raise WireError(
@@ -383,15 +405,24 @@ class Assembler:
             raise WireError(
                 self.peer, first.tag, f"chunks exceed the {first.nbytes} bytes declared"
             )
-        self.buf[self.filled : self.filled + n] = chunk
-        self.filled += n
-        self.next += 1
-        if not last:
-            return None
-        if self.filled != first.nbytes:
+        if last and self.filled + n != first.nbytes:
             raise WireError(
-                self.peer, first.tag, f"truncated: {self.filled} of {first.nbytes} bytes"
+                self.peer, first.tag, f"truncated: {self.filled + n} of {first.nbytes} bytes"
             )
+        dst = self.buf[self.filled : self.filled + n]
+        try:
+            if self.copier is None or last:
+                copy_chunk(dst, chunk)
+            else:
+                self.copier.copy(self.copies, dst, chunk, COPY_TIMEOUT_S)
+            self.filled += n
+            self.next += 1
+            if not last:
+                return None
+            if self.copier is not None:
+                self.copier.wait(self.copies, COPY_TIMEOUT_S)
+        except TimeoutError:
+            raise WireError(self.peer, first.tag, "copying the chunks timed out") from None
         return Message(first, self.buf)
 
     def missing(self) -> WireError:
