@@ -423,12 +423,12 @@ def _secure(
     """Step 4 under SecAgg+: the five steps of `secure.py`; returns refs at the server
     (decoded total, included count, dropped list) and the graph parameters."""
     rt, server = run.rt, run.server
+    me = server.name
+    rules = secure.PlanRules(settings.bits, settings.dropout, not is_population,
+                             settings.corruption, _quantizer_of(rule, clip))  # fmt: skip
     members = _server_fn(run, _members)(*fit_msgs)
     length = _server_fn(run, _vector_length)(params, rule)
-    plan = _server_fn(run, secure.plan, declare="public")(
-        members, length, settings.bits, settings.dropout, not is_population,
-        settings.corruption, _quantizer_of(rule, clip),
-    )  # fmt: skip
+    plan = _server_fn(run, secure.plan, declare="public")(members, length, rules)
     plan_at = _to_places(run, plan, "hfl/secagg_plan")
 
     def to_place(ref: Any, i: int, tag: str) -> Any:  # to the worker that hosts place i
@@ -439,43 +439,41 @@ def _secure(
         run.states[i] = st
         return out
 
-    adverts = {i: at_place(i, secure.advertise, plan_at[_key(run.places[i])]) for i in live}
+    adverts = {
+        i: at_place(i, secure.advertise, plan_at[_key(run.places[i])], rules, me) for i in live
+    }
     live = run.settle([adverts[i] for i in live], live, f"round {rnd} secagg keys")
+    advertised = list(live)  # the server's cohorts, in this order
+    names = [run.places[i].name for i in advertised]
     sent = [rt.send(adverts[i], to=server, tag="hfl/secagg_keys") for i in live]
-    out = _server_fn(run, secure.keys, 1 + len(live))(plan, *sent)
+    out = _server_fn(run, secure.keys, 1 + len(live))(plan, rules, me, names, *sent)
     srv, nks = out[0], dict(zip(live, out[1:]))
-    sealed = {i: at_place(i, secure.share, to_place(nks[i], i, "hfl/secagg_keys")) for i in live}
-    order = list(live)
+    sealed = {
+        i: at_place(i, secure.share, to_place(nks[i], i, "hfl/secagg_keys"), me) for i in live
+    }
     live = run.settle([sealed[i] for i in live], live, f"round {rnd} secagg shares")
-    positions = [order.index(i) for i in live]
     sent = [rt.send(sealed[i], to=server, tag="hfl/secagg_shares") for i in live]
+    positions = [advertised.index(i) for i in live]
     out = _server_fn(run, secure.route, 1 + len(live))(srv, positions, *sent)
     srv, inboxes = out[0], dict(zip(live, out[1:]))
     masked = {
-        i: at_place(
-            i, secure.masked_input,
-            to_place(inboxes[i], i, "hfl/secagg_shares"),
-            plan_at[_key(run.places[i])], rule,
-        )
+        i: at_place(i, secure.masked_input, to_place(inboxes[i], i, "hfl/secagg_shares"), rule, me)
         for i in live
-    }  # fmt: skip
+    }
     live = run.settle([masked[i] for i in live], live, f"round {rnd} secagg masked input")
     sent = [rt.send(masked[i], to=server, tag="hfl/secagg_masked") for i in live]
-    out = _server_fn(run, secure.requests, 1 + len(live))(srv, *sent)
+    positions = [advertised.index(i) for i in live]
+    out = _server_fn(run, secure.requests, 1 + len(live))(srv, positions, *sent)
     srv, reqs = out[0], dict(zip(live, out[1:]))
     shares = {
-        i: at_place(
-            i, secure.unmask,
-            to_place(reqs[i], i, "hfl/secagg_unmask"),
-            plan_at[_key(run.places[i])],
-        )
-        for i in live
-    }  # fmt: skip
+        i: at_place(i, secure.unmask, to_place(reqs[i], i, "hfl/secagg_unmask"), me) for i in live
+    }
     live = run.settle([shares[i] for i in live], live, f"round {rnd} secagg unmasking")
     sent = [rt.send(shares[i], to=server, tag="hfl/secagg_unmask") for i in live]
-    result = _server_fn(run, secure.aggregate)(srv, plan, rule, *sent)
+    positions = [advertised.index(i) for i in live]
+    result = _server_fn(run, secure.aggregate)(srv, rule, positions, *sent)
     total, included, dropped = _server_fn(run, _unpack_secure, 3)(result)
-    graph = rt.get(_server_fn(run, _graph_info, declare="public")(plan))
+    graph = rt.get(_server_fn(run, _graph_info, declare="public")(srv))
     return total, included, dropped, graph
 
 
@@ -487,7 +485,8 @@ def _unpack_secure(result: secure.SecureTotal) -> tuple:
     return result.total, int(result.included.size), result.dropped
 
 
-def _graph_info(plan: secure.RoundPlan) -> dict[str, Any]:
+def _graph_info(srv: secure.ServerRound) -> dict[str, Any]:
+    plan = srv.plan
     p = plan.params
     return {
         "clients": p.n_clients,
