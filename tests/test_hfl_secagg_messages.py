@@ -325,3 +325,71 @@ def test_after_a_malformed_message_the_place_accepts_the_right_one():
     sealed = [secure.share(s, nk, "server")[0] for s, nk in zip(st, nks)]
     srv, *inboxes = secure.route(srv, [0, 1, 2], *sealed)
     assert all(m["present"].all() for m in inboxes)
+
+
+# -- across organisations: a silo that sends a malformed message is named -------------------
+def _silo_data(cids: np.ndarray):
+    from cipherray.workloads.hfl import models
+
+    gen = np.random.default_rng(int(cids[0]))  # test data only
+    x = gen.normal(size=(1, 20, 3))
+    return models.pad([x[0]], [(x[0, :, 0] > 0).astype(np.int64)])
+
+
+def test_across_organisations_a_malformed_advert_names_the_silo(monkeypatch):
+    """Four runtimes (server, three silos) in four threads, cross-silo over mutual TLS;
+    silo c's process sends public keys of the wrong length: the server refuses them
+    with `WireError` naming c and the step; a and b hear of it at once (failure
+    broadcast) and c, which the broadcast skips as the failed party, stops at its
+    timeout waiting for the server's answer: every process ends with a `PartyError`."""
+    import sys
+    import threading
+    from pathlib import Path
+
+    import cipherray as cr
+    from cipherray.runtime.errors import CipherrayError, PartyError
+    from cipherray.runtime.silo import make_dev_pki
+    from cipherray.workloads.hfl import models
+    from cipherray.workloads.hfl.train import train
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_silo_runtime import addresses
+
+    parties = ["server", "a", "b", "c"]
+    pki = Path(__import__("tempfile").mkdtemp())
+    make_dev_pki(parties, pki)
+    addrs = addresses(parties)
+    honest = secure.advertise
+
+    def advertise(state, plan_msg, rules, server):
+        msg, state = honest(state, plan_msg, rules, server)
+        if int(state.cids[0]) == 2:  # silo c
+            msg = {**msg, "mask": msg["mask"][:, :16]}
+        return msg, state
+
+    monkeypatch.setattr(secure, "advertise", advertise)
+    out: dict = {}
+
+    def party(name: str) -> None:
+        try:
+            with cr.init(party=name, addresses=addrs, tls=str(pki), backend="inline",
+                         timeout_s=10) as rt:  # fmt: skip
+                train(rt, rt.party("server"), [rt.party(p) for p in "abc"], 1,
+                      model=models.LogisticRegression(3), client_data=_silo_data,
+                      secagg=True, seed=0)  # fmt: skip
+            out[name] = "finished"
+        except CipherrayError as e:
+            out[name] = e
+
+    threads = [threading.Thread(target=party, args=(p,)) for p in parties]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    err = out["server"]
+    assert isinstance(err, WireError), out
+    assert err.party == "c" and err.step == sm.KEYS_TAG and "mask" in str(err)
+    for p in "ab":
+        assert isinstance(out[p], PartyError) and out[p].party == "c", out
+    assert isinstance(out["c"], PartyError) and out["c"].party == "server", out
