@@ -393,3 +393,15 @@ def test_across_organisations_a_malformed_advert_names_the_silo(monkeypatch):
     for p in "ab":
         assert isinstance(out[p], PartyError) and out[p].party == "c", out
     assert isinstance(out["c"], PartyError) and out["c"].party == "server", out
+
+
+def test_a_place_may_report_only_the_clients_it_hosts():
+    from cipherray.workloads.hfl.train import _members
+
+    hosted = [("a", np.array([0], np.int64)), ("b", np.array([1], np.int64))]
+    fits = [chunk.ChunkFit(np.array([c], np.int64), None, []).message() for c in (0, 1)]
+    np.testing.assert_array_equal(_members(hosted, *fits), [0, 1])
+    stolen = chunk.ChunkFit(np.array([0], np.int64), None, []).message()  # b claims a's
+    with pytest.raises(WireError, match="does not host") as e:
+        _members(hosted, fits[0], stolen)
+    assert e.value.party == "b" and e.value.step == "hfl/fit"

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from cipherray.runtime.errors import PartyError
+from cipherray.runtime.errors import PartyError, WireError
 from cipherray.workloads.hfl import chunk, dp, randomness, secure, updates
 from cipherray.workloads.hfl.places import Place, places_of
 from cipherray.workloads.hfl.strategy import FedAvg, NotEnoughClientsError, WeightedSum
@@ -157,8 +157,17 @@ def _sum_totals(*msgs: dict) -> tuple[np.ndarray | None, int]:
     return (np.sum(totals, axis=0) if totals else None), count
 
 
-def _members(*msgs: dict) -> np.ndarray:
-    ids = [chunk.ChunkFit.from_message(m).cids for m in msgs]
+def _members(hosted: list[tuple[str, np.ndarray]], *msgs: dict) -> np.ndarray:
+    """SecAgg+'s members: the clients that trained; a place may report only clients it
+    hosts (`hosted`: each live place's name and client ids, public), once each."""
+    ids = []
+    for (name, cids), m in zip(hosted, msgs):
+        got = chunk.ChunkFit.from_message(m).cids
+        if not np.isin(got, cids).all() or np.unique(got).size != got.size:
+            raise WireError(
+                name, "hfl/fit", "the fit report names clients this place does not host"
+            )
+        ids.append(got)
     return np.sort(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
 
 
@@ -426,7 +435,8 @@ def _secure(
     me = server.name
     rules = secure.PlanRules(settings.bits, settings.dropout, not is_population,
                              settings.corruption, _quantizer_of(rule, clip))  # fmt: skip
-    members = _server_fn(run, _members)(*fit_msgs)
+    hosted = [(run.places[i].name, run.places[i].cids) for i in live]
+    members = _server_fn(run, _members)(hosted, *fit_msgs)
     length = _server_fn(run, _vector_length)(params, rule)
     plan = _server_fn(run, secure.plan, declare="public")(members, length, rules)
     plan_at = _to_places(run, plan, "hfl/secagg_plan")
