@@ -41,8 +41,6 @@ from cipherray.runtime.errors import WireError
 from cipherray.workloads.hfl import secure_messages as sm
 from cipherray.workloads.hfl.secure_messages import PlanRules
 
-__all__ = ["PROTOCOL", "PlanRules", "RoundPlan", "ServerRound", "SecureTotal"]
-
 PROTOCOL = {
     "plan": "the round's SecAgg+ graph, members, vector length and round id (public)",
     "keys": "a place's clients' public keys / their neighbours' public keys",
