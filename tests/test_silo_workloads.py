@@ -302,6 +302,37 @@ def test_cli_hfl_silos_secagg_as_in_simulation(pki, tmp_path):
     assert sim["final_accuracy"] > 0.8
 
 
+def _hfl_cli_as_in_simulation(argv: list[str], orgs: list[str], pki: str, tmp_path) -> tuple:
+    """`argv` run by a server process and one process per organisation, and in
+    simulation mode (inline, one process): the two reports."""
+    from cipherray.cli import main
+
+    got = run_cli(argv + ["--out", "silo"], ["server", *orgs], pki, tmp_path)
+    assert all("final accuracy" in got[p] for p in ["server", *orgs])
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
+    finally:
+        os.chdir(cwd)
+    sim = json.loads((tmp_path / "sim/report.json").read_text())
+    silo = json.loads((tmp_path / "silo/report.json").read_text())  # every process wrote it
+    return silo, sim
+
+
+def test_cli_hfl_populations_as_in_simulation(pki, tmp_path):
+    """Each organisation hosts a population of 20 virtual clients on its own workers (two
+    per process); a server process and the two organisations' processes train the digits
+    model across organisations, and the curve is simulation mode's, float for float."""
+    argv = ["hfl", "--populations", "alice=20,bob=20", "--rounds", "2", "--lr", "0.5",
+            "--workers", "2"]  # fmt: skip
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path)
+    curve = [(r["loss"], r["accuracy"], r["included"]) for r in sim["rounds"]]
+    assert [(r["loss"], r["accuracy"], r["included"]) for r in silo["rounds"]] == curve
+    assert [r["included"] for r in silo["rounds"]] == [40, 40]
+    assert sim["rounds"][1]["accuracy"] > sim["rounds"][0]["accuracy"]
+
+
 # -- the HE location (rt.he) across organisations ----------------------------------------------
 def _double(c):
     return c * 2
