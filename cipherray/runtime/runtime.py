@@ -122,9 +122,7 @@ class Runtime:
     ):
         silo = None
         if party is not None or addresses is not None or tls is not None:
-            parties, silo = _parse_silo(
-                parties, party, addresses, tls, job, timeout_s, populations
-            )
+            parties, silo = _parse_silo(parties, party, addresses, tls, job, timeout_s, populations)
         specs = parse_parties(parties)
         specs += parse_populations(populations, {s.name for s in specs})
         if not isinstance(timeout_s, int | float) or timeout_s <= 0:
