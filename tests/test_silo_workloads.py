@@ -333,6 +333,36 @@ def test_cli_hfl_populations_as_in_simulation(pki, tmp_path):
     assert sim["rounds"][1]["accuracy"] > sim["rounds"][0]["accuracy"]
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_cli_hfl_populations_secagg_as_in_simulation(pki, tmp_path, dropout):
+    """SecAgg+ over two organisations' populations (one graph over all 40 clients):
+    the plan, keys, sealed shares, masked inputs and unmask messages of each population
+    worker cross as typed data. Without dropout the curve equals simulation mode's (up to
+    SecAgg+'s stochastic rounding); with 10% simulated dropout per stage (which clients
+    drop is drawn from the CSPRNG, in either mode) as many clients drop as in simulation,
+    in both organisations, and the dropped ones' masks are recovered."""
+    argv = ["hfl", "--populations", "alice=20,bob=20", "--rounds", "2", "--lr", "0.5",
+            "--workers", "2", "--secagg", "--dropout", str(dropout)]  # fmt: skip
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path)
+    assert len(silo["rounds"]) == len(sim["rounds"]) == 2
+    for a, b in zip(silo["rounds"], sim["rounds"]):
+        assert a["included"] == b["included"] == 40 - len(a["dropped"])
+        assert sorted(d["reason"] for d in a["dropped"]) == sorted(
+            d["reason"] for d in b["dropped"]
+        )
+        if not dropout:
+            assert a["dropped"] == []
+            assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+            assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-6)
+        else:
+            assert a["included"] < 40 and np.isfinite(a["loss"])
+            cids = {d["cid"] for d in a["dropped"]}
+            assert cids & set(range(20)) and cids & set(range(20, 40))  # in both
+    assert silo["secagg"] == sim["secagg"]
+    assert silo["secagg"]["clients"] == 40
+    assert silo["secagg"]["complete"] == bool(dropout)  # 40 clients: sparse without dropout
+
+
 # -- the HE location (rt.he) across organisations ----------------------------------------------
 def _double(c):
     return c * 2
