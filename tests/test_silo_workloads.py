@@ -355,7 +355,10 @@ def test_cli_hfl_populations_secagg_as_in_simulation(pki, tmp_path, dropout):
             assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
             assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-6)
         else:
-            assert a["included"] < 40 and np.isfinite(a["loss"])
+            assert a["included"] < 40
+            # other clients drop (CSPRNG), but the total is still the survivors' update:
+            # an unrecovered mask would make it noise and the loss far from simulation's
+            assert abs(a["loss"] - b["loss"]) < 0.1
             cids = {d["cid"] for d in a["dropped"]}
             assert cids & set(range(20)) and cids & set(range(20, 40))  # in both
     assert silo["secagg"] == sim["secagg"]
