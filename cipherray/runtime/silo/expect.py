@@ -46,7 +46,18 @@ from cipherray.runtime.silo.wire import (
 SCALAR, SHAPE = "scalar", "shape"
 RING = np.dtype(np.uint64)  # the dtype of additive shares over Z_2^64
 
-__all__ = ["Expect", "Like", "check_value", "expect_of", "ring_shares", "shape_of", "seed"]
+__all__ = ["Check", "Expect", "Like", "check_value", "expect_of", "ring_shares", "shape_of", "seed"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A protocol's own check of a message (`protocols.mpc.messages`): `fn(value)` returns
+    None for a value of the right form and raises ValueError (e.g. `OTError`) naming what
+    is wrong; made by the receiver's script from its own parameters (the shapes it
+    requested, the number of OTs, the key size), so the protocol's checks are the ones
+    used, not a copy of them."""
+
+    fn: Any
 
 
 @dataclass(frozen=True)
@@ -98,10 +109,15 @@ def resolve(expect: Any, values: list) -> Expect | None:
     return expect
 
 
-def check_value(value: Any, expect: Expect | None, peer: str, tag: str) -> Any:
-    """`value` (a message from `peer` under `tag`) if it is what `expect` says; else
-    WireError naming `peer` and `tag`. `expect` None: anything."""
-    if expect is not None:
+def check_value(value: Any, expect: Expect | Check | None, peer: str, tag: str) -> Any:
+    """`value` (a message from `peer` under `tag`) if it is what `expect` says (or `Check`
+    accepts); else WireError naming `peer` and `tag`. `expect` None: anything."""
+    if type(expect) is Check:
+        try:
+            expect.fn(value)
+        except (ValueError, TypeError) as e:
+            raise WireError(peer, tag, str(e)) from None
+    elif expect is not None:
         _check(value, expect, peer, tag, {})
     return value
 
