@@ -25,6 +25,7 @@ cannot make the receiver allocate more than the step allows).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -55,9 +56,12 @@ class Check:
     None for a value of the right form and raises ValueError (e.g. `OTError`) naming what
     is wrong; made by the receiver's script from its own parameters (the shapes it
     requested, the number of OTs, the key size), so the protocol's checks are the ones
-    used, not a copy of them."""
+    used, not a copy of them. With `of` (a handle among the receiving step's inputs,
+    as for `Like`) the check is `fn(value, own=<the receiver's own value there>)`: a
+    ciphertext must be under the key the receiver holds, of the shape of its mask."""
 
     fn: Any
+    of: Any = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,11 @@ def expect_of(value: Any) -> Expect | None:
 
 def resolve(expect: Any, values: list) -> Expect | None:
     """An Inbox's expectation at the receiving worker: `Like(i)` becomes the expectation
-    of the step's own value i; an `Expect` stays as it is."""
+    of the step's own value i, `Check(fn, of=i)` a check of it; an `Expect` stays."""
     if type(expect) is Like:
         return expect_of(values[expect.of])
+    if type(expect) is Check and expect.of is not None:
+        return Check(partial(expect.fn, own=values[expect.of]))
     return expect
 
 
