@@ -181,3 +181,21 @@ def test_h2a_under_another_key_is_named(monkeypatch):
         with pytest.raises(cr.WireError, match="different key") as e:
             rt.get(g(np.array)([1.0, 2.0]).to(he).to(h).to(mpc).reveal_to(h))
         assert e.value.party == "h" and e.value.step.startswith("he/h2a#")
+
+
+def test_millionaire_leaf_tables_of_another_length_are_refused(monkeypatch):
+    from cipherray.protocols.mpc import millionaire
+    from cipherray.protocols.mpc.context import MPCContext
+
+    honest = millionaire._leaf_table
+
+    def table(i, *args):
+        out, shares = honest(i, *args)
+        return (out[:-1] if i == 1 else out), shares
+
+    monkeypatch.setattr(millionaire, "_leaf_table", table)
+    eng = LocalEngine(2, has_dealer=True)
+    ctx = MPCContext(eng, providers.DealerProvider())
+    x = eng.local(lambda i: np.arange(6, dtype=np.uint64) * np.uint64(i + 1))
+    with pytest.raises(ValueError, match=r"leaf tables: expected a uint\d+ array of shape"):
+        millionaire.msb_xor(ctx, x, shape=(6,), m=4)
