@@ -23,7 +23,7 @@ __all__ = ["Check", "array", "nbytes", "tuple_of", "ring"]
 
 
 def _array(value: Any, dtype: str, shape: tuple, what: str) -> None:
-    if not isinstance(value, np.ndarray):
+    if not isinstance(value, np.ndarray | np.generic):  # (a 0-d result may be a scalar)
         raise ValueError(f"{what}: expected a {dtype} array, not {type(value).__name__}")
     if value.dtype != np.dtype(dtype) or tuple(value.shape) != shape:
         raise ValueError(
