@@ -87,7 +87,8 @@ class ChunkState:
     broken: dict[int, str] = field(default_factory=dict)  # client_fn failures
     vectors: np.ndarray | None = None  # this round's update vectors (SecAgg)
     fitted: np.ndarray | None = None  # their client ids
-    cohort: Any = None  # this round's SecAgg cohort
+    cohort: Any = None  # this round's SecAgg cohort (its clients' secrets)
+    plan: Any = None  # this round's SecAgg plan, as read from the server's message
 
 
 @dataclass

@@ -463,11 +463,6 @@ def main(args: argparse.Namespace) -> int:
         silos = parse_silos(args.silos) if args.silos else []
         if silos and not args.label:
             raise HflInputError("--silos needs --label (the label column of the CSVs)")
-        if getattr(args, "party", None) and args.secagg:
-            raise HflInputError(
-                "cross-silo mode (--party) runs hfl without --secagg for now: SecAgg+'s "
-                "round plan and key messages are not yet in the typed wire format"
-            )
         bounds = parse_bounds(args.feature_range)
         if bounds is not None and not silos:
             raise HflInputError("--feature-range applies to --silos only")

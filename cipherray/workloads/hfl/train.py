@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from cipherray.runtime.errors import PartyError
+from cipherray.runtime.errors import PartyError, WireError
 from cipherray.workloads.hfl import chunk, dp, randomness, secure, updates
 from cipherray.workloads.hfl.places import Place, places_of
 from cipherray.workloads.hfl.strategy import FedAvg, NotEnoughClientsError, WeightedSum
@@ -157,8 +157,17 @@ def _sum_totals(*msgs: dict) -> tuple[np.ndarray | None, int]:
     return (np.sum(totals, axis=0) if totals else None), count
 
 
-def _members(*msgs: dict) -> np.ndarray:
-    ids = [chunk.ChunkFit.from_message(m).cids for m in msgs]
+def _members(hosted: list[tuple[str, np.ndarray]], *msgs: dict) -> np.ndarray:
+    """SecAgg+'s members: the clients that trained; a place may report only clients it
+    hosts (`hosted`: each live place's name and client ids, public), once each."""
+    ids = []
+    for (name, cids), m in zip(hosted, msgs):
+        got = chunk.ChunkFit.from_message(m).cids
+        if not np.isin(got, cids).all() or np.unique(got).size != got.size:
+            raise WireError(
+                name, "hfl/fit", "the fit report names clients this place does not host"
+            )
+        ids.append(got)
     return np.sort(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
 
 
@@ -423,12 +432,13 @@ def _secure(
     """Step 4 under SecAgg+: the five steps of `secure.py`; returns refs at the server
     (decoded total, included count, dropped list) and the graph parameters."""
     rt, server = run.rt, run.server
-    members = _server_fn(run, _members)(*fit_msgs)
+    me = server.name
+    rules = secure.PlanRules(settings.bits, settings.dropout, not is_population,
+                             settings.corruption, _quantizer_of(rule, clip))  # fmt: skip
+    hosted = [(run.places[i].name, run.places[i].cids) for i in live]
+    members = _server_fn(run, _members)(hosted, *fit_msgs)
     length = _server_fn(run, _vector_length)(params, rule)
-    plan = _server_fn(run, secure.plan, declare="public")(
-        members, length, settings.bits, settings.dropout, not is_population,
-        settings.corruption, _quantizer_of(rule, clip),
-    )  # fmt: skip
+    plan = _server_fn(run, secure.plan, declare="public")(members, length, rules)
     plan_at = _to_places(run, plan, "hfl/secagg_plan")
 
     def to_place(ref: Any, i: int, tag: str) -> Any:  # to the worker that hosts place i
@@ -439,43 +449,41 @@ def _secure(
         run.states[i] = st
         return out
 
-    adverts = {i: at_place(i, secure.advertise, plan_at[_key(run.places[i])]) for i in live}
+    adverts = {
+        i: at_place(i, secure.advertise, plan_at[_key(run.places[i])], rules, me) for i in live
+    }
     live = run.settle([adverts[i] for i in live], live, f"round {rnd} secagg keys")
+    advertised = list(live)  # the server's cohorts, in this order
+    names = [run.places[i].name for i in advertised]
     sent = [rt.send(adverts[i], to=server, tag="hfl/secagg_keys") for i in live]
-    out = _server_fn(run, secure.keys, 1 + len(live))(plan, *sent)
+    out = _server_fn(run, secure.keys, 1 + len(live))(plan, rules, me, names, *sent)
     srv, nks = out[0], dict(zip(live, out[1:]))
-    sealed = {i: at_place(i, secure.share, to_place(nks[i], i, "hfl/secagg_keys")) for i in live}
-    order = list(live)
+    sealed = {
+        i: at_place(i, secure.share, to_place(nks[i], i, "hfl/secagg_keys"), me) for i in live
+    }
     live = run.settle([sealed[i] for i in live], live, f"round {rnd} secagg shares")
-    positions = [order.index(i) for i in live]
     sent = [rt.send(sealed[i], to=server, tag="hfl/secagg_shares") for i in live]
+    positions = [advertised.index(i) for i in live]
     out = _server_fn(run, secure.route, 1 + len(live))(srv, positions, *sent)
     srv, inboxes = out[0], dict(zip(live, out[1:]))
     masked = {
-        i: at_place(
-            i, secure.masked_input,
-            to_place(inboxes[i], i, "hfl/secagg_shares"),
-            plan_at[_key(run.places[i])], rule,
-        )
+        i: at_place(i, secure.masked_input, to_place(inboxes[i], i, "hfl/secagg_shares"), rule, me)
         for i in live
-    }  # fmt: skip
+    }
     live = run.settle([masked[i] for i in live], live, f"round {rnd} secagg masked input")
     sent = [rt.send(masked[i], to=server, tag="hfl/secagg_masked") for i in live]
-    out = _server_fn(run, secure.requests, 1 + len(live))(srv, *sent)
+    positions = [advertised.index(i) for i in live]
+    out = _server_fn(run, secure.requests, 1 + len(live))(srv, positions, *sent)
     srv, reqs = out[0], dict(zip(live, out[1:]))
     shares = {
-        i: at_place(
-            i, secure.unmask,
-            to_place(reqs[i], i, "hfl/secagg_unmask"),
-            plan_at[_key(run.places[i])],
-        )
-        for i in live
-    }  # fmt: skip
+        i: at_place(i, secure.unmask, to_place(reqs[i], i, "hfl/secagg_unmask"), me) for i in live
+    }
     live = run.settle([shares[i] for i in live], live, f"round {rnd} secagg unmasking")
     sent = [rt.send(shares[i], to=server, tag="hfl/secagg_unmask") for i in live]
-    result = _server_fn(run, secure.aggregate)(srv, plan, rule, *sent)
+    positions = [advertised.index(i) for i in live]
+    result = _server_fn(run, secure.aggregate)(srv, rule, positions, *sent)
     total, included, dropped = _server_fn(run, _unpack_secure, 3)(result)
-    graph = rt.get(_server_fn(run, _graph_info, declare="public")(plan))
+    graph = rt.get(_server_fn(run, _graph_info, declare="public")(srv))
     return total, included, dropped, graph
 
 
@@ -487,7 +495,8 @@ def _unpack_secure(result: secure.SecureTotal) -> tuple:
     return result.total, int(result.included.size), result.dropped
 
 
-def _graph_info(plan: secure.RoundPlan) -> dict[str, Any]:
+def _graph_info(srv: secure.ServerRound) -> dict[str, Any]:
+    plan = srv.plan
     p = plan.params
     return {
         "clients": p.n_clients,
