@@ -9,6 +9,14 @@ share of an MPC open; ``share#...``: the seed of its input's sharing) are first 
 by `MUTATIONS` (another dtype, fewer or more elements, bytes, a tuple, a bad seed, or
 frames cut short on the wire). It prints ``ready`` once imported, then one JSON line:
 per run, the error that ended its script (class, party, step), or "ok".
+
+`PROVIDER_MUTATIONS` change a provider's correlated randomness instead: a run with
+"script": "ot" computes x y + (x + y)(x - y) with the OT provider (bank is member 0
+and owns x: its base-OT point under ``offline/setup#``, its COT corrections of the
+private product x y under ``private_mul/cot#``, its extension matrix and Gilboa
+corrections of the triple under ``offline/mul#``), "script": "dealer" with bank as the dealer of insurer and
+alice (its seeds under ``offline/setup#``, member 0's triple correction under
+``offline/mul#``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,25 @@ MUTATIONS: dict[str, tuple[str, Any]] = {
     "frames": ("reveal#", "frames"),  # a message whose last frame never comes
     "short_seed": ("share#", lambda v: (v[0][:16], v[1])),
     "huge_shape": ("share#", lambda v: (v[0], (1 << 40,))),
+}
+
+
+def _only(dtype: Any, change: Any) -> Any:
+    """`change` applied to arrays of `dtype` only (one message kind among a step's)."""
+    return lambda v: change(v) if getattr(v, "dtype", None) == dtype else v
+
+
+# name: (script, tag prefix, change)
+PROVIDER_MUTATIONS: dict[str, tuple[str, str, Any]] = {
+    "ot_none": ("ot", "", None),
+    "dealer_none": ("dealer", "", None),
+    "ot_base_truncated": ("ot", "offline/setup#", lambda v: v[:-1]),
+    "ot_private_cot_truncated": ("ot", "private_mul/cot#", lambda v: v[:-1]),
+    "ot_extend_oversized": ("ot", "offline/mul#", _only(np.uint8, lambda v: np.tile(v, 8))),
+    "ot_cot_dtype": ("ot", "offline/mul#", _only(np.uint64, lambda v: v.view(np.int64))),
+    "dealer_seed_truncated": ("dealer", "offline/setup#", lambda v: v[:16]),
+    "dealer_triple_truncated": ("dealer", "offline/mul#", lambda v: v[:-1]),
+    "dealer_triple_kind": ("dealer", "offline/mul#", lambda v: v.tobytes()),
 }
 
 
@@ -61,6 +88,38 @@ def script(rt: Any, refs: dict) -> Any:
     return rt.get(refs["done"])
 
 
+def product_script(provider: str, rt: Any, refs: dict) -> Any:
+    """x * y revealed to insurer, with the OT provider (bank, insurer) or bank as the
+    dealer of (insurer, alice): the correlated randomness comes from `provider`."""
+    bank, insurer = rt.party("bank"), rt.party("insurer")
+    if provider == "ot":
+        mpc, owner = rt.mpc(bank, insurer, provider="ot"), bank
+    else:
+        owner = rt.party("alice")
+        mpc = rt.mpc(insurer, owner, dealer=bank)
+    rt.policy.grant(owner=owner, to=insurer, allow="plaintext")
+    x = owner(_bank_input)().to(mpc)
+    refs["kept"] = insurer(np.arange)(5)
+    y = insurer(_insurer_input)().to(mpc)
+    refs["total"] = (x * y + (x + y) * (x - y)).reveal_to(insurer)
+    refs["done"] = insurer(_count, declare="public")(refs["total"])
+    return rt.get(refs["done"])
+
+
+SCRIPTS = {
+    "open": script,
+    "ot": lambda rt, refs: product_script("ot", rt, refs),
+    "dealer": lambda rt, refs: product_script("dealer", rt, refs),
+}
+
+
+def mutation_of(name: str) -> tuple[str, str, Any]:
+    """(script, tag prefix, change) of a mutation of either table."""
+    if name in PROVIDER_MUTATIONS:
+        return PROVIDER_MUTATIONS[name]
+    return ("open", *MUTATIONS[name])
+
+
 def corrupt(mutation: str) -> None:
     """Make this process's transport send the mutation's messages changed (the process
     plays a party that controls its own bytes: it wraps `Transport.send`)."""
@@ -70,7 +129,7 @@ def corrupt(mutation: str) -> None:
 
     honest_send = getattr(Transport, "honest_send", Transport.send)
     Transport.honest_send = honest_send
-    prefix, change = MUTATIONS[mutation]
+    _, prefix, change = mutation_of(mutation)
 
     def send(t: Transport, dst: str, tag: str, value: Any, timeout: float | None = None):
         if change is None or not tag.startswith(prefix):
@@ -105,7 +164,7 @@ def main() -> int:
                 party=cfg["party"], addresses=run["addresses"], tls=cfg["tls"],
                 backend="inline", timeout_s=cfg["timeout"], job=run["job"],
             ) as rt:  # fmt: skip
-                script(rt, {})
+                SCRIPTS[run.get("script", "open")](rt, {})
             out.append({"result": "ok"})
         except cr.CipherrayError as e:
             out.append(

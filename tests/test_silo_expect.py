@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from silo_fuzz_peer import BANK_INPUT, INSURER_INPUT, MUTATIONS, script
+from silo_fuzz_peer import BANK_INPUT, INSURER_INPUT, MUTATIONS, SCRIPTS, script
 from test_silo_runtime import addresses, pki  # noqa: F401 - the module's PKI fixture
 
 import cipherray as cr
@@ -203,3 +203,73 @@ def test_a_malicious_peer_is_named_at_the_honest_party_which_keeps_its_state(pki
         # the sender learns that its message was refused (its waits end at once)
         assert told[m]["party"] == "bank" or m == "frames", (m, told[m])
         assert told[m]["error"] == "WireError", (m, told[m])
+
+
+def test_a_malicious_provider_is_named_at_the_honest_party(pki):  # noqa: F811
+    """bank (its own process) plays the OT provider's member 0, or the dealer of insurer
+    and alice (alice honest, a third process), and sends its correlated randomness
+    changed: its base-OT point truncated, its extension matrix oversized, its COT
+    corrections of another dtype; a seed cut short, member 0's triple correction
+    truncated or as bytes. insurer gets WireError naming bank and the provider's tag
+    (the OT layer's own check, or the correction's shape from the request), at once;
+    its own values are intact."""
+    from silo_fuzz_peer import PROVIDER_MUTATIONS
+
+    names = list(PROVIDER_MUTATIONS)
+    runs = []
+    for m in names:
+        script_name = PROVIDER_MUTATIONS[m][0]
+        parties = ["bank", "insurer"] + (["alice"] if script_name == "dealer" else [])
+        runs.append({"mutation": m, "script": script_name, "addresses": addresses(parties),
+                     "job": f"fuzz-{m}"})  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE"}
+
+    def peer(party: str, mine: list) -> subprocess.Popen:
+        cfg = {"party": party, "tls": pki, "timeout": 20, "runs": mine}
+        return subprocess.Popen(
+            [sys.executable, str(FUZZ_PEER), json.dumps(cfg)], stdout=subprocess.PIPE,
+            text=True, env=env,
+        )  # fmt: skip
+
+    bank = peer("bank", runs)
+    alice_runs = [{**r, "mutation": "none"} for r in runs if r["script"] == "dealer"]
+    alice = peer("alice", alice_runs)
+    try:
+        assert bank.stdout.readline().strip() == "ready"
+        assert alice.stdout.readline().strip() == "ready"
+        seen, totals = {}, {}
+        for run in runs:
+            refs: dict = {}
+            t0 = time.monotonic()
+            with cr.init(
+                party="insurer", addresses=run["addresses"], tls=pki, backend="inline",
+                timeout_s=20, job=run["job"],
+            ) as rt:  # fmt: skip
+                try:
+                    seen[run["mutation"]] = SCRIPTS[run["script"]](rt, refs)
+                except cr.CipherrayError as e:
+                    seen[run["mutation"]] = e
+                assert rt.get(refs["kept"]).tolist() == list(range(5))  # state intact
+                if PROVIDER_MUTATIONS[run["mutation"]][2] is None:
+                    totals[run["mutation"]] = rt.get(refs["total"])
+                elif "total" in refs:  # the refused message's result stays refused
+                    with pytest.raises(cr.WireError):
+                        rt.get(refs["total"])
+            assert time.monotonic() - t0 < 10, run["mutation"]  # never the 20 s timeout
+        bank.communicate(timeout=60)
+        alice.communicate(timeout=60)
+    finally:
+        for p in (bank, alice):
+            if p.poll() is None:
+                p.kill()
+    expected = BANK_INPUT * INSURER_INPUT + (BANK_INPUT + INSURER_INPUT) * (
+        BANK_INPUT - INSURER_INPUT)  # fmt: skip
+    for m in names:
+        _, prefix, change = PROVIDER_MUTATIONS[m]
+        err = seen[m]
+        if change is None:  # the honest providers' messages pass their checks
+            assert err == 4, (m, err)
+            np.testing.assert_allclose(totals[m], expected, atol=1e-3)
+            continue
+        assert isinstance(err, cr.WireError), (m, err)
+        assert err.party == "bank" and err.step.startswith(prefix), (m, err)

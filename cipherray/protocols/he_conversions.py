@@ -131,3 +131,45 @@ def a2h_unmask(c: CipherArray, r: np.ndarray, frac_bits: int) -> CipherArray:
     out = _add_plain_raw(flat, [mpz(v) for v in neg_r], pk.n, pk.nsquare)
     res = CipherArray.from_ciphertexts(pk, _objarray(out, c.shape), -(frac_bits // 4), "float")
     return res.rerandomize()
+
+
+# -- what a receiver expects of an HE message (run before any step uses it; see
+#    `protocols.mpc.messages`): ValueError naming what is wrong
+def _key_of(value: object) -> object:
+    from cipherray.protocols.paillier.packing import PackedCipherArray
+
+    if isinstance(value, CipherArray):
+        return value.public_key
+    if isinstance(value, PackedCipherArray):
+        return value.cipher.public_key
+    raise ValueError(f"expected Paillier ciphertexts, not {type(value).__name__}")
+
+
+def check_ciphertexts(value: object) -> None:
+    """Ciphertexts (a `CipherArray` or a packed one)."""
+    _key_of(value)
+
+
+def check_under_key(value: object, own: object) -> None:
+    """Ciphertexts under the key of `own`, the receiver's private key (H2A's masked
+    values, ciphertexts sent to the keyholder to decrypt)."""
+    if _key_of(value) != own.public_key:
+        raise ValueError("ciphertexts under a different key than the keyholder's")
+
+
+def check_like_mask(value: object, own: np.ndarray) -> None:
+    """A2H's returned ciphertexts: a `CipherArray` of the shape of the holder's mask."""
+    if not isinstance(value, CipherArray):
+        raise ValueError(f"expected a CipherArray, not {type(value).__name__}")
+    if tuple(value.shape) != tuple(np.shape(own)):
+        raise ValueError(
+            f"expected ciphertexts of shape {tuple(np.shape(own))}, not {tuple(value.shape)}"
+        )
+
+
+def check_public_key(value: object) -> None:
+    """A Paillier public key."""
+    from cipherray.protocols.paillier import PublicKey
+
+    if not isinstance(value, PublicKey):
+        raise ValueError(f"expected a Paillier public key, not {type(value).__name__}")

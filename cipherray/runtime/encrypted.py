@@ -26,6 +26,7 @@ from cipherray.runtime.call import identity, refs_in, walk
 from cipherray.runtime.errors import ConfigError, LocationError
 from cipherray.runtime.party import Party
 from cipherray.runtime.refs import PartyRef, Ref
+from cipherray.runtime.silo.expect import Check, Like
 from cipherray.runtime.values import AGGREGATE, Handle, Meta, join
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,7 +118,8 @@ class HE:
         h = self._pk.get(party.name)
         if h is None:
             rt = self._rt
-            (msg,) = rt._messages("he/public_key", [(self._pk[self.keyholder.name], party.name)])
+            sends = [(self._pk[self.keyholder.name], party.name)]
+            (msg,) = rt._messages("he/public_key", sends, Check(hc.check_public_key))
             (h,) = rt._step(party, identity, (msg,), step="he/public_key", location=self.name)
             self._pk[party.name] = h
         return h
@@ -166,13 +168,15 @@ class HE:
             for i in range(len(names))
             if i != k_i
         ]
-        msgs = rt._messages("he/a2h_open", sends)
+        msgs = rt._messages("he/a2h_open", sends, Like(shared._shares[k_i]))
         pk_k = self._pk[self.keyholder.name]
         (enc,) = rt._step(
             self.keyholder, _a2h_encrypt_step, (pk_k, shared._shares[k_i], *msgs),
             {"frac_bits": f}, step="he/a2h_encrypt", location=self.name,
         )  # fmt: skip
-        (back,) = rt._messages("he/a2h_return", [(enc, holder.name)])
+        (back,) = rt._messages(
+            "he/a2h_return", [(enc, holder.name)], Check(hc.check_like_mask, of=r)
+        )
         (out,) = rt._step(
             holder, hc.a2h_unmask, (back, r, f), step="he/a2h_unmask", location=self.name
         )
@@ -198,7 +202,9 @@ class HE:
             enc.holder, hc.h2a_mask, (enc._h, f), step="he/h2a_mask", num_returns=2,
             location=self.name,
         )  # fmt: skip
-        (msg,) = rt._messages("he/h2a", [(masked, self.keyholder.name)])
+        (msg,) = rt._messages(
+            "he/h2a", [(masked, self.keyholder.name)], Check(hc.check_under_key, of=self._sk)
+        )
         (k_share,) = rt._step(
             self.keyholder, hc.h2a_unmask, (self._sk, msg, f), step="he/h2a_unmask",
             location=self.name,
@@ -220,7 +226,7 @@ class HE:
         """Ciphertexts to another party that cannot decrypt them (policy checked by
         the caller)."""
         rt = self._rt
-        (msg,) = rt._messages("he/send", [(enc._h, dst.name)])
+        (msg,) = rt._messages("he/send", [(enc._h, dst.name)], Check(hc.check_ciphertexts))
         (h,) = rt._step(dst, identity, (msg,), step="he/receive", location=self.name)
         return EncryptedRef(self, h, dst, enc.meta)
 
@@ -229,7 +235,8 @@ class HE:
         rt = self._rt
         src: Any = enc._h
         if enc.holder.name != dst.name:
-            (src,) = rt._messages("reveal", [(enc._h, dst.name)])
+            want = Check(hc.check_under_key, of=self._sk)
+            (src,) = rt._messages("reveal", [(enc._h, dst.name)], want)
         (h,) = rt._step(
             dst, _decrypt, (self._sk, src), step="he/decrypt", location=self.name,
             eager=dst.name in rt.driver_as,

@@ -8,7 +8,8 @@ handles, so the driver never sees a value.
 An open's messages are checked at each receiver against its own value
 (`silo.expect.Like`: the same kind, dtype and shape), so a member that sends something
 else is named (`WireError`) before any step uses it; `send` (a provider's correlated
-randomness) is checked by the wire format only.
+randomness, an OT message) is checked at the receiver by the protocol's own check
+(`expect=`, `protocols.mpc.messages`, made from the receiver's parameters), the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cipherray.protocols.mpc.engine import DEALER, PerParty, combine
 from cipherray.runtime.call import identity
 from cipherray.runtime.errors import ConfigError
-from cipherray.runtime.silo.expect import Like
+from cipherray.runtime.silo.expect import Check, Like
 from cipherray.runtime.values import Handle
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,11 +92,14 @@ class RuntimeEngine:
         msgs = self.rt._messages(step, sends, Like(values[dst]))
         return self._at(target, _combine_step, (op, values[dst], *msgs), 1, step)
 
-    def send(self, value: Handle, src: Any, dst: Any, step: str = "send") -> Handle:
+    def send(
+        self, value: Handle, src: Any, dst: Any, step: str = "send", expect: Any = None
+    ) -> Handle:
         s, d = self._party(src), self._party(dst)
         if value.party != s.name:
             raise ValueError(f"handle lives at '{value.party}', not '{s.name}'")
-        (msg,) = self.rt._messages(step, [(value, d.name)])
+        want = None if expect is None else Check(expect)
+        (msg,) = self.rt._messages(step, [(value, d.name)], want)
         return self._at(d, identity, (msg,), 1, step)
 
     def run_at(self, who: Any, fn: Callable, *args: Any, num_returns: int = 1, step: str = "run"):

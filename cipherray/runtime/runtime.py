@@ -63,7 +63,7 @@ from cipherray.runtime.party import Party
 from cipherray.runtime.policy import AuditLog, Disclosure, DisclosurePolicy
 from cipherray.runtime.refs import PartyRef, Ref
 from cipherray.runtime.shared import MPC
-from cipherray.runtime.silo.expect import Expect, Like
+from cipherray.runtime.silo.expect import Check, Expect, Like
 from cipherray.runtime.values import AGGREGATE, PUBLISHED, Handle, Meta
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -930,13 +930,14 @@ def _nothing() -> None:
 
 def _expect_at(msg: Message, inputs: list) -> Any:
     """A message's expectation as the receiving worker checks it: `Like(handle)` becomes
-    `Like(position of that handle among the step's inputs)` (one argument slot each)."""
+    `Like(position of that handle among the step's inputs)` (one argument slot each),
+    and so does a `Check`'s `of`."""
     want = msg.expect
-    if not isinstance(want, Like) or isinstance(want.of, int):
+    if not isinstance(want, Like | Check) or want.of is None or isinstance(want.of, int):
         return want
     for k, v in enumerate(inputs):
         if isinstance(v, Handle) and v.id == want.of.id:
-            return Like(k)
+            return Like(k) if isinstance(want, Like) else Check(want.fn, k)
     raise LocationError(
         f"message {msg.msg_id} ('{msg.tag}') expects the form of a value that is not an "
         "input of its receiving step"

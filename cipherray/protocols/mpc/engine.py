@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 DEALER = "dealer"
+Check = Callable[[Any], None]  # a receiver's check of a message (see `messages`)
 Who = int | str  # a member index, or DEALER
 
 
@@ -61,8 +62,12 @@ class Engine(Protocol):
         combination. Returns a handle at `dst`."""
         ...
 
-    def send(self, value: Any, src: Who, dst: Who, step: str = "send") -> Any:
-        """One message from `src` to `dst`; returns a handle at `dst`."""
+    def send(
+        self, value: Any, src: Who, dst: Who, step: str = "send", expect: Check | None = None
+    ) -> Any:
+        """One message from `src` to `dst`; returns a handle at `dst`. `expect`: what `dst`
+        must receive (`messages`: a check made from the receiver's own parameters, run at
+        `dst` before any step uses the value; ValueError there names what is wrong)."""
         ...
 
     def run_at(
@@ -202,9 +207,11 @@ class LocalEngine:
                 self._msg(step, i, dst, values[i].value, rnd)
         return _H(combine([h.value for h in values], op), dst, rnd)
 
-    def send(self, value: Any, src: Who, dst: Who, step: str = "send"):
+    def send(self, value: Any, src: Who, dst: Who, step: str = "send", expect: Check | None = None):
         if value.who != src:
             raise ValueError(f"handle lives at {value.who}, not {src}")
+        if expect is not None:
+            expect(value.value)
         rnd = value.depth + 1
         self._msg(step, src, dst, value.value, rnd)
         return _H(_copy(value.value), dst, rnd)

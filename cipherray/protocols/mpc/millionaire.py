@@ -77,7 +77,7 @@ from typing import Any
 import numpy as np
 
 from cipherray.protocols import prg
-from cipherray.protocols.mpc import common
+from cipherray.protocols.mpc import common, messages
 from cipherray.protocols.mpc.engine import PerParty
 
 DEFAULT_M = 4
@@ -347,9 +347,16 @@ def msb_xor(ctx: Any, x: PerParty, *, shape: tuple, m: int | None = None) -> Per
     masks = PerParty((ots[1][0][0], ots[0][0][1]))
     mask_r = PerParty((ots[0][1][0], ots[1][1][1]))
     e = local(_leaf_shift, ch, r, step=step)  # 2a, both directions in one round
-    e = PerParty((send(e[1], 1, 0, step=step), send(e[0], 0, 1, step=step)))
+    # what each member expects of the other's leaf messages: one entry per (chunk,
+    # element) of the half it receives on (e) or sends on (tables), from public sizes
+    n = (q * (h0.stop - h0.start), q * (h1.stop - h1.start))
+    shifts = [messages.array(np.uint8, (n[d],), "leaf shifts e") for d in (0, 1)]
+    rows = [messages.array(wire_dtype(m), (n[d],), "leaf tables") for d in (0, 1)]
+    e = PerParty((send(e[1], 1, 0, step=step, expect=shifts[1]),
+                  send(e[0], 0, 1, step=step, expect=shifts[0])))  # fmt: skip
     tables, s_shares = local(_leaf_table, ch, masks, e, m, num_returns=2, step=step)  # 2b
-    tables = PerParty((send(tables[1], 1, 0, step=step), send(tables[0], 0, 1, step=step)))
+    tables = PerParty((send(tables[1], 1, 0, step=step, expect=rows[0]),
+                       send(tables[0], 0, 1, step=step, expect=rows[1])))  # fmt: skip
     shares = local(_leaf_receive, ch, r, tables, mask_r, s_shares, step=step)  # 2c
     g, eq = local(_split, shares, num_returns=2, step=ctx.step("tree"))
     k, level = q, 0

@@ -72,12 +72,13 @@ k = 4).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from cipherray.protocols import ot, prg
-from cipherray.protocols.mpc import common
+from cipherray.protocols.mpc import common, messages
 from cipherray.protocols.mpc.engine import Engine, PerParty
 from cipherray.protocols.mpc.providers import KINDS, Provider, normalise_request
 from cipherray.protocols.mpc.ring import broadcast_shape, matmul_shape, matmul_u64
@@ -184,6 +185,8 @@ def _check_slice(batch: Any, lo: int, hi: int, who: str) -> Any:
 
 
 EXTENSIONS = ("iknp", "softspoken")
+# R's base-OT point as S expects it (32 bytes, a point of the group)
+_MSG_A = partial(ot.base.check_point, role="OT sender", what="msg_a")
 
 
 def _ext(state: Any) -> Any:
@@ -545,6 +548,16 @@ class OTProvider(Provider):
         """OTs extended so far in both instances (a public count)."""
         return sum(i.extended for i in self._inst or [])
 
+    # -- what each member expects of the other's messages (the OT layer's own checks)
+    def _msg_b_check(self) -> messages.Check:
+        n = ot.base.KAPPA if self._k is None else ot.softspoken.base_ots(self._k)
+        return partial(ot.base.check_msg_b, n=n)
+
+    def _u_check(self, m: int) -> messages.Check:
+        if self._k is None:
+            return partial(ot.iknp.check_u, m=m)
+        return partial(ot.softspoken.check_c, m=m, k=self._k)
+
     # -- steps 1 and 2
     def _setup(self, engine: Engine) -> None:
         step = "offline/setup"
@@ -552,11 +565,11 @@ class OTProvider(Provider):
         for d in (0, 1):
             inst = _Instance(d)
             r_state, msg_a = engine.run_at(inst.r, _setup_r, self._k, num_returns=2, step=step)
-            msg_a = engine.send(msg_a, inst.r, inst.s, step=step)
+            msg_a = engine.send(msg_a, inst.r, inst.s, step=step, expect=_MSG_A)
             inst.s_state, msg_b = engine.run_at(
                 inst.s, _setup_s, msg_a, self._k, num_returns=2, step=step
             )
-            msg_b = engine.send(msg_b, inst.s, inst.r, step=step)
+            msg_b = engine.send(msg_b, inst.s, inst.r, step=step, expect=self._msg_b_check())
             inst.r_state = engine.run_at(inst.r, _setup_finish, r_state, msg_b, step=step)
             insts.append(inst)
         self._inst = insts
@@ -579,7 +592,7 @@ class OTProvider(Provider):
                 inst.r_state, inst.rb, msg = engine.run_at(
                     inst.r, _extend_r, inst.r_state, size, num_returns=3, step=step
                 )
-                msg = engine.send(msg, inst.r, inst.s, step=step)
+                msg = engine.send(msg, inst.r, inst.s, step=step, expect=self._u_check(size))
                 inst.s_state, inst.sb = engine.run_at(
                     inst.s, _extend_s, inst.s_state, msg, size, num_returns=2, step=step
                 )
@@ -621,7 +634,8 @@ class OTProvider(Provider):
             dmsg, s_part = engine.run_at(
                 S, _gilboa_send, sb, lo, p, v, g0, g1, num_returns=2, step=step
             )
-            dmsg = engine.send(dmsg, S, R, step=step)
+            shape = ((g1 - g0) * per, p["L"])
+            dmsg = engine.send(dmsg, S, R, step=step, expect=messages.ring(shape, "COT d"))
             u_part, r_part = engine.run_at(
                 R, _gilboa_recv, rb, lo, p, dmsg, g0, g1, num_returns=2, step=step
             )
@@ -715,7 +729,7 @@ class OTProvider(Provider):
         for rb, sb, lo, k0, k1 in self._spans(engine, 0, total, 1, total, step):
             hi = lo + (k1 - k0)
             dmsg, arith1, xor1 = engine.run_at(1, _bit_send, sb, lo, hi, num_returns=3, step=step)
-            dmsg = engine.send(dmsg, 1, 0, step=step)
+            dmsg = engine.send(dmsg, 1, 0, step=step, expect=messages.ring((hi - lo, 1), "COT d"))
             arith0, xor0 = engine.run_at(0, _bit_recv, rb, lo, hi, dmsg, num_returns=2, step=step)
             p0 += [arith0, xor0]
             p1 += [arith1, xor1]

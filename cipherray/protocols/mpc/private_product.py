@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from cipherray.protocols import ot
-from cipherray.protocols.mpc import common
+from cipherray.protocols.mpc import common, messages
 from cipherray.protocols.mpc.context import MPCContext
 from cipherray.protocols.mpc.engine import PerParty
 from cipherray.protocols.mpc.ring import matmul_u64
@@ -165,12 +165,15 @@ def product(
     sp, sq = [], []
     for rb, sb, lo, g0, g1 in prov._spans(engine, q, plan["G"], per, most, offline):  # 1
         e = engine.run_at(q, _choose, rb, lo, plan, y[q], g0, g1, step=ctx.step("choose"))
-        e = engine.send(e, q, owner, step=ctx.step("choose"))  # 2
+        count = (g1 - g0) * per  # what each side expects of the other's message
+        bits = messages.array(np.uint8, ((count + 7) // 8,), "correction bits e")
+        e = engine.send(e, q, owner, step=ctx.step("choose"), expect=bits)  # 2
         d, s_part = engine.run_at(
             owner, _send, sb, lo, plan, x[owner], e, g0, g1, num_returns=2,
             step=ctx.step("cot"),
         )  # fmt: skip
-        d = engine.send(d, owner, q, step=ctx.step("cot"))  # 3
+        cot = messages.ring((count, plan["L"]), "COT d")
+        d = engine.send(d, owner, q, step=ctx.step("cot"), expect=cot)  # 3
         sq.append(engine.run_at(q, _recv, rb, lo, plan, y[q], d, g0, g1, step=ctx.step("cot")))
         sp.append(s_part)
     z = [None, None]

@@ -77,12 +77,13 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from cipherray.protocols import prg
-from cipherray.protocols.mpc import common
+from cipherray.protocols.mpc import common, messages
 from cipherray.protocols.mpc.engine import DEALER, Engine, PerParty
 from cipherray.protocols.mpc.ring import broadcast_shape, matmul_shape, matmul_u64
 
@@ -375,8 +376,10 @@ class DealerProvider(Provider):
             DEALER, _dealer_seeds, engine.n, num_returns=engine.n + 1, step="offline/setup"
         )
         self._dealer_seeds = handles[0]
+        seed = messages.nbytes(prg.SEED_BYTES, "dealer seed")
         self._seeds = PerParty(
-            engine.send(handles[1 + i], DEALER, i, step="offline/setup") for i in range(engine.n)
+            engine.send(handles[1 + i], DEALER, i, step="offline/setup", expect=seed)
+            for i in range(engine.n)
         )
         self._placeholders = engine.local(_nothing, step="offline/setup")
 
@@ -392,7 +395,7 @@ class DealerProvider(Provider):
         )
         dst = shapes[0][2] if kind == "rot_n" else 0  # the receiver of a "rot_n"
         msgs = list(self._placeholders)
-        msgs[dst] = engine.send(corr, DEALER, dst, step=step)
+        msgs[dst] = engine.send(corr, DEALER, dst, step=step, expect=correction_check(kind, shapes))
         msgs = PerParty(msgs)
         return engine.local(
             _member_expand,
@@ -404,6 +407,16 @@ class DealerProvider(Provider):
             num_returns=_RETURNS[kind],
             step=step,
         )
+
+
+def correction_check(kind: str, shapes: tuple) -> messages.Check:
+    """What the receiving member expects of the dealer's correction for a request: the
+    result's shape in the ring (uint64), or for "rot_n" the receiver's (count,) uint8
+    masks, from the kind and shapes it requested itself."""
+    what = f"dealer correction for {kind!r} {shapes}"
+    if kind == "rot_n":
+        return messages.array(np.uint8, shapes[0][:1], what)
+    return messages.ring(_result_shape(kind, shapes), what)
 
 
 # ------------------------------------------------------- Paillier (no dealer)
@@ -489,6 +502,15 @@ def _pl_finish(sk: Any, msg: bytes, a0: np.ndarray, b0: np.ndarray, kind: str) -
     return own + v
 
 
+def _check_public_key(value: Any, bits: int) -> None:
+    from cipherray.protocols.paillier import PublicKey
+
+    if not isinstance(value, PublicKey):
+        raise ValueError(f"expected a Paillier public key, not {type(value).__name__}")
+    if int(value.n).bit_length() != bits:
+        raise ValueError(f"expected a Paillier key of {bits} bits, not {int(value.n).bit_length()}")
+
+
 class PaillierProvider(Provider):
     """Two-member triples from Paillier, no dealer (module docstring, steps 1-5)."""
 
@@ -507,11 +529,26 @@ class PaillierProvider(Provider):
         if engine.n != 2:
             raise ValueError(f"PaillierProvider is a two-member protocol, got {engine.n} members")
 
+    # what each member expects of the other's messages, from its own parameters
+    def _key_check(self) -> messages.Check:
+        return partial(_check_public_key, bits=self.key_bits)
+
+    def _cipher_check(self, shape: tuple, what: str) -> messages.Check:
+        from cipherray.protocols.paillier.cipher_array import serialised_nbytes
+
+        return messages.nbytes(serialised_nbytes(self.key_bits, shape), what)
+
+    def _enc_check(self, kind: str, shapes: tuple) -> messages.Check:
+        what = f"Paillier encryptions for {kind!r}"
+        second = self._cipher_check(shapes[1], what) if kind != "square" else (
+            messages.nbytes(0, what))  # fmt: skip
+        return messages.tuple_of(self._cipher_check(shapes[0], what), second, what=what)
+
     def _setup(self, engine: Engine) -> None:
         pk0, sk = engine.run_at(
             0, _pl_keygen, self.key_bits, self.insecure, num_returns=2, step="offline/setup"
         )
-        pk1 = engine.send(pk0, 0, 1, step="offline/setup")
+        pk1 = engine.send(pk0, 0, 1, step="offline/setup", expect=self._key_check())
         self._keys = (pk0, sk, pk1)
 
     def _generate(self, engine: Engine, kind: str, shapes: tuple) -> tuple[PerParty, ...]:
@@ -528,12 +565,13 @@ class PaillierProvider(Provider):
         a, b = engine.local(_pl_sample, kind, shapes, num_returns=2, step=step)
         # 3
         enc0 = engine.run_at(0, _pl_encrypt, pk0, a[0], b[0], kind, step=step)
-        enc1 = engine.send(enc0, 0, 1, step=step)
+        enc1 = engine.send(enc0, 0, 1, step=step, expect=self._enc_check(kind, shapes))
         # 4
         cmsg, c1 = engine.run_at(
             1, _pl_cross, pk1, enc1, a[1], b[1], kind, shapes, num_returns=2, step=step
         )
-        cmsg0 = engine.send(cmsg, 1, 0, step=step)
+        cmsg0 = engine.send(cmsg, 1, 0, step=step, expect=self._cipher_check(
+            _result_shape(kind, shapes), f"Paillier cross terms for {kind!r}"))  # fmt: skip
         # 5
         c0 = engine.run_at(0, _pl_finish, sk, cmsg0, a[0], b[0], kind, step=step)
         c = PerParty((c0, c1))

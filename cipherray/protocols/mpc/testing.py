@@ -49,8 +49,8 @@ class OpaqueEngine:
     def open_to(self, values, dst, step="open", op="add"):
         return self.inner.open_to(values, dst, step=step, op=op)
 
-    def send(self, value, src, dst, step="send"):
-        return self.inner.send(value, src, dst, step=step)
+    def send(self, value, src, dst, step="send", expect=None):
+        return self.inner.send(value, src, dst, step=step, expect=expect)
 
     def run_at(self, who, fn, *args, num_returns=1, step="run"):
         return self.inner.run_at(

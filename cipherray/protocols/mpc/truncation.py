@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from cipherray.protocols.mpc import common
+from cipherray.protocols.mpc import common, messages
 from cipherray.protocols.mpc.context import MPCContext
 from cipherray.protocols.mpc.engine import PerParty
 from cipherray.protocols.mpc.providers import Provider, count_wraps
@@ -168,7 +168,10 @@ def _wrap_divide(ctx: MPCContext, x: PerParty, k: int, shape: tuple) -> PerParty
     # 2. mask and local wraps
     z, beta = engine.local(_mask, x, r, num_returns=2, step=ctx.step("mask"))
     # 3. z_i to member 0
-    sent = [engine.send(z[i], i, 0, step=ctx.step("reveal")) for i in range(1, ctx.n)]
+    masked = messages.ring(shape, "masked share z")  # member 0 expects x's public shape
+    sent = [
+        engine.send(z[i], i, 0, step=ctx.step("reveal"), expect=masked) for i in range(1, ctx.n)
+    ]
     # 4. member 0 counts wraps
     theta_z = engine.run_at(0, _count, z[0], *sent, step=ctx.step("count"))
     # 5. local finish

@@ -117,16 +117,22 @@ def receiver_choose(a_point: bytes, choices: np.ndarray) -> tuple[np.ndarray, by
     return np.ascontiguousarray(keys), points.tobytes()
 
 
-def sender_keys(a: bytes, a_point: bytes, msg_b: object, n: int) -> np.ndarray:
-    """Step 3 at R: the (n, 2, 32) uint8 keys k_{i,0}, k_{i,1} from S's message."""
+def check_msg_b(msg_b: object, n: int) -> None:
+    """S's answer for `n` base OTs as R expects it: n points of 32 bytes; else OTError."""
     role = "OT receiver"
     if not isinstance(msg_b, bytes | bytearray | memoryview):
         raise OTError(f"{role}: setup: msg_b must be bytes, not {type(msg_b).__name__}")
-    msg_b = bytes(msg_b)
     if len(msg_b) != n * POINT_BYTES:
         raise OTError(
             f"{role}: setup: msg_b must be {n * POINT_BYTES} bytes ({n} points), not {len(msg_b)}"
         )
+
+
+def sender_keys(a: bytes, a_point: bytes, msg_b: object, n: int) -> np.ndarray:
+    """Step 3 at R: the (n, 2, 32) uint8 keys k_{i,0}, k_{i,1} from S's message."""
+    role = "OT receiver"
+    check_msg_b(msg_b, n)
+    msg_b = bytes(msg_b)
     a_a = _mul(a, a_point, role)
     keys = np.empty((n, 2, KEY_BYTES), dtype=np.uint8)
     for i in range(n):

@@ -200,10 +200,9 @@ def receiver_extend(
     return new, batch, np.ascontiguousarray(u[:, : -(-m // 8)])
 
 
-def sender_extend(state: SenderState, u: np.ndarray, m: int) -> tuple[SenderState, SenderBatch]:
-    """Step 5 at S: (new state, its batch of m OTs) from R's u."""
-    if not isinstance(state, SenderState):
-        raise OTError(f"{SENDER}: extend: the state must come from sender_setup")
+def check_u(u: object, m: int) -> None:
+    """R's extension message for `m` OTs as S expects it: a (KAPPA, ceil(m/8)) uint8
+    array; else OTError (S checks it before using it, and so may a transport)."""
     m = _count(m, SENDER, "extend")
     nbytes = -(-m // 8)
     if not isinstance(u, np.ndarray):
@@ -213,6 +212,15 @@ def sender_extend(state: SenderState, u: np.ndarray, m: int) -> tuple[SenderStat
             f"{SENDER}: extend: u must be a uint8 array of shape ({KAPPA}, {nbytes}) for "
             f"{m} OTs, not {u.dtype} of shape {u.shape}"
         )
+
+
+def sender_extend(state: SenderState, u: np.ndarray, m: int) -> tuple[SenderState, SenderBatch]:
+    """Step 5 at S: (new state, its batch of m OTs) from R's u."""
+    if not isinstance(state, SenderState):
+        raise OTError(f"{SENDER}: extend: the state must come from sender_setup")
+    m = _count(m, SENDER, "extend")
+    nbytes = -(-m // 8)
+    check_u(u, m)
     width = _padded_bytes(m)
     if nbytes != width:
         u = np.pad(u, ((0, 0), (0, width - nbytes)))

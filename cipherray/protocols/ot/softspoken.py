@@ -235,13 +235,11 @@ def receiver_extend(
     return new, batch, np.ascontiguousarray(c[:, : -(-m // 8)])
 
 
-def sender_extend(state: SenderState, c: np.ndarray, m: int) -> tuple[SenderState, SenderBatch]:
-    """Step 5 at S: (new state, its batch of m OTs) from R's c."""
-    if not isinstance(state, SenderState):
-        raise OTError(f"{SENDER}: extend: the state must come from softspoken.sender_setup")
+def check_c(c: object, m: int, k: int) -> None:
+    """R's extension message for `m` OTs as S expects it: a (128 / k, ceil(m/8)) uint8
+    array; else OTError (S checks it before using it, and so may a transport)."""
     m = _count(m, SENDER, "extend")
-    k, nblocks = state.k, _blocks(state.k)
-    nbytes = -(-m // 8)
+    nblocks, nbytes = _blocks(k), -(-m // 8)
     if not isinstance(c, np.ndarray):
         raise OTError(f"{SENDER}: extend: c must be a numpy array, not {type(c).__name__}")
     if c.dtype != np.uint8 or c.shape != (nblocks, nbytes):
@@ -249,6 +247,21 @@ def sender_extend(state: SenderState, c: np.ndarray, m: int) -> tuple[SenderStat
             f"{SENDER}: extend: c must be a uint8 array of shape ({nblocks}, {nbytes}) for "
             f"{m} OTs (k = {k}), not {c.dtype} of shape {c.shape}"
         )
+
+
+def base_ots(k: int) -> int:
+    """The number of base OTs of the setup (the points in S's msg_b): (128 / k) 2^k."""
+    return _blocks(k) << k
+
+
+def sender_extend(state: SenderState, c: np.ndarray, m: int) -> tuple[SenderState, SenderBatch]:
+    """Step 5 at S: (new state, its batch of m OTs) from R's c."""
+    if not isinstance(state, SenderState):
+        raise OTError(f"{SENDER}: extend: the state must come from softspoken.sender_setup")
+    m = _count(m, SENDER, "extend")
+    k = state.k
+    nbytes = -(-m // 8)
+    check_c(c, m, k)
     width = _padded_bytes(m)
     if nbytes != width:
         c = np.pad(c, ((0, 0), (0, width - nbytes)))

@@ -48,6 +48,15 @@ _VERSION = 1
 _HEADER = struct.Struct(">4sBBi16sIB")
 
 
+def serialised_nbytes(bits: int, shape: tuple) -> int:
+    """Bytes of `to_bytes` for ciphertexts of `shape` under a key whose n has `bits` bits
+    (n^2 then has 2 bits - 1 or 2 bits bits: the same whole bytes)."""
+    count = 1
+    for d in shape:
+        count *= int(d)
+    return _HEADER.size + 8 * len(shape) + count * ((2 * int(bits) + 7) // 8)
+
+
 def _wire_width(pk: PublicKey) -> int:
     """Bytes of one serialised ciphertext: those of n^2."""
     return (pk.nsquare.bit_length() + 7) // 8

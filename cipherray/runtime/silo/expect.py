@@ -25,6 +25,7 @@ cannot make the receiver allocate more than the step allows).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,21 @@ from cipherray.runtime.silo.wire import (
 SCALAR, SHAPE = "scalar", "shape"
 RING = np.dtype(np.uint64)  # the dtype of additive shares over Z_2^64
 
-__all__ = ["Expect", "Like", "check_value", "expect_of", "ring_shares", "shape_of", "seed"]
+__all__ = ["Check", "Expect", "Like", "check_value", "expect_of", "ring_shares", "shape_of", "seed"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A protocol's own check of a message (`protocols.mpc.messages`): `fn(value)` returns
+    None for a value of the right form and raises ValueError (e.g. `OTError`) naming what
+    is wrong; made by the receiver's script from its own parameters (the shapes it
+    requested, the number of OTs, the key size), so the protocol's checks are the ones
+    used, not a copy of them. With `of` (a handle among the receiving step's inputs,
+    as for `Like`) the check is `fn(value, own=<the receiver's own value there>)`: a
+    ciphertext must be under the key the receiver holds, of the shape of its mask."""
+
+    fn: Any
+    of: Any = None
 
 
 @dataclass(frozen=True)
@@ -92,16 +107,23 @@ def expect_of(value: Any) -> Expect | None:
 
 def resolve(expect: Any, values: list) -> Expect | None:
     """An Inbox's expectation at the receiving worker: `Like(i)` becomes the expectation
-    of the step's own value i; an `Expect` stays as it is."""
+    of the step's own value i, `Check(fn, of=i)` a check of it; an `Expect` stays."""
     if type(expect) is Like:
         return expect_of(values[expect.of])
+    if type(expect) is Check and expect.of is not None:
+        return Check(partial(expect.fn, own=values[expect.of]))
     return expect
 
 
-def check_value(value: Any, expect: Expect | None, peer: str, tag: str) -> Any:
-    """`value` (a message from `peer` under `tag`) if it is what `expect` says; else
-    WireError naming `peer` and `tag`. `expect` None: anything."""
-    if expect is not None:
+def check_value(value: Any, expect: Expect | Check | None, peer: str, tag: str) -> Any:
+    """`value` (a message from `peer` under `tag`) if it is what `expect` says (or `Check`
+    accepts); else WireError naming `peer` and `tag`. `expect` None: anything."""
+    if type(expect) is Check:
+        try:
+            expect.fn(value)
+        except (ValueError, TypeError) as e:
+            raise WireError(peer, tag, str(e)) from None
+    elif expect is not None:
         _check(value, expect, peer, tag, {})
     return value
 
