@@ -157,7 +157,9 @@ def test_vfl_secureboost_as_in_simulation(pki, tmp_path, demo):
 
 
 # -- `cipherray run ... --party` (the command line each organisation runs) -------------------
-def run_cli(argv: list[str], parties: list[str], pki: str, cwd: Path) -> dict:
+def run_cli(
+    argv: list[str], parties: list[str], pki: str, cwd: Path, backend: str = "inline"
+) -> dict:
     addrs = addresses(parties)
     flag = ",".join(f"{p}={a}" for p, a in addrs.items())
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE", "TQDM_DISABLE": "1"}
@@ -170,7 +172,7 @@ def run_cli(argv: list[str], parties: list[str], pki: str, cwd: Path) -> dict:
                 "run",
                 *argv,
                 "--backend",
-                "inline",
+                backend,
                 "--no-progress",
                 "--timeout",
                 "60",
@@ -302,12 +304,14 @@ def test_cli_hfl_silos_secagg_as_in_simulation(pki, tmp_path):
     assert sim["final_accuracy"] > 0.8
 
 
-def _hfl_cli_as_in_simulation(argv: list[str], orgs: list[str], pki: str, tmp_path) -> tuple:
-    """`argv` run by a server process and one process per organisation, and in
-    simulation mode (inline, one process): the two reports."""
+def _hfl_cli_as_in_simulation(
+    argv: list[str], orgs: list[str], pki: str, tmp_path, backend: str = "inline"
+) -> tuple:
+    """`argv` run by a server process and one process per organisation (each on its own
+    `backend`), and in simulation mode (inline, one process): the two reports."""
     from cipherray.cli import main
 
-    got = run_cli(argv + ["--out", "silo"], ["server", *orgs], pki, tmp_path)
+    got = run_cli(argv + ["--out", "silo"], ["server", *orgs], pki, tmp_path, backend)
     assert all("final accuracy" in got[p] for p in ["server", *orgs])
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -331,6 +335,17 @@ def test_cli_hfl_populations_as_in_simulation(pki, tmp_path):
     assert [(r["loss"], r["accuracy"], r["included"]) for r in silo["rounds"]] == curve
     assert [r["included"] for r in silo["rounds"]] == [40, 40]
     assert sim["rounds"][1]["accuracy"] > sim["rounds"][0]["accuracy"]
+
+
+@pytest.mark.slow
+def test_cli_hfl_populations_on_ray_as_in_simulation(pki, tmp_path):
+    """The same across organisations, each process with its own embedded Ray (the
+    population's workers are Ray actors; a gateway actor holds the transport)."""
+    argv = ["hfl", "--populations", "alice=20,bob=20", "--rounds", "2", "--lr", "0.5",
+            "--workers", "2"]  # fmt: skip
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path, "ray")
+    curve = [(r["loss"], r["accuracy"], r["included"]) for r in sim["rounds"]]
+    assert [(r["loss"], r["accuracy"], r["included"]) for r in silo["rounds"]] == curve
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
