@@ -381,6 +381,19 @@ def test_cli_hfl_populations_secagg_as_in_simulation(pki, tmp_path, dropout):
     assert silo["secagg"]["complete"] == bool(dropout)  # 40 clients: sparse without dropout
 
 
+def test_cli_hfl_populations_distributed_dp(pki, tmp_path):
+    """Distributed DP over SecAgg+ across organisations: each client adds its share of
+    the noise before masking; the privacy spent equals simulation mode's (the noise
+    itself is fresh in each run)."""
+    argv = ["hfl", "--populations", "alice=20,bob=20", "--rounds", "2", "--lr", "0.5",
+            "--secagg", "--dp-epsilon", "8", "--dp-mode", "distributed"]  # fmt: skip
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path)
+    assert [r["included"] for r in silo["rounds"]] == [r["included"] for r in sim["rounds"]]
+    assert [r["epsilon"] for r in silo["rounds"]] == [r["epsilon"] for r in sim["rounds"]]
+    assert silo["epsilon"] == sim["epsilon"] <= 8
+    assert silo["noise_multiplier"] == sim["noise_multiplier"] and silo["dp_mode"] == "distributed"
+
+
 # -- the HE location (rt.he) across organisations ----------------------------------------------
 def _double(c):
     return c * 2
