@@ -147,6 +147,16 @@ def test_cross_silo_public_feature_range_and_dp(tmp_path):
         (["--silos", "h1=a.csv,h1=b.csv", "--label", "y"], "twice"),
         (["--silos", "a.csv", "--label", "y"], "name=path.csv"),
         (["--feature-range", "0,1"], "--silos only"),
+        (["--populations", "a=20,b=20", "--silos", "h1=a.csv", "--label", "y"], "not both"),
+        (["--populations", "a=20,b=x"], "org=N"),
+        (["--populations", "a=20,a=5"], "listed twice"),
+        (["--populations", "server=5"], "is the server"),
+        (["--clients", "30", "--populations", "a=20,b=20"], "the populations' 40"),
+        (["--party", "a", "--addresses", "a=127.0.0.1:9", "--tls", "pki"], "--populations"),
+        (
+            ["--populations", "a=10,b=10", "--model", "logistic", "--dataset", "breast_cancer"],
+            None,
+        ),  # fmt: skip
         (["--dataset", "breast_cancer", "--model", "logistic", "--clients", "4"], None),
     ],
 )
@@ -188,5 +198,6 @@ def test_help_lists_the_hfl_options():
     for flag in ("--dataset", "--label", "--clients", "--rounds", "--partition", "--strategy",
                  "--fraction", "--secagg", "--dropout", "--dp-epsilon", "--dp-delta",
                  "--dp-mode", "--clip", "--out", "--silos", "--feature-range", "--backend",
+                 "--populations",
                  "--workers", "--model", "--local-epochs", "--lr", "--batch-size", "--seed"):  # fmt: skip
         assert flag in out.stdout, flag

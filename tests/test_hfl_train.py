@@ -16,6 +16,7 @@ import cipherray as cr
 from cipherray.protocols.dp.accountant import PrivacyBudgetExceeded
 from cipherray.workloads.hfl import FedAdam, FedAvg, models, partition
 from cipherray.workloads.hfl.dp import DP
+from cipherray.workloads.hfl.places import places_of
 from cipherray.workloads.hfl.train import SecAgg, train
 
 X, Y = load_digits(return_X_y=True)
@@ -47,7 +48,8 @@ def run(rt, rounds=2, **kw):
     kw.setdefault("model", MODEL)
     kw.setdefault("client_data", functools.partial(chunk_data, n_clients=60))
     kw.setdefault("chunk_size", 16)
-    return train(rt, rt.party("server"), kw.pop("clients", rt.population("phones")), rounds, **kw)
+    clients = kw.pop("clients", None) or rt.population("phones")
+    return train(rt, rt.party("server"), clients, rounds, **kw)
 
 
 def params_of(rt, result) -> np.ndarray:
@@ -235,3 +237,26 @@ def test_distributed_dp_records_a_round_with_less_noise_than_planned(rt):
     assert out["noise_multiplier"] == pytest.approx(2**-0.5)
     assert out["exceeded_target"] and out["epsilon"] > eps_full
     assert tight.report(100)["epsilon"] == pytest.approx(out["epsilon"])
+
+
+def test_populations_of_several_organisations_train_as_one_federation():
+    """Two populations (as two organisations host them, cross-silo): their clients are
+    numbered one after the other (a: 0..29, b: 30..59), every client trains, and SecAgg+
+    runs over one graph of all 60."""
+    with cr.init(
+        ["server"], backend="inline", driver_as="server",
+        populations={"a": {"clients": 30, "workers": 2}, "b": {"clients": 30, "workers": 1}},
+    ) as rt:  # fmt: skip
+        pops = [rt.population("a"), rt.population("b")]
+        places, is_population = places_of(pops, 16)
+        assert is_population and [p.party.name for p in places] == ["a", "a", "b", "b"]
+        assert np.array_equal(np.sort(np.concatenate([p.cids for p in places])), np.arange(60))
+        assert set(places[2].cids) | set(places[3].cids) == set(range(30, 60))
+        with pytest.raises(ValueError, match="not both"):
+            places_of([pops[0], rt.party("server")], 16)
+        plain = run(rt, rounds=1, clients=pops, seed=5, strategy=FedAvg(evaluate_every=0))
+        secure = run(rt, rounds=1, clients=pops, seed=5, secagg=SecAgg(),
+                     strategy=FedAvg(evaluate_every=0))  # fmt: skip
+        assert plain.history[0]["included"] == secure.history[0]["included"] == 60
+        np.testing.assert_allclose(params_of(rt, plain), params_of(rt, secure), atol=1e-5)
+        assert secure.secagg["clients"] == 60

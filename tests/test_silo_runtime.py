@@ -385,3 +385,54 @@ def test_a_remote_value_cannot_be_read_here(pki):
     assert out["bank"] == "refused" and out["insurer"] == "read"
     assert out["bank", "public"] == out["insurer", "public"] == 3
     assert out["bank", "here"] == "bank"
+
+
+# -- a population hosted by its organisation's process ---------------------------------------
+def _weighted(cids: np.ndarray, model: np.ndarray) -> np.ndarray:
+    return model * float(np.sum(cids))
+
+
+def _add(*parts: np.ndarray) -> np.ndarray:
+    return np.sum(parts, axis=0)
+
+
+def test_a_population_runs_in_its_organisations_process(pki):
+    """alice's process hosts population 'alice' (6 clients on 2 workers); bank's sends
+    the model to each of its workers and gets their sums back, typed and checked; a value
+    published at either end reaches the other process."""
+    addrs = addresses(["bank", "alice"])
+    pops = {"alice": {"clients": 6, "workers": 2}}
+    out: dict = {}
+    vec = cr.Expect.array(np.float64, (2,))
+
+    def party(name: str) -> None:
+        try:
+            with cr.init(party=name, addresses=addrs, tls=pki, backend="inline",
+                         timeout_s=20, populations=pops) as rt:  # fmt: skip
+                rt.protocol("fl", {"model": "the model", "sum": "a worker's sum"})
+                bank, phones = rt.party("bank"), rt.population("alice")
+                out[name, "parties"] = ([p.name for p in rt.parties], rt.populations)
+                model = bank(np.full)(2, 0.5)
+                sums = []
+                for w, cids in phones.chunks(3):
+                    at = rt.send(model, to=phones, tag="fl/model", worker=w, expect=vec)
+                    s = phones(_weighted, worker=w)(cids, at)
+                    sums.append(rt.send(s, to=bank, tag="fl/sum", expect=vec))
+                out[name] = rt.get(bank(_add, declare="public")(*sums))
+                out[name, "held"] = rt.get(phones(len, declare="public", worker=1)(at))
+                out[name, "messages"] = rt.ledger.total_messages
+        except cr.CipherrayError as e:
+            out[name] = e
+
+    threads = [threading.Thread(target=party, args=(p,)) for p in ("bank", "alice")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for name in ("bank", "alice"):
+        np.testing.assert_allclose(out[name], [7.5, 7.5])  # 0.5 * (0 + 1 + ... + 5)
+        assert out[name, "held"] == 2
+        assert out[name, "messages"] == 4  # each counts the 2 models and the 2 sums
+        parties, populations = out[name, "parties"]
+        assert parties == ["bank"] and [p.name for p in populations] == ["alice"]
+    assert populations[0].clients == 6 and populations[0].workers == 2

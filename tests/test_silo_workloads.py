@@ -157,7 +157,9 @@ def test_vfl_secureboost_as_in_simulation(pki, tmp_path, demo):
 
 
 # -- `cipherray run ... --party` (the command line each organisation runs) -------------------
-def run_cli(argv: list[str], parties: list[str], pki: str, cwd: Path) -> dict:
+def run_cli(
+    argv: list[str], parties: list[str], pki: str, cwd: Path, backend: str = "inline"
+) -> dict:
     addrs = addresses(parties)
     flag = ",".join(f"{p}={a}" for p, a in addrs.items())
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE", "TQDM_DISABLE": "1"}
@@ -170,7 +172,7 @@ def run_cli(argv: list[str], parties: list[str], pki: str, cwd: Path) -> dict:
                 "run",
                 *argv,
                 "--backend",
-                "inline",
+                backend,
                 "--no-progress",
                 "--timeout",
                 "60",
@@ -300,6 +302,96 @@ def test_cli_hfl_silos_secagg_as_in_simulation(pki, tmp_path):
     assert silo["secagg"] == sim["secagg"]
     assert silo["secagg"]["clients"] == 3 and silo["secagg"]["complete"]
     assert sim["final_accuracy"] > 0.8
+
+
+def _hfl_cli_as_in_simulation(
+    argv: list[str], orgs: list[str], pki: str, tmp_path, backend: str = "inline"
+) -> tuple:
+    """`argv` run by a server process and one process per organisation (each on its own
+    `backend`), and in simulation mode (inline, one process): the two reports."""
+    from cipherray.cli import main
+
+    got = run_cli(argv + ["--out", "silo"], ["server", *orgs], pki, tmp_path, backend)
+    assert all("final accuracy" in got[p] for p in ["server", *orgs])
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
+    finally:
+        os.chdir(cwd)
+    sim = json.loads((tmp_path / "sim/report.json").read_text())
+    silo = json.loads((tmp_path / "silo/report.json").read_text())  # every process wrote it
+    return silo, sim
+
+
+def test_cli_hfl_populations_as_in_simulation(pki, tmp_path):
+    """Each organisation hosts a population of 20 virtual clients on its own workers (two
+    per process); a server process and the two organisations' processes train the digits
+    model across organisations, and the curve is simulation mode's, float for float."""
+    argv = ["hfl", "--populations", "alice=20,bob=20", "--rounds", "2", "--lr", "0.5",
+            "--workers", "2"]  # fmt: skip
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path)
+    curve = [(r["loss"], r["accuracy"], r["included"]) for r in sim["rounds"]]
+    assert [(r["loss"], r["accuracy"], r["included"]) for r in silo["rounds"]] == curve
+    assert [r["included"] for r in silo["rounds"]] == [40, 40]
+    assert sim["rounds"][1]["accuracy"] > sim["rounds"][0]["accuracy"]
+
+
+@pytest.mark.slow
+def test_cli_hfl_populations_on_ray_as_in_simulation(pki, tmp_path):
+    """The same across organisations, each process with its own embedded Ray (the
+    population's workers are Ray actors; a gateway actor holds the transport)."""
+    argv = ["hfl", "--populations", "alice=20,bob=20", "--rounds", "2", "--lr", "0.5",
+            "--workers", "2"]  # fmt: skip
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path, "ray")
+    curve = [(r["loss"], r["accuracy"], r["included"]) for r in sim["rounds"]]
+    assert [(r["loss"], r["accuracy"], r["included"]) for r in silo["rounds"]] == curve
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_cli_hfl_populations_secagg_as_in_simulation(pki, tmp_path, dropout):
+    """SecAgg+ over two organisations' populations (one graph over all 40 clients):
+    the plan, keys, sealed shares, masked inputs and unmask messages of each population
+    worker cross as typed data. Without dropout the curve equals simulation mode's (up to
+    SecAgg+'s stochastic rounding); with 10% simulated dropout per stage (which clients
+    drop is drawn from the CSPRNG, in either mode) as many clients drop as in simulation,
+    in both organisations, and the dropped ones' masks are recovered."""
+    argv = ["hfl", "--populations", "alice=20,bob=20", "--rounds", "2", "--lr", "0.5",
+            "--workers", "2", "--secagg", "--dropout", str(dropout)]  # fmt: skip
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path)
+    assert len(silo["rounds"]) == len(sim["rounds"]) == 2
+    for a, b in zip(silo["rounds"], sim["rounds"]):
+        assert a["included"] == b["included"] == 40 - len(a["dropped"])
+        assert sorted(d["reason"] for d in a["dropped"]) == sorted(
+            d["reason"] for d in b["dropped"]
+        )
+        if not dropout:
+            assert a["dropped"] == []
+            assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+            assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-6)
+        else:
+            assert a["included"] < 40
+            # other clients drop (CSPRNG), but the total is still the survivors' update:
+            # an unrecovered mask would make it noise and the loss far from simulation's
+            assert abs(a["loss"] - b["loss"]) < 0.1
+            cids = {d["cid"] for d in a["dropped"]}
+            assert cids & set(range(20)) and cids & set(range(20, 40))  # in both
+    assert silo["secagg"] == sim["secagg"]
+    assert silo["secagg"]["clients"] == 40
+    assert silo["secagg"]["complete"] == bool(dropout)  # 40 clients: sparse without dropout
+
+
+def test_cli_hfl_populations_distributed_dp(pki, tmp_path):
+    """Distributed DP over SecAgg+ across organisations: each client adds its share of
+    the noise before masking; the privacy spent equals simulation mode's (the noise
+    itself is fresh in each run)."""
+    argv = ["hfl", "--populations", "alice=20,bob=20", "--rounds", "2", "--lr", "0.5",
+            "--secagg", "--dp-epsilon", "8", "--dp-mode", "distributed"]  # fmt: skip
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path)
+    assert [r["included"] for r in silo["rounds"]] == [r["included"] for r in sim["rounds"]]
+    assert [r["epsilon"] for r in silo["rounds"]] == [r["epsilon"] for r in sim["rounds"]]
+    assert silo["epsilon"] == sim["epsilon"] <= 8
+    assert silo["noise_multiplier"] == sim["noise_multiplier"] and silo["dp_mode"] == "distributed"
 
 
 # -- the HE location (rt.he) across organisations ----------------------------------------------

@@ -122,7 +122,7 @@ class Runtime:
     ):
         silo = None
         if party is not None or addresses is not None or tls is not None:
-            parties, silo = _parse_silo(parties, party, addresses, tls, job, timeout_s)
+            parties, silo = _parse_silo(parties, party, addresses, tls, job, timeout_s, populations)
         specs = parse_parties(parties)
         specs += parse_populations(populations, {s.name for s in specs})
         if not isinstance(timeout_s, int | float) or timeout_s <= 0:
@@ -598,8 +598,8 @@ class Runtime:
                 self._published[h.id] = (h.party, tag)
                 continue
             fut = self._emit(h)
-            for p in self._parties:
-                if p != h.party and not self._parties[p].clients:
+            for p in self._parties:  # every other organisation's process
+                if p != h.party:
                     self._silo_send(p, tag, fut, h)
 
     def _silo_send(
@@ -631,8 +631,8 @@ class Runtime:
             shape = tuple(m[0]) if m is not None else ()
             if self._here is not None and self._is_local(first.party):
                 holders = {h.party for h in shares}
-                for p, party in self._parties.items():
-                    if p not in holders and not party.clients:
+                for p in self._parties:
+                    if p not in holders:
                         self._backend.silo_send_value(p, f"shape#{first.id}", list(shape))
             return shape
         got = self._backend.silo_get(first.party, f"shape#{first.id}")
@@ -976,9 +976,12 @@ def _parse_driver_as(driver_as: Any, names: list[str]) -> frozenset[str]:
 
 
 def _parse_silo(
-    parties: Any, party: Any, addresses: Any, tls: Any, job: Any, timeout_s: float
-) -> tuple[Any, SiloSpec]:
-    """(parties, SiloSpec) of `init(party=..., addresses=..., tls=...)`."""
+    parties: Any, party: Any, addresses: Any, tls: Any, job: Any, timeout_s: float,
+    populations: Any = None,
+) -> tuple[Any, SiloSpec]:  # fmt: skip
+    """(parties, SiloSpec) of `init(party=..., addresses=..., tls=...)`. Every process,
+    population or party, has an address; `parties` defaults to the addresses that are not
+    populations (a population's organisation hosts its clients on its own workers)."""
     from cipherray.runtime.silo.certs import TLS
 
     if not isinstance(party, str) or not isinstance(addresses, dict) or not addresses:
@@ -996,7 +999,8 @@ def _parse_silo(
             "of `cipherray certs` (DIR/ca.crt, DIR/<party>.crt, DIR/<party>.key)"
         )
     if parties is None:
-        parties = list(addresses)
+        hosted = set(populations) if isinstance(populations, dict) else set()
+        parties = [p for p in addresses if p not in hosted]
     if not isinstance(job, str) or not job:
         raise ConfigError(f"job must be a non-empty string, got {job!r}")
     return parties, SiloSpec(party, addresses, tls, job, float(timeout_s))
@@ -1032,7 +1036,9 @@ def init(
 
     Cross-silo mode (each organisation runs the same script with its own `party`):
     party     the party this process runs; only its steps run here
-    addresses {party: "host:port"} for every party (parties defaults to its keys)
+    addresses {party: "host:port"} for every party and every population (parties
+              defaults to its keys that are not populations): a population is hosted by
+              its own organisation's process, its clients on that process's workers
     tls       this party's identity, cr.TLS(cert=..., key=..., ca=...), or the
               directory `cipherray certs` wrote
     job       a name the parties agree on; messages of another job are refused

@@ -3,6 +3,8 @@
     cipherray run hfl --dataset digits --clients 1000 --rounds 20 --secagg --dropout 0.1
     cipherray run hfl --label outcome --silos h1=a.csv,h2=b.csv,h3=c.csv \\
                       --secagg --dp-epsilon 3 --out run1
+    cipherray run hfl --populations orgA=500,orgB=500 --party orgA \\
+                      --addresses server=H:P,orgA=H:P,orgB=H:P --tls pki
 
 Cross-device: a server party and a population of `--clients` virtual clients on
 `--workers` workers. The dataset (digits or breast_cancer from scikit-learn, or
@@ -12,6 +14,15 @@ are the global model's on it (`evaluate_fn`, at the server). The training rows a
 partitioned IID, by Dirichlet(alpha) label skew or in label shards, and each
 population worker loads the dataset itself and keeps only its clients' rows: no
 training data is sent from the driver.
+
+Populations per organisation (`--populations orgA=500,orgB=500`, instead of
+`--clients`): one population per organisation, its clients numbered after the previous
+populations' (orgA's are 0..499, orgB's 500..999) and partitioned together, so the run
+is the cross-device one over all of them. In cross-silo mode (`--party`) the server and
+every organisation run their own process: `--addresses` names `server` and each
+population, and an organisation's process hosts its population's clients on its own
+workers; only the model, the fit reports (or SecAgg+ messages) and the evaluation sums
+cross, as typed messages.
 
 Cross-silo (`--silos name=path.csv,...`): one ordinary party per silo (>= 3 with
 `--secagg`). Each silo reads its own CSV inside its own steps; the rows never pass
@@ -57,7 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--dataset", default="digits", help="digits, breast_cancer or csv:PATH")
     parser.add_argument("--label", default=None, help="label column (CSV data and --silos)")
-    parser.add_argument("--clients", type=positive_int, default=100)
+    parser.add_argument(
+        "--clients", type=positive_int, default=None, help="virtual clients (default 100)"
+    )
+    parser.add_argument(
+        "--populations",
+        default=None,
+        help="org=N,...: a population of N clients per organisation (instead of --clients)",
+    )
     parser.add_argument("--rounds", type=positive_int, default=10)
     parser.add_argument("--partition", default="iid", help="iid, dirichlet:ALPHA or shards:K")
     parser.add_argument("--strategy", default="fedavg", choices=["fedavg", "fedprox", "fedadam"])
@@ -89,6 +107,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="hfl_out", help="report directory")
     add_runtime_arguments(parser, workers=2, graph=False, report=False, silo=True)
+
+
+def parse_populations(spec: str) -> list[tuple[str, int]]:
+    """`orgA=500,orgB=500` -> [("orgA", 500), ("orgB", 500)]."""
+    out: list[tuple[str, int]] = []
+    for item in spec.split(","):
+        name, eq, n = item.strip().partition("=")
+        if not eq or not name or not n.strip().isdigit() or int(n) < 1:
+            raise HflInputError(f"--populations {spec!r}: use org=N,... with N >= 1")
+        if name == "server" or name in dict(out):
+            raise HflInputError(f"--populations: '{name}' is the server or listed twice")
+        out.append((name, int(n)))
+    return out
 
 
 # -- data (cross-device) -----------------------------------------------------------------
@@ -461,6 +492,21 @@ def main(args: argparse.Namespace) -> int:
     try:
         check_args(args)
         silos = parse_silos(args.silos) if args.silos else []
+        pops = parse_populations(args.populations) if args.populations else []
+        if silos and pops:
+            raise HflInputError("give --silos or --populations, not both")
+        if pops:
+            total = sum(n for _, n in pops)
+            if args.clients is not None and args.clients != total:
+                raise HflInputError(f"--clients {args.clients} != the populations' {total}")
+            args.clients = total
+        elif args.clients is None:
+            args.clients = 100
+        if getattr(args, "party", None) and not (silos or pops):
+            raise HflInputError(
+                "cross-silo mode (--party) runs --silos (a process per silo) or "
+                "--populations (a process per organisation)"
+            )
         if silos and not args.label:
             raise HflInputError("--silos needs --label (the label column of the CSVs)")
         bounds = parse_bounds(args.feature_range)
@@ -486,7 +532,7 @@ def main(args: argparse.Namespace) -> int:
     from cipherray.workloads.hfl.strategy import NotEnoughClientsError
 
     try:
-        report = run(args, silos, bounds)
+        report = run(args, silos, bounds, pops)
     except (SecAggError, PrivacyBudgetExceeded, NotEnoughClientsError) as e:
         # named protocol errors raised at the driver (the runtime's own errors, e.g. a
         # failed step, reach `cipherray.cli`, which prints them the same way)
@@ -509,8 +555,12 @@ def _quiet_accounting_logs() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
-def run(args: argparse.Namespace, silos: list[tuple[str, str]], bounds: Any) -> dict | None:
-    """The training run and its report (None after a silo's input error, printed)."""
+def run(
+    args: argparse.Namespace, silos: list[tuple[str, str]], bounds: Any,
+    pops: list[tuple[str, int]] | None = None,
+) -> dict | None:  # fmt: skip
+    """The training run and its report (None after a silo's input error, printed).
+    `pops`: the populations per organisation (else one population, `--clients`)."""
     import cipherray as cr
     from cipherray.runtime.errors import PartyError
     from cipherray.workloads.hfl import ClientSampler, FedAdam, FedAvg, FedProx
@@ -534,13 +584,13 @@ def run(args: argparse.Namespace, silos: list[tuple[str, str]], bounds: Any) -> 
     secagg = SecAgg(dropout=args.dropout) if args.secagg else None
     config = {"lr": args.lr, "batch_size": args.batch_size, "local_epochs": args.local_epochs}
     names = [n for n, _ in silos]
-    populations = None if silos else {"clients": {"clients": args.clients, "workers": args.workers}}
+    pops = pops or ([] if silos else [("clients", args.clients)])
+    populations = {n: {"clients": k, "workers": args.workers} for n, k in pops} or None
     t0 = time.perf_counter()
     from cipherray.cli import silo_options
 
-    silo = silo_options(args)  # cross-silo: this process runs the server or one silo
-    if silo and not silos:
-        raise HflInputError("cross-silo mode (--party) runs --silos (a process per silo)")
+    # cross-silo: this process runs the server, one silo or one organisation's population
+    silo = silo_options(args)
     with cr.init(["server", *names], backend=args.backend, address=args.address,
                  network=_network(args.network), driver_as=None if silo else "server",
                  timeout_s=args.timeout, populations=populations, **silo) as rt:  # fmt: skip
@@ -559,7 +609,7 @@ def run(args: argparse.Namespace, silos: list[tuple[str, str]], bounds: Any) -> 
             )  # fmt: skip
             evaluate_fn = None
         else:
-            clients = rt.population("clients")
+            clients = [rt.population(n) for n, _ in pops]
             _, xte, ytr, yte = split(args.dataset, args.label, args.seed)
             model = build_model(args.model, xte.shape[1], int(max(ytr.max(), yte.max()) + 1))
             data = functools.partial(population_data, dataset=args.dataset, label=args.label,

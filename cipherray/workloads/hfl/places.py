@@ -4,7 +4,10 @@ A `Place` is a group of clients that run together in one worker: a chunk of a ru
 population (`Party.chunks`, clients c with c % workers == w on worker w) or one silo
 (an ordinary party that is one client). `places_of` turns the `clients=` argument of
 `train` into places and global client ids; the same training loop then drives both
-the cross-device and the cross-silo form.
+the cross-device and the cross-silo form. Several populations (in cross-silo mode, one
+per organisation, each hosted by that organisation's process) number their clients one
+after the other: population k's client j has the global id (clients of populations
+0..k-1) + j.
 """
 
 from __future__ import annotations
@@ -40,19 +43,29 @@ class Place:
 
 
 def places_of(clients: Any, chunk_size: int) -> tuple[list[Place], bool]:
-    """(places, is_population) for a population or a list of silos."""
+    """(places, is_population) for a population, a list of populations or a list of
+    silos."""
     if isinstance(clients, Sequence) and not isinstance(clients, str):
-        silos = list(clients)
-        if not silos:
-            raise ValueError("clients= is an empty list of silos")
-        if any(getattr(s, "clients", 0) for s in silos):
-            raise ValueError("clients= takes one population or a list of ordinary parties")
-        names = [s.name for s in silos]
+        items = list(clients)
+        if not items:
+            raise ValueError("clients= is an empty list")
+        names = [s.name for s in items]
         if len(set(names)) != len(names):
-            raise ValueError(f"a silo is listed twice: {names}")
-        places = [Place(s, None, np.array([i])) for i, s in enumerate(silos)]
-        return places, False
+            raise ValueError(f"a place is listed twice: {names}")
+        hosting = [bool(getattr(s, "clients", 0)) for s in items]
+        if any(hosting) and not all(hosting):
+            raise ValueError("clients= takes populations or ordinary parties, not both")
+        if all(hosting):
+            return _population_places(items, chunk_size), True
+        return [Place(s, None, np.array([i])) for i, s in enumerate(items)], False
     if not getattr(clients, "clients", 0):
         raise ValueError("clients= must be a population (rt.population(...)) or a list of parties")
-    places = [Place(clients, w, np.asarray(c)) for w, c in clients.chunks(chunk_size)]
-    return places, True
+    return _population_places([clients], chunk_size), True
+
+
+def _population_places(populations: list, chunk_size: int) -> list[Place]:
+    places, offset = [], 0
+    for pop in populations:
+        places += [Place(pop, w, offset + np.asarray(c)) for w, c in pop.chunks(chunk_size)]
+        offset += pop.clients
+    return places
