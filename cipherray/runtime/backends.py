@@ -95,6 +95,17 @@ class Backend:
         process under `tag`; returns its size as the ledger counts it."""
         raise NotImplementedError
 
+    def silo_forward(self, worker: Worker, key: int, guards: list, dst: str, tag: str) -> int | Any:
+        """Send value `key` held by `worker` (once its `guards` are ready) to party
+        `dst`'s process under `tag`: its size as the ledger counts it, or a future of it
+        (`silo_sent`). By default the value is emitted and sent by the driver's side."""
+        return self.silo_send(dst, tag, self.emit(worker, key, guards, tag))
+
+    def silo_sent(self, future: Any) -> int:
+        """The size of a message `silo_forward` sent, once it was sent."""
+        (nbytes,) = self.get([future], self.timeout_s, lambda _f: ("", "send"))
+        return nbytes
+
     def silo_recv(self, src: str, tag: str) -> Any:
         """A future of the value party `src`'s process sends under `tag` (a dependency
         of the receiving step: it fails with PartyTimeoutError naming `src` if late)."""
@@ -391,6 +402,26 @@ def _ray_worker_class():
                 ray.get(guards)  # re-raises the failure of the step that made the value
             return [ray.put(self._load(key, step))]
 
+        def forward(self, key: int, guards: list, gateway: Any, dst: str, tag: str) -> list:
+            """Cross-silo: hand value `key` to this organisation's gateway for `dst`
+            (one call from this worker to the gateway, the value as its argument);
+            returns the future of the gateway's send (its size). A value that failed is
+            told to the other organisations through the gateway, then raised."""
+            try:
+                if guards:
+                    ray.get(guards)
+                value = self._load(key, tag)
+            except ray.exceptions.RayTaskError as e:
+                cause = getattr(e, "cause", None)
+                err = cause if isinstance(cause, PartyError) else None
+                err = err or PartyError(self.party, tag, f"the value to send failed ({e})")
+                _tell_gateway(gateway, err)
+                raise
+            except PartyError as err:
+                _tell_gateway(gateway, err)
+                raise
+            return [gateway.send_value.remote(dst, tag, value)]
+
         def resolve(self, call: Call, deps: tuple) -> tuple:
             # the dependencies travel nested, so that Ray starts the step at once and the
             # wait happens here, with a timeout and the late party's name
@@ -424,6 +455,8 @@ def _ray_worker_class():
 
         def open_message(self, msg: Any, inbox: Inbox, call: Call) -> Any:
             (ref,) = msg
+            if not isinstance(ref, ray.ObjectRef):  # from another organisation (`recv`)
+                return ref
             try:
                 return ray.get(ref, timeout=call.timeout_s)
             except ray.exceptions.GetTimeoutError as e:
@@ -438,15 +471,28 @@ def _ray_worker_class():
     return ray.remote(RayPartyWorker)
 
 
+def _tell_gateway(gateway: Any, err: PartyError) -> None:
+    """Have this organisation's gateway broadcast `err` to the other organisations."""
+    import ray
+
+    try:
+        ref = gateway.fail.remote(err.party, err.step, err.reason, isinstance(err, WireError))
+        ray.get(ref, timeout=10)
+    except Exception:
+        pass  # the gateway is gone: the other organisations time out on this party
+
+
 def _gateway_class():
     """This organisation's endpoint on Ray (as RayFed's proxy actor): one actor holds the
-    transport; a message to another organisation is the value a local worker emitted,
-    sent by the gateway; a message from one is received by the gateway and put into
-    this Ray's object store for the receiving step (the same form as `emit`'s)."""
+    transport; a message to another organisation is handed to it by the local worker
+    that holds the value (`forward`: one call, the value as its argument); a message
+    from one is received by the gateway and returned as the result of its `recv` task,
+    which the receiving step reads."""
     import ray
 
     class Gateway:
         def __init__(self, silo: SiloSpec):
+            keep_freed_memory()  # the actor's own process: messages' arrays reuse memory
             self.party = silo.party
             self.error: CipherrayError | None = None
             try:
@@ -458,33 +504,19 @@ def _gateway_class():
             if self.error is not None:
                 raise self.error
 
-        @ray.method(concurrency_group="send")
-        def send(self, dst: str, tag: str, nested: list) -> int:
-            try:
-                (msg,) = ray.get(nested[0])
-                value = ray.get(msg)
-            except ray.exceptions.RayTaskError as e:
-                cause = getattr(e, "cause", None)
-                err = cause if isinstance(cause, PartyError) else None
-                self.endpoint.fail(
-                    err or PartyError(self.party, tag, f"the value to send failed ({e})")
-                )
-                raise
-            except ray.exceptions.RayError as e:
-                self.endpoint.fail(PartyError(self.party, tag, f"{type(e).__name__}"))
-                raise
-            return self.endpoint.send(dst, tag, value, wait=True)
-
         @ray.method(concurrency_group="recv")
         def recv(self, src: str, tag: str) -> list:
-            return [ray.put(self.endpoint.recv(src, tag))]
+            # the value itself, not a reference to it: the receiving step reads it from
+            # this task's result (one object, owned by the driver) without another lookup
+            return [self.endpoint.recv(src, tag)]
 
         @ray.method(concurrency_group="recv")
         def get(self, src: str, tag: str) -> Any:
             return self.endpoint.recv(src, tag)
 
-        def send_value(self, dst: str, tag: str, value: Any) -> None:
-            self.endpoint.send(dst, tag, value, wait=True)
+        @ray.method(concurrency_group="send")
+        def send_value(self, dst: str, tag: str, value: Any) -> int:
+            return self.endpoint.send(dst, tag, value, wait=True)
 
         def fail(self, party: str, step: str, reason: str, wire: bool = False) -> None:
             self.endpoint.fail((WireError if wire else PartyError)(party, step, reason))
@@ -609,8 +641,13 @@ class RayBackend(Backend):
     def start_silo(self, silo: SiloSpec) -> None:
         self._silo = silo  # the gateway starts with the workers, once Ray is up
 
-    def silo_send(self, dst: str, tag: str, future: Any) -> Any:
-        return self._gateway.send.remote(dst, tag, [future])
+    def silo_forward(self, worker: Worker, key: int, guards: list, dst: str, tag: str) -> Any:
+        return worker.handle.forward.remote(key, list(guards), self._gateway, dst, tag)
+
+    def silo_sent(self, future: Any) -> int:
+        (send,) = self.get([future], self.timeout_s, lambda _f: ("", "send"))[0]
+        (nbytes,) = self.get([send], self.timeout_s, lambda _f: ("", "send"))
+        return nbytes
 
     def silo_recv(self, src: str, tag: str) -> Any:
         return self._gateway.recv.remote(src, tag)

@@ -597,19 +597,20 @@ class Runtime:
             if not self._is_local(h.party):
                 self._published[h.id] = (h.party, tag)
                 continue
-            fut = self._emit(h)
             for p in self._parties:  # every other organisation's process
                 if p != h.party:
-                    self._silo_send(p, tag, fut, h)
+                    self._silo_send(p, tag, h)
 
-    def _silo_send(
-        self, dst: str, tag: str, fut: Any, h: Handle, msg_id: int | None = None
-    ) -> None:
-        """Send a value of this process's party to `dst`'s process; message `msg_id` is
-        counted in the ledger with the size the backend reports (now, or for Ray when the
-        gateway has sent it: every send is waited for before the job ends)."""
+    def _silo_send(self, dst: str, tag: str, h: Handle, msg_id: int | None = None) -> None:
+        """Send a value of this process's party to `dst`'s process (its worker hands it
+        to the transport); message `msg_id` is counted in the ledger with the size the
+        backend reports (now, or for Ray when the gateway has sent it: every send is
+        waited for before the job ends)."""
+        fut, _ = self._receipt(h)  # the value must still be named
+        worker = self._backend.workers(h.party)[h.worker]
+        guards = [fut] if h.guarded else []
         try:
-            nbytes = self._backend.silo_send(dst, tag, fut)
+            nbytes = self._backend.silo_forward(worker, h.id, guards, dst, tag)
         except PartyError as e:
             self._fail(e)
             raise
@@ -679,12 +680,12 @@ class Runtime:
             msg_id = next(self._ids)
             src_here, dst_here = self._is_local(h.party), self._is_local(dst)
             fut = None
-            if src_here and h.id not in emitted:
-                emitted[h.id] = self._emit(h, tag)
             if src_here and dst_here:
+                if h.id not in emitted:
+                    emitted[h.id] = self._emit(h, tag)
                 fut = emitted[h.id]
             elif src_here:  # to another organisation's process, over the transport
-                sent.append((dst, f"{tag}#{msg_id}", emitted[h.id], h, msg_id))
+                sent.append((dst, f"{tag}#{msg_id}", h, msg_id))
             elif dst_here:  # from another organisation: received when the step runs
                 fut = self._backend.silo_recv(h.party, f"{tag}#{msg_id}")
             out.append(Message(h, dst, tag, msg_id, rnd, fut, want))
@@ -898,7 +899,7 @@ class Runtime:
             sending, self._sending = self._sending, []
             for msg_id, fut in sending:
                 try:
-                    (nbytes,) = self._backend.get([fut], self.timeout_s, lambda _f: ("", "send"))
+                    nbytes = self._backend.silo_sent(fut)
                 except CipherrayError:
                     continue  # not sent: the failure was broadcast and is raised elsewhere
                 if msg_id is not None:
