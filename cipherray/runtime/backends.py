@@ -145,12 +145,16 @@ class SiloEndpoint:
 
     CLOSE = "cipherray/close"
 
-    def __init__(self, silo: SiloSpec):
+    def __init__(self, silo: SiloSpec, serve: bool = True):
+        """`serve`: listen on this party's address (receive); without it, a client that
+        only sends (a Ray worker's own, towards the other organisations' endpoints)."""
         from cipherray.runtime.silo.transport import Transport
 
         self.transport = Transport(
             silo.party, silo.addresses, silo.tls, job=silo.job, timeout_s=silo.timeout_s
-        ).start()
+        )
+        if serve:
+            self.transport.start()
         self._sending: list = []  # sends under way (the step after a send need not wait)
 
     def send(self, dst: str, tag: str, value: Any, wait: bool = False) -> int:
@@ -396,17 +400,21 @@ def _ray_worker_class():
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
             keep_freed_memory()  # this is the actor's own process
+            self._sender: SiloEndpoint | None = None  # cross-silo: see `forward`
 
         def emit(self, key: int, guards: list, step: str = "send") -> list:
             if guards:
                 ray.get(guards)  # re-raises the failure of the step that made the value
             return [ray.put(self._load(key, step))]
 
-        def forward(self, key: int, guards: list, gateway: Any, dst: str, tag: str) -> list:
-            """Cross-silo: hand value `key` to this organisation's gateway for `dst`
-            (one call from this worker to the gateway, the value as its argument);
-            returns the future of the gateway's send (its size). A value that failed is
-            told to the other organisations through the gateway, then raised."""
+        def forward(
+            self, key: int, guards: list, gateway: Any, dst: str, tag: str, silo: SiloSpec
+        ) -> int:
+            """Cross-silo: send value `key` to `dst`'s endpoint from this worker (its own
+            client with this organisation's identity: no hop through the gateway, which
+            receives); returns its size once `dst` acknowledged it. A failure (of the
+            value, or of the send) is told to the other organisations through the
+            gateway, then raised."""
             try:
                 if guards:
                     ray.get(guards)
@@ -420,7 +428,13 @@ def _ray_worker_class():
             except PartyError as err:
                 _tell_gateway(gateway, err)
                 raise
-            return [gateway.send_value.remote(dst, tag, value)]
+            if self._sender is None:
+                self._sender = SiloEndpoint(silo, serve=False)
+            try:
+                return self._sender.send(dst, tag, value, wait=True)
+            except PartyError as err:
+                _tell_gateway(gateway, err)
+                raise
 
         def resolve(self, call: Call, deps: tuple) -> tuple:
             # the dependencies travel nested, so that Ray starts the step at once and the
@@ -484,10 +498,11 @@ def _tell_gateway(gateway: Any, err: PartyError) -> None:
 
 def _gateway_class():
     """This organisation's endpoint on Ray (as RayFed's proxy actor): one actor holds the
-    transport; a message to another organisation is handed to it by the local worker
-    that holds the value (`forward`: one call, the value as its argument); a message
-    from one is received by the gateway and returned as the result of its `recv` task,
-    which the receiving step reads."""
+    transport's server; a message from another organisation is received by the gateway
+    and returned as the result of its `recv` task, which the receiving step reads. A
+    message to another organisation is sent by the local worker that holds the value,
+    with a client of its own (`RayPartyWorker.forward`); the gateway sends what the
+    driver holds (public metadata) and broadcasts failures."""
     import ray
 
     class Gateway:
@@ -642,12 +657,7 @@ class RayBackend(Backend):
         self._silo = silo  # the gateway starts with the workers, once Ray is up
 
     def silo_forward(self, worker: Worker, key: int, guards: list, dst: str, tag: str) -> Any:
-        return worker.handle.forward.remote(key, list(guards), self._gateway, dst, tag)
-
-    def silo_sent(self, future: Any) -> int:
-        (send,) = self.get([future], self.timeout_s, lambda _f: ("", "send"))[0]
-        (nbytes,) = self.get([send], self.timeout_s, lambda _f: ("", "send"))
-        return nbytes
+        return worker.handle.forward.remote(key, list(guards), self._gateway, dst, tag, self._silo)
 
     def silo_recv(self, src: str, tag: str) -> Any:
         return self._gateway.recv.remote(src, tag)
