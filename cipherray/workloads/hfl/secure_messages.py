@@ -168,24 +168,25 @@ def read_neighbour_keys(m: Any, sender: str, ids: np.ndarray, k: int) -> sa.Neig
 # -- step 2: shares ----------------------------------------------------------------------
 def read_sealed(m: Any, sender: str, ids: np.ndarray, k: int) -> sa.SealedShares:
     """At the server: the ciphertexts of the clients `ids` that the place advertised."""
-    r = _Reader(m, sender, SHARES_TAG, ("ids", "sealed", "present"))
-    r.sizes["m"] = ids.size
-    got = r.array("ids", _ID, ("m",))
-    if not np.array_equal(got, ids):
-        raise r.error("the shares message is not from the clients that advertised keys")
-    sealed = r.array("sealed", _BYTE, ("m", k, sa.SEALED_BYTES))
-    return sa.SealedShares(got, sealed, r.array("present", _BOOL, ("m", k)))
+    why = "the shares message is not from the clients that advertised keys"
+    return sa.SealedShares(*_read_shares(m, sender, ids, k, why))
 
 
 def read_inbox(m: Any, sender: str, ids: np.ndarray, k: int) -> sa.Inbox:
     """At a place: the ciphertexts its clients' neighbours sealed for them."""
+    why = "the routed shares do not cover this place's clients"
+    return sa.Inbox(*_read_shares(m, sender, ids, k, why))
+
+
+def _read_shares(m: Any, sender: str, ids: np.ndarray, k: int, why: str) -> tuple:
+    """(ids, sealed, present) of a shares message for the clients `ids`."""
     r = _Reader(m, sender, SHARES_TAG, ("ids", "sealed", "present"))
     r.sizes["m"] = ids.size
     got = r.array("ids", _ID, ("m",))
     if not np.array_equal(got, ids):
-        raise r.error("the routed shares do not cover this place's clients")
+        raise r.error(why)
     sealed = r.array("sealed", _BYTE, ("m", k, sa.SEALED_BYTES))
-    return sa.Inbox(got, sealed, r.array("present", _BOOL, ("m", k)))
+    return got, sealed, r.array("present", _BOOL, ("m", k))
 
 
 # -- step 3: masked inputs ---------------------------------------------------------------
