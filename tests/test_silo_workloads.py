@@ -242,7 +242,6 @@ def test_cli_psi_sum(pki, tmp_path):
 
 def test_cli_hfl_silos_as_in_simulation(pki, tmp_path):
     """A server process and one process per silo; each silo reads only its own CSV."""
-    from cipherray.cli import main
 
     gen = np.random.default_rng(2)  # test data only
     x = gen.normal(size=(240, 4))
@@ -252,17 +251,7 @@ def test_cli_hfl_silos_as_in_simulation(pki, tmp_path):
     df.iloc[120:].to_csv(tmp_path / "bob.csv", index=False)
     argv = ["hfl", "--silos", "alice=alice.csv,bob=bob.csv", "--label", "label",
             "--rounds", "2", "--model", "logistic", "--lr", "0.5"]  # fmt: skip
-    parties = ["server", "alice", "bob"]
-    got = run_cli(argv + ["--out", "silo"], parties, pki, tmp_path)
-    assert all("final accuracy" in got[p] for p in parties)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
-    finally:
-        os.chdir(cwd)
-    sim = json.loads((tmp_path / "sim/report.json").read_text())
-    silo = json.loads((tmp_path / "silo/report.json").read_text())  # every process wrote it
+    silo, sim = _hfl_cli_as_in_simulation(argv, ["alice", "bob"], pki, tmp_path)
     curve = [(r["loss"], r["accuracy"]) for r in sim["rounds"]]
     assert [(r["loss"], r["accuracy"]) for r in silo["rounds"]] == curve
     assert sim["final_accuracy"] > 0.8
@@ -273,7 +262,6 @@ def test_cli_hfl_silos_secagg_as_in_simulation(pki, tmp_path):
     round plan, keys, sealed shares, masked inputs and unmask messages cross as typed
     data, and the training curve equals simulation mode's (up to SecAgg+'s stochastic
     rounding, below 1e-6 here)."""
-    from cipherray.cli import main
 
     gen = np.random.default_rng(4)  # test data only
     x = gen.normal(size=(240, 3))
@@ -284,16 +272,7 @@ def test_cli_hfl_silos_secagg_as_in_simulation(pki, tmp_path):
         df.iloc[80 * k : 80 * (k + 1)].to_csv(tmp_path / f"{name}.csv", index=False)
     argv = ["hfl", "--silos", ",".join(f"{n}={n}.csv" for n in silos), "--label", "label",
             "--rounds", "2", "--model", "logistic", "--lr", "0.5", "--secagg"]  # fmt: skip
-    got = run_cli(argv + ["--out", "silo"], ["server", *silos], pki, tmp_path)
-    assert all("final accuracy" in got[p] for p in ["server", *silos])
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
-    finally:
-        os.chdir(cwd)
-    sim = json.loads((tmp_path / "sim/report.json").read_text())
-    silo = json.loads((tmp_path / "silo/report.json").read_text())
+    silo, sim = _hfl_cli_as_in_simulation(argv, silos, pki, tmp_path)
     assert len(silo["rounds"]) == len(sim["rounds"]) == 2
     for a, b in zip(silo["rounds"], sim["rounds"]):
         assert a["included"] == b["included"] == 3 and a["dropped"] == []
