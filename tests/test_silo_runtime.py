@@ -293,6 +293,13 @@ def test_a_killed_party_is_named_at_the_others_within_the_timeout(pki):
         assert out.get("error") in ("PartyError", "PartyTimeoutError"), out
         assert out["party"] == "h3", out
     assert time.monotonic() - t0 < 30  # the timeout (4 s) plus start-up, never a hang
+    # h3 restarted: a new job on the same addresses runs to its end at every party
+    again = {p: start("stats", p, **{**cfg, "timeout": 60}) for p in parties}
+    for p, proc in again.items():
+        stdout, _ = proc.communicate(timeout=120)
+        out = json.loads(stdout.strip().splitlines()[-1])
+        assert "error" not in out, out
+        assert (out["result"] is not None) == (p == "h1")  # revealed to h1 only
 
 
 def test_each_party_enforces_its_own_grants(pki):
