@@ -430,6 +430,7 @@ def _ray_worker_class():
                 raise
             if self._sender is None:
                 self._sender = SiloEndpoint(silo, serve=False)
+                self._sender.transport.failure_hook = lambda: _gateway_failure(gateway)
             try:
                 return self._sender.send(dst, tag, value, wait=True)
             except PartyError as err:
@@ -496,6 +497,16 @@ def _tell_gateway(gateway: Any, err: PartyError) -> None:
         pass  # the gateway is gone: the other organisations time out on this party
 
 
+def _gateway_failure(gateway: Any) -> PartyError | None:
+    """The failure this organisation's gateway was told of, if any."""
+    import ray
+
+    try:
+        return ray.get(gateway.failure.remote(), timeout=10)
+    except Exception:
+        return None
+
+
 def _gateway_class():
     """This organisation's endpoint on Ray (as RayFed's proxy actor): one actor holds the
     transport's server; a message from another organisation is received by the gateway
@@ -518,6 +529,9 @@ def _gateway_class():
         def ready(self) -> None:
             if self.error is not None:
                 raise self.error
+
+        def failure(self) -> PartyError | None:
+            return self.error or self.endpoint.transport.failure
 
         @ray.method(concurrency_group="recv")
         def recv(self, src: str, tag: str) -> list:

@@ -400,10 +400,6 @@ class Runtime:
     def shutdown(self) -> None:
         if self._closed:
             return
-        try:
-            self._pull_stats()
-        except Exception:
-            pass
         if self._here is not None:
             import sys
 
@@ -412,6 +408,10 @@ class Runtime:
                 self._fail(exc)
             elif exc is not None:
                 self._fail(PartyError(self.here, "script", type(exc).__name__))
+        try:
+            self._pull_stats()  # after the failure is told: sends to a failed job end
+        except Exception:
+            pass
         self._closed = True
         self._receipts.clear()
         try:

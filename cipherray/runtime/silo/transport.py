@@ -179,6 +179,9 @@ class Transport:
         self._copier: CopyThread | None = None
         self._buffers = BufferPool(buffer_pool_bytes)
         self.rejected: list[PartyError] = []  # every refused message or caller, in order
+        # a client that is not started hears no failure notices: this asks the endpoint
+        # that does (between re-sends), so a send to a failed job ends at once
+        self.failure_hook: Callable[[], PartyError | None] | None = None
         self.port = 0
 
     # -- life cycle --------------------------------------------------------------------------
@@ -302,6 +305,8 @@ class Transport:
                 if code != grpc.StatusCode.DEADLINE_EXCEEDED:  # else: out of time, above
                     time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                     backoff = min(backoff * 2, 0.5)
+                if self._failure is None and self.failure_hook is not None:
+                    self._failure = self.failure_hook()  # a failure told to another endpoint
                 continue
             if seq is not None:
                 try:
