@@ -300,7 +300,7 @@ def measure_jobs(args: argparse.Namespace, pki: Path) -> int:
     assert sim["size"] == overlap and all(r["size"] == overlap for r in silo.values())
     psi_silo = max(r["seconds"] for r in silo.values())
     data["psi"] = {"simulation_s": sim["seconds"], "cross_silo_s": psi_silo, "parties": silo,
-                   "simulation_start_s": sim["start_s"], "simulation_job_s": sim["seconds"]}  # fmt: skip
+                   "simulation_start_s": sim["start_s"]}  # fmt: skip
     rows.append({
         "job": f"PSI {args.psi_n:,} per party, {args.network}, {args.backend}",
         "simulation": f"{sim['seconds']:.2f} s", "cross-silo": f"{psi_silo:.2f} s",

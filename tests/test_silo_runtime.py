@@ -129,8 +129,10 @@ def test_quickstart_on_ray_two_organisations(pki):
         assert edges(got[p]["ledger"]) == edges(inline[p]["ledger"])
 
 
-def test_cli_runs_one_party_of_the_quickstart(pki):
-    addrs = addresses(["h1", "h2"])
+def run_cli(
+    argv: list[str], parties: list[str], pki: str, cwd: Path, backend: str = "inline"
+) -> dict:
+    addrs = addresses(parties)
     flag = ",".join(f"{p}={a}" for p, a in addrs.items())
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE", "TQDM_DISABLE": "1"}
     procs = {
@@ -140,31 +142,37 @@ def test_cli_runs_one_party_of_the_quickstart(pki):
                 "-m",
                 "cipherray",
                 "run",
-                "quickstart",
+                *argv,
                 "--backend",
-                "inline",
+                backend,
+                "--no-progress",
+                "--timeout",
+                "60",
                 "--party",
                 p,
                 "--addresses",
                 flag,
                 "--tls",
                 pki,
-                "--no-progress",
-                "--timeout",
-                "60",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            cwd=cwd,
         )  # fmt: skip
-        for p in addrs
+        for p in parties
     }
-    out = {p: proc.communicate(timeout=120) for p, proc in procs.items()}
+    out = {p: proc.communicate(timeout=180) for p, proc in procs.items()}
     for p, proc in procs.items():
         assert proc.returncode == 0, out[p]
-    assert "I10 hypertension" in out["h1"][0]
-    assert "this process runs h2; the result is at h1" in out["h2"][0]
+    return {p: o for p, (o, _) in out.items()}
+
+
+def test_cli_runs_one_party_of_the_quickstart(pki, tmp_path):
+    out = run_cli(["quickstart"], ["h1", "h2"], pki, tmp_path)
+    assert "I10 hypertension" in out["h1"]
+    assert "this process runs h2; the result is at h1" in out["h2"]
 
 
 # -- PSI --------------------------------------------------------------------------------------

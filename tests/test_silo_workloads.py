@@ -20,7 +20,7 @@ import cipherray as cr
 from cipherray.runtime.silo import make_dev_pki
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_silo_runtime import addresses, edges, own_edges, sim_ledger  # noqa: E402
+from test_silo_runtime import addresses, edges, own_edges, run_cli, sim_ledger  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = Path(__file__).resolve().parent / "silo_workload_peer.py"
@@ -157,48 +157,7 @@ def test_vfl_secureboost_as_in_simulation(pki, tmp_path, demo):
 
 
 # -- `cipherray run ... --party` (the command line each organisation runs) -------------------
-def run_cli(
-    argv: list[str], parties: list[str], pki: str, cwd: Path, backend: str = "inline"
-) -> dict:
-    addrs = addresses(parties)
-    flag = ",".join(f"{p}={a}" for p, a in addrs.items())
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE", "TQDM_DISABLE": "1"}
-    procs = {
-        p: subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cipherray",
-                "run",
-                *argv,
-                "--backend",
-                backend,
-                "--no-progress",
-                "--timeout",
-                "60",
-                "--party",
-                p,
-                "--addresses",
-                flag,
-                "--tls",
-                pki,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=cwd,
-        )  # fmt: skip
-        for p in parties
-    }
-    out = {p: proc.communicate(timeout=180) for p, proc in procs.items()}
-    for p, proc in procs.items():
-        assert proc.returncode == 0, out[p]
-    return {p: o for p, (o, _) in out.items()}
-
-
 def test_cli_stats_over_files_joined_with_a_dealer(pki, tmp_path):
-    from cipherray.cli import main
 
     gen = np.random.default_rng(5)  # test data only
     ids = gen.permutation(150)
@@ -214,12 +173,7 @@ def test_cli_stats_over_files_joined_with_a_dealer(pki, tmp_path):
     ]  # fmt: skip
     got = run_cli([*argv, "--out", "silo"], ["alice", "bob", "arbiter"], pki, tmp_path)
     assert "the result is at alice" in got["bob"] and "the result is at alice" in got["arbiter"]
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
-    finally:
-        os.chdir(cwd)
+    _simulate_cli(argv, tmp_path)
     silo, sim = pd.read_csv(tmp_path / "silo/result.csv"), pd.read_csv(tmp_path / "sim/result.csv")
     pd.testing.assert_frame_equal(silo, sim)
     pooled = bank.merge(ins, on="id")
@@ -283,21 +237,28 @@ def test_cli_hfl_silos_secagg_as_in_simulation(pki, tmp_path):
     assert sim["final_accuracy"] > 0.8
 
 
+def _simulate_cli(argv: list[str], cwd: Path) -> None:
+    """`cipherray run ARGV` in simulation mode (inline, one process) in `cwd`, writing to
+    `cwd/sim`."""
+    from cipherray.cli import main
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
+    finally:
+        os.chdir(here)
+
+
 def _hfl_cli_as_in_simulation(
     argv: list[str], orgs: list[str], pki: str, tmp_path, backend: str = "inline"
 ) -> tuple:
     """`argv` run by a server process and one process per organisation (each on its own
     `backend`), and in simulation mode (inline, one process): the two reports."""
-    from cipherray.cli import main
 
     got = run_cli(argv + ["--out", "silo"], ["server", *orgs], pki, tmp_path, backend)
     assert all("final accuracy" in got[p] for p in ["server", *orgs])
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(["run", *argv, "--backend", "inline", "--no-progress", "--out", "sim"]) == 0
-    finally:
-        os.chdir(cwd)
+    _simulate_cli(argv, tmp_path)
     sim = json.loads((tmp_path / "sim/report.json").read_text())
     silo = json.loads((tmp_path / "silo/report.json").read_text())  # every process wrote it
     return silo, sim

@@ -624,7 +624,9 @@ def unpack_value(value: Any, peer: str, tag: str) -> Any:
     def bad(why: str) -> WireError:
         return WireError(peer, tag, f"malformed structured message: {why}")
 
-    def arr(extra: Any, shape: Any, off: Any, n: Any, dtype: np.dtype) -> np.ndarray:
+    def arr(
+        extra: Any, shape: Any, off: Any, n: Any, dtype: np.dtype, copy: bool = True
+    ) -> np.ndarray:
         if not (
             type(shape) is list and len(shape) <= MAX_NDIM
             and all(type(s) is int and s >= 0 for s in shape)
@@ -634,13 +636,14 @@ def unpack_value(value: Any, peer: str, tag: str) -> Any:
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if count * dtype.itemsize != n:
             raise bad("array size")
-        return np.frombuffer(view[off : off + n], dtype=dtype).reshape(shape).copy()
+        a = np.frombuffer(view[off : off + n], dtype=dtype).reshape(shape)
+        return a.copy() if copy else a
 
     def raw_bytes(x: Any) -> bytes:
         """The bytes of a byte leaf (a Paillier value's ciphertexts)."""
         if type(x) is not list or len(x) != 5 or x[0] != "b":
             raise bad("byte leaf")
-        return bytes(arr(x[1], x[2], x[3], x[4], np.dtype(np.uint8)))
+        return bytes(arr(x[1], x[2], x[3], x[4], np.dtype(np.uint8), copy=False))  # one copy
 
     def dec(x: Any, depth: int) -> Any:
         if depth > 17 or type(x) is not list or not x or type(x[0]) is not str:
